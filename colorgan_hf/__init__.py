@@ -1,0 +1,24 @@
+"""colorgan-hf: colorize black-and-white photographs with a GAN.
+
+>>> from colorgan_hf import colorize
+>>> colorize("grandma.jpg").save("grandma_color.png")
+"""
+
+from .errors import ColorGANError, ImageLoadError, ModelLoadError
+from .models import ColorDiscriminator, ColorGenerator, GANLoss
+from .pipeline import colorize, load_default, load_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ColorDiscriminator",
+    "ColorGANError",
+    "ColorGenerator",
+    "GANLoss",
+    "ImageLoadError",
+    "ModelLoadError",
+    "colorize",
+    "load_default",
+    "load_model",
+    "__version__",
+]

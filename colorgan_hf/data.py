@@ -1,0 +1,250 @@
+"""Gray/colour pair sets built with `datasets`, as the paper builds its own (section 3.1).
+
+:func:`build_pair_dataset` reads image folders (or a Hub dataset with an image column),
+drops what cannot teach colour (grayscale or tinted photos, tiny or unreadable files,
+each counted), resizes, pairs every colour image with its gray version, and splits 90/10
+with a seed. :func:`train_transform` and :func:`eval_transform` turn rows into tensors on
+the fly through ``with_transform``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Literal
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .color import rgb_to_lab
+from .errors import ColorGANError, ImageLoadError
+from .io import IMAGE_EXTENSIONS, load_image
+
+# Below this mean chroma (Lab units) a photo counts as grayscale.
+GRAY_CHROMA = 2.0
+# A tinted print (sepia, cyanotype, a colour cast over a black-and-white photo) has all its
+# chroma on one line of the ab plane: one hue, more or less of it. When the spread across
+# that line (the minor axis of the ab covariance, Lab units) is below this, the photo counts
+# as tinted: it would teach one hue for everything.
+TINT_MINOR_SPREAD = 1.0
+# Colour images are stored as JPEG at this quality (the training photos are JPEG q90).
+STORE_JPEG_QUALITY = 95
+REJECT_REASONS = ("grayscale", "tinted", "too_small", "unreadable")
+ResizeMode = Literal["square", "short_side"]
+
+
+@dataclass
+class BuildReport:
+    """What :func:`build_pair_dataset` kept and dropped, and why."""
+
+    total: int = 0
+    kept: int = 0
+    dropped: dict[str, int] = field(default_factory=lambda: {reason: 0 for reason in REJECT_REASONS})
+    splits: dict[str, int] = field(default_factory=dict)
+    by_source: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"total": self.total, "kept": self.kept, "dropped": self.dropped, "splits": self.splits, "by_source": self.by_source}
+
+
+def list_images(folder: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """All image files under ``folder`` (recursively, sorted) and the source of each.
+
+    The source is the first sub-folder below ``folder`` (``intel_scenes``, ``imagenet``,
+    ...) or the folder's own name for files directly in it: it lets training balance
+    sources that differ hugely in size.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise ColorGANError(f"{root}: not a folder")
+    paths, sources = [], []
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS):
+        relative = path.relative_to(root)
+        paths.append(str(path))
+        sources.append(relative.parts[0] if len(relative.parts) > 1 else root.name)
+    return paths, sources
+
+
+def classify_color(image: Image.Image) -> Literal["ok", "grayscale", "tinted"]:
+    """Whether an RGB photo has real colour, or is gray or a one-hue tint."""
+    thumb = image.convert("RGB")
+    thumb.thumbnail((64, 64))
+    rgb = torch.from_numpy(np.array(thumb)).permute(2, 0, 1).float().div(255.0)
+    ab = rgb_to_lab(rgb)[1:].flatten(1)  # (2, N)
+    if ab.norm(dim=0).mean() < GRAY_CHROMA:
+        return "grayscale"
+    centered = ab - ab.mean(dim=1, keepdim=True)
+    minor_variance = torch.linalg.eigvalsh(centered @ centered.T / centered.shape[1])[0]
+    if minor_variance.clamp_min(0).sqrt() < TINT_MINOR_SPREAD:
+        return "tinted"
+    return "ok"
+
+
+def resize_image(image: Image.Image, size: int, mode: ResizeMode) -> Image.Image:
+    """``square``: squash to size x size (the paper's 120x120). ``short_side``: short side to size."""
+    if mode == "square":
+        return image.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    scale = size / min(image.size)
+    new = (max(size, round(image.width * scale)), max(size, round(image.height * scale)))
+    return image.resize(new, Image.Resampling.BICUBIC, reducing_gap=3.0)
+
+
+def make_pair(image: Image.Image, size: int, mode: ResizeMode, min_size: int) -> tuple[str, dict | None, Image.Image | None]:
+    """One photo -> (status, colour as stored JPEG bytes, gray). The gray is made from the
+    colour exactly as stored (decoded from those bytes), so the pair matches exactly."""
+    if min(image.size) < min_size:
+        return "too_small", None, None
+    status = classify_color(image)
+    if status != "ok":
+        return status, None, None
+    color = resize_image(image.convert("RGB"), size, mode)
+    buffer = io.BytesIO()
+    color.save(buffer, format="JPEG", quality=STORE_JPEG_QUALITY)
+    data = buffer.getvalue()
+    gray = Image.open(io.BytesIO(data)).convert("L")
+    return "ok", {"bytes": data, "path": None}, gray
+
+
+def _process_rows(batch: dict[str, list], size: int, mode: ResizeMode, min_size: int, image_column: str) -> dict[str, list]:
+    out: dict[str, list] = {"status": [], "color": [], "gray": []}
+    for item in batch[image_column]:
+        try:
+            if item.get("bytes") is not None:
+                source: Any = Image.open(io.BytesIO(item["bytes"]))
+            else:
+                source = item["path"]
+            loaded = load_image(source)
+            image = Image.fromarray(loaded.rgb.mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy())
+            status, color, gray = make_pair(image, size, mode, min_size)
+        except (ImageLoadError, OSError, ValueError, SyntaxError):
+            status, color, gray = "unreadable", None, None
+        out["status"].append(status)
+        out["color"].append(color)
+        out["gray"].append(gray)
+    return out
+
+
+def _source_dataset(sources: Iterable[str], image_column: str, split: str):
+    """A Dataset with an undecoded image column and a source column, from folders or Hub ids."""
+    import datasets
+
+    parts = []
+    for source in sources:
+        if Path(source).is_dir():
+            paths, names = list_images(source)
+            parts.append(datasets.Dataset.from_dict({"image": [{"path": p, "bytes": None} for p in paths], "source": names},
+                                                    features=datasets.Features({"image": datasets.Image(decode=False), "source": datasets.Value("string")})))
+        else:
+            try:
+                hub = datasets.load_dataset(source, split=split)
+            except Exception as error:
+                raise ColorGANError(f"{source}: neither a folder nor a loadable dataset ({error})") from None
+            if image_column not in hub.column_names:
+                raise ColorGANError(f"{source}: no column {image_column!r} (columns: {', '.join(hub.column_names)})")
+            hub = hub.select_columns([image_column]).cast_column(image_column, datasets.Image(decode=False))
+            hub = hub.rename_column(image_column, "image").add_column("source", [source] * len(hub))
+            parts.append(hub)
+    if not parts:
+        raise ColorGANError("no data sources given")
+    return datasets.concatenate_datasets(parts)
+
+
+def build_pair_dataset(
+    sources: Iterable[str],
+    size: int = 256,
+    resize_mode: ResizeMode = "short_side",
+    min_size: int = 64,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+    image_column: str = "image",
+    hub_split: str = "train",
+    num_proc: int | None = None,
+):
+    """Build a ``DatasetDict`` of ``train``/``test`` pairs with columns ``color``, ``gray``, ``source``.
+
+    Args:
+        sources: image folders (searched recursively) and/or Hub dataset ids.
+        size: target size: the square side (``resize_mode="square"``) or the short side.
+        resize_mode: ``"square"`` squashes to size x size as the paper does; ``"short_side"``
+            keeps the aspect ratio so training can take random crops.
+        min_size: photos whose short side is below this are dropped as too small.
+        test_fraction: share held out for the test split (the paper's 10%).
+        seed: seed of the shuffle that splits the pairs.
+        image_column: the image column of a Hub dataset.
+        num_proc: worker processes for decoding.
+
+    Returns:
+        ``(DatasetDict, BuildReport)``.
+    """
+    import datasets
+
+    table = _source_dataset(sources, image_column, hub_split)
+    report = BuildReport(total=len(table))
+    features = datasets.Features({"image": datasets.Image(decode=False), "source": datasets.Value("string"),
+                                  "status": datasets.Value("string"), "color": datasets.Image(), "gray": datasets.Image()})
+    processed = table.map(
+        _process_rows, batched=True, batch_size=32, num_proc=num_proc, features=features,
+        fn_kwargs=dict(size=size, mode=resize_mode, min_size=min_size, image_column="image"),
+        desc="Building gray/colour pairs",
+    )
+    counts = Counter(processed["status"])
+    for reason in REJECT_REASONS:
+        report.dropped[reason] = counts.get(reason, 0)
+    kept = processed.filter(lambda status: status == "ok", input_columns="status").remove_columns(["status", "image"])
+    report.kept = len(kept)
+    if report.kept < 2:
+        raise ColorGANError(f"only {report.kept} usable image(s) out of {report.total}: need at least 2 to split ({report.dropped})")
+    split = kept.train_test_split(test_size=test_fraction, seed=seed, shuffle=True)
+    pairs = datasets.DatasetDict({"train": split["train"], "test": split["test"]})
+    report.splits = {name: len(part) for name, part in pairs.items()}
+    report.by_source = dict(Counter(pairs["train"]["source"]))
+    return pairs, report
+
+
+def _to_tensor(image: Image.Image) -> torch.Tensor:
+    return torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).float().div_(255.0)  # (3, H, W) in [0, 1]
+
+
+def _crop(image: Image.Image, crop: int, rng: random.Random | None) -> Image.Image:
+    """A crop x crop window: random with ``rng``, central without."""
+    if image.width == crop and image.height == crop:
+        return image
+    if min(image.size) < crop:
+        image = resize_image(image, crop, "short_side")
+    if rng is None:
+        left, top = (image.width - crop) // 2, (image.height - crop) // 2
+    else:
+        left, top = rng.randint(0, image.width - crop), rng.randint(0, image.height - crop)
+    return image.crop((left, top, left + crop, top + crop))
+
+
+def make_transform(crop: int, train: bool) -> Callable[[dict[str, list]], dict[str, list]]:
+    """A ``with_transform`` function: rows -> ``rgb`` (3, crop, crop) and ``gray`` (1, crop, crop) tensors.
+
+    Training takes a random crop and a random horizontal flip (the same for both halves of
+    a pair); evaluation takes the central crop and no flip.
+    """
+
+    def transform(batch: dict[str, list]) -> dict[str, list]:
+        rgbs, grays = [], []
+        for color, gray in zip(batch["color"], batch["gray"]):
+            rng = random.Random(torch.randint(0, 2**31, ()).item()) if train else None
+            state = rng.getstate() if rng else None
+            color = _crop(color, crop, rng)
+            if rng:
+                rng.setstate(state)
+            gray = _crop(gray, crop, rng)
+            flip = train and torch.rand(()) < 0.5
+            rgb, g = _to_tensor(color), _to_tensor(gray)[:1]
+            if flip:
+                rgb, g = rgb.flip(-1), g.flip(-1)
+            rgbs.append(rgb)
+            grays.append(g)
+        return {"rgb": rgbs, "gray": grays, "source": batch["source"]}
+
+    return transform

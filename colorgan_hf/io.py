@@ -1,0 +1,224 @@
+"""Reading images of any mode, size and format into tensors, and writing results safely.
+
+Every failure a user can cause becomes one :class:`~colorgan_hf.errors.ImageLoadError`
+whose message names the file and the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageLoadError
+
+ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
+
+# Images above this many pixels are refused before their pixels are decoded (a
+# "decompression bomb" is a small file that decodes to gigabytes). Override with the
+# COLORGAN_MAX_PIXELS environment variable or the ``max_pixels`` argument.
+DEFAULT_MAX_PIXELS = 100_000_000
+
+_ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+_SIXTEEN_BIT_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
+UINT16_MAX = 65535.0
+UINT8_MAX = 255.0
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+
+
+def max_pixels_setting() -> int:
+    """The pixel limit in force: ``COLORGAN_MAX_PIXELS`` if set, else the default."""
+    value = os.environ.get("COLORGAN_MAX_PIXELS")
+    if value is None:
+        return DEFAULT_MAX_PIXELS
+    try:
+        return int(value)
+    except ValueError:
+        raise ImageLoadError(f"COLORGAN_MAX_PIXELS must be an integer, got {value!r}") from None
+
+
+@dataclass
+class LoadedImage:
+    """An image ready for the pipeline."""
+
+    rgb: torch.Tensor  # (3, H, W) float32 sRGB in [0, 1]
+    alpha: np.ndarray | None  # (H, W) uint8, or None when the input had no transparency
+    name: str  # the file path, or a short description for in-memory inputs
+
+
+def _describe(source: ImageInput) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    if isinstance(source, Image.Image):
+        return f"<PIL image {source.mode} {source.width}x{source.height}>"
+    return f"<array {getattr(source, 'dtype', '?')} {getattr(source, 'shape', '?')}>"
+
+
+def _check_pixels(width: int, height: int, name: str, max_pixels: int) -> None:
+    if width < 1 or height < 1:
+        raise ImageLoadError(f"{name}: image has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise ImageLoadError(
+            f"{name}: image is {width}x{height} = {width * height:,} pixels, over the limit of "
+            f"{max_pixels:,} (set COLORGAN_MAX_PIXELS or max_pixels= to allow more)"
+        )
+
+
+def _open_path(path: Path, max_pixels: int) -> Image.Image:
+    name = str(path)
+    if not path.exists():
+        raise ImageLoadError(f"{name}: no such file")
+    if path.is_dir():
+        raise ImageLoadError(f"{name}: is a directory, not an image")
+    if path.stat().st_size == 0:
+        raise ImageLoadError(f"{name}: empty file (0 bytes)")
+    try:
+        # Pillow's own bomb check runs inside open(); ours below is the one that counts.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            previous = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None
+            try:
+                image = Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = previous
+    except UnidentifiedImageError:
+        raise ImageLoadError(f"{name}: not an image file, or a format Pillow cannot read") from None
+    except (OSError, ValueError, SyntaxError) as error:
+        raise ImageLoadError(f"{name}: cannot be read ({error})") from None
+    _check_pixels(image.width, image.height, name, max_pixels)
+    try:
+        image.load()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        raise ImageLoadError(f"{name}: truncated or corrupt image data ({error})") from None
+    return image
+
+
+def _pil_to_tensors(image: Image.Image, name: str) -> tuple[torch.Tensor, np.ndarray | None]:
+    """Any Pillow mode -> (3, H, W) float RGB in [0, 1] and an optional alpha plane."""
+    try:
+        image = ImageOps.exif_transpose(image)
+    except Exception:  # a broken EXIF block must not cost the user the picture
+        pass
+    alpha = None
+    mode = image.mode
+    if mode in _ALPHA_MODES or (mode == "P" and "transparency" in image.info):
+        image = image.convert("RGBA")
+        alpha = np.asarray(image.getchannel("A")).copy()
+        mode = "RGB"
+        image = image.convert("RGB")
+    if mode in _SIXTEEN_BIT_MODES:
+        gray = np.asarray(image).astype(np.float32)
+        gray = np.clip(gray / UINT16_MAX, 0.0, 1.0)
+        plane = torch.from_numpy(gray)
+        return plane.expand(3, *plane.shape).contiguous(), alpha
+    if mode == "F":
+        gray = np.asarray(image).astype(np.float32)
+        if gray.size and gray.max() > 1.0:
+            gray = gray / UINT8_MAX
+        plane = torch.from_numpy(np.clip(gray, 0.0, 1.0))
+        return plane.expand(3, *plane.shape).contiguous(), alpha
+    if mode in ("L", "1"):
+        plane = torch.from_numpy(np.array(image.convert("L"))).float().div_(UINT8_MAX)
+        return plane.expand(3, *plane.shape).contiguous(), alpha
+    try:
+        rgb = np.array(image.convert("RGB"))
+    except (OSError, ValueError) as error:
+        raise ImageLoadError(f"{name}: cannot convert mode {image.mode} to RGB ({error})") from None
+    return torch.from_numpy(rgb).permute(2, 0, 1).float().div_(UINT8_MAX), alpha
+
+
+def _array_to_tensors(array: np.ndarray, name: str) -> tuple[torch.Tensor, np.ndarray | None]:
+    """(H, W), (H, W, 1..4) arrays of bool, integer or float -> float RGB and alpha."""
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (2, 3, 4)):
+        raise ImageLoadError(f"{name}: expected an (H, W) or (H, W, C) array with C in 1..4, got shape {array.shape}")
+    if array.dtype == np.bool_:
+        values = array.astype(np.float32)
+    elif array.dtype == np.uint8:
+        values = array.astype(np.float32) / UINT8_MAX
+    elif array.dtype == np.uint16:
+        values = array.astype(np.float32) / UINT16_MAX
+    elif np.issubdtype(array.dtype, np.floating):
+        values = np.nan_to_num(array.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+    elif np.issubdtype(array.dtype, np.integer):
+        values = array.astype(np.float32) / UINT8_MAX
+    else:
+        raise ImageLoadError(f"{name}: unsupported array dtype {array.dtype}")
+    values = np.clip(values, 0.0, 1.0)
+    alpha = None
+    if values.ndim == 3 and values.shape[2] in (2, 4):
+        alpha = np.round(values[:, :, -1] * UINT8_MAX).astype(np.uint8)
+        values = values[:, :, :-1]
+    if values.ndim == 3 and values.shape[2] == 1:
+        values = values[:, :, 0]
+    if values.ndim == 2:
+        plane = torch.from_numpy(np.ascontiguousarray(values))
+        return plane.expand(3, *plane.shape).contiguous(), alpha
+    return torch.from_numpy(np.ascontiguousarray(values)).permute(2, 0, 1).contiguous(), alpha
+
+
+def load_image(source: ImageInput, max_pixels: int | None = None) -> LoadedImage:
+    """Read a path, PIL image or numpy array of any mode into a :class:`LoadedImage`.
+
+    EXIF orientation is applied, animated images give their first frame, an alpha channel
+    is kept aside, 16-bit, palette, CMYK, LA and 1-bit images are handled. Raises
+    :class:`ImageLoadError` naming the file and the reason on anything unreadable.
+    """
+    limit = max_pixels_setting() if max_pixels is None else max_pixels
+    name = _describe(source)
+    if isinstance(source, (str, os.PathLike)):
+        image = _open_path(Path(source), limit)
+        rgb, alpha = _pil_to_tensors(image, name)
+    elif isinstance(source, Image.Image):
+        _check_pixels(source.width, source.height, name, limit)
+        rgb, alpha = _pil_to_tensors(source, name)
+    elif isinstance(source, np.ndarray):
+        if source.ndim >= 2:
+            _check_pixels(source.shape[1], source.shape[0], name, limit)
+        rgb, alpha = _array_to_tensors(source, name)
+    else:
+        raise ImageLoadError(f"{name}: expected a path, a PIL image or a numpy array, got {type(source).__name__}")
+    return LoadedImage(rgb=rgb, alpha=alpha, name=name)
+
+
+def to_pil(rgb: torch.Tensor, alpha: np.ndarray | None = None) -> Image.Image:
+    """(3, H, W) float RGB in [0, 1] (+ optional (H, W) uint8 alpha) -> 8-bit PIL image."""
+    array = rgb.mul(UINT8_MAX).add_(0.5).clamp_(0, UINT8_MAX).to(torch.uint8).permute(1, 2, 0).numpy()
+    if alpha is not None:
+        return Image.fromarray(np.dstack([array, alpha]), mode="RGBA")
+    return Image.fromarray(array, mode="RGB")
+
+
+def save_image_atomic(image: Image.Image, path: str | os.PathLike) -> Path:
+    """Save ``image`` to ``path`` via a temporary file in the same folder and a rename.
+
+    A crash or a full disk never leaves a half-written file under the final name. The
+    format follows the extension; JPEG cannot hold alpha, so it is flattened onto white.
+    """
+    path = Path(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise ImageLoadError(f"{path}: unknown image extension {path.suffix!r}")
+    if fmt == "JPEG" and image.mode == "RGBA":
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        background.paste(image, mask=image.getchannel("A"))
+        image = background
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            image.save(handle, format=fmt)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

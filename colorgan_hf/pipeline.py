@@ -1,0 +1,163 @@
+"""One call from a black-and-white photo to a colour one: :func:`colorize`.
+
+The network only ever sees a small copy of the photo (the working resolution); its chroma
+is upsampled and put back together with the photo's own full-resolution lightness, so
+every detail of the input survives, whatever its size.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence, overload
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .color import lab_to_rgb, rgb_to_lab
+from .errors import ModelLoadError
+from .io import ImageInput, LoadedImage, load_image, to_pil
+from .models import ColorGenerator
+
+DEFAULT_SIZE = 256
+# The working image's long side is at most this many times its short side, so a
+# 1x5000 strip does not become a 256x1,280,000 network input.
+MAX_ASPECT = 4
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+SHIPPED_MODELS = ("default", "paper")
+
+
+def load_default(name: str = "default") -> ColorGenerator:
+    """Load a generator shipped inside the package (no network needed).
+
+    Args:
+        name: ``"default"`` (our Lab U-Net) or ``"paper"`` (the paper's network, once shipped).
+    """
+    if name not in SHIPPED_MODELS:
+        raise ModelLoadError(f"unknown shipped model {name!r}: expected one of {', '.join(SHIPPED_MODELS)}")
+    path = WEIGHTS_DIR / name
+    if not (path / "model.safetensors").is_file():
+        raise ModelLoadError(f"{path}: the shipped {name!r} model is not in this installation")
+    return ColorGenerator.from_pretrained(path).eval()
+
+
+def load_model(model: str | os.PathLike | ColorGenerator | None) -> ColorGenerator:
+    """A generator from itself, a shipped name (``"default"``, ``"paper"``), a local folder or a Hub id."""
+    if model is None:
+        return load_default()
+    if isinstance(model, ColorGenerator):
+        return model
+    if str(model) in SHIPPED_MODELS:
+        return load_default(str(model))
+    return ColorGenerator.from_pretrained(model).eval()
+
+
+def working_shape(height: int, width: int, model: ColorGenerator, size: int = DEFAULT_SIZE) -> tuple[int, int]:
+    """The (h, w) the network runs at for a ``height`` x ``width`` photo.
+
+    The short side goes to ``size`` (rounded to the model's stride), the aspect ratio is
+    kept up to :data:`MAX_ASPECT`; a network with a fixed input size gets that size.
+    """
+    if model.input_size is not None:
+        return model.input_size, model.input_size
+    if size < model.stride:
+        raise ValueError(f"size must be at least the model's stride {model.stride}, got {size}")
+    short, long = min(height, width), max(height, width)
+    scale = min(size / short, size * MAX_ASPECT / long)
+
+    def snap(side: int) -> int:
+        return max(model.stride, round(side * scale / model.stride) * model.stride)
+
+    return snap(height), snap(width)
+
+
+@dataclass
+class _Prepared:
+    loaded: LoadedImage
+    l_full: torch.Tensor  # (1, 1, H, W) L in [0, 100], the photo's own lightness
+    l_small: torch.Tensor  # (1, 1, h, w) the same at the working resolution
+
+
+def _prepare(source: ImageInput, model: ColorGenerator, size: int, max_pixels: int | None, device: torch.device) -> _Prepared:
+    loaded = load_image(source, max_pixels=max_pixels)
+    rgb = loaded.rgb.to(device)[None]  # (1, 3, H, W)
+    # A colour photo becomes gray by dropping its chroma: only L goes on.
+    l_full = rgb_to_lab(rgb)[:, :1]
+    shape = working_shape(l_full.shape[2], l_full.shape[3], model, size)
+    l_small = F.interpolate(l_full, size=shape, mode="bilinear", antialias=True, align_corners=False)
+    return _Prepared(loaded, l_full, l_small)
+
+
+def _finish(prepared: _Prepared, ab_small: torch.Tensor, saturation: float) -> Image.Image:
+    l_full = prepared.l_full
+    ab = F.interpolate(ab_small[None], size=l_full.shape[2:], mode="bilinear", align_corners=False)  # (1, 2, H, W)
+    if saturation != 1.0:
+        ab = ab * saturation
+    rgb = lab_to_rgb(torch.cat([l_full, ab], dim=1))[0]  # (3, H, W) in [0, 1]
+    return to_pil(rgb.cpu(), prepared.loaded.alpha)
+
+
+@overload
+def colorize(image: ImageInput, model: ... = ..., **kwargs) -> Image.Image: ...
+@overload
+def colorize(image: Sequence[ImageInput], model: ... = ..., **kwargs) -> list[Image.Image]: ...
+
+
+@torch.inference_mode()
+def colorize(
+    image: ImageInput | Sequence[ImageInput],
+    model: str | os.PathLike | ColorGenerator | None = None,
+    *,
+    size: int = DEFAULT_SIZE,
+    saturation: float = 1.0,
+    batch_size: int = 8,
+    max_pixels: int | None = None,
+) -> Image.Image | list[Image.Image]:
+    """Colorize a photo (or a list of photos) of any size and mode.
+
+    Args:
+        image: a path, PIL image or numpy array (gray, colour, 16-bit, palette, CMYK,
+            with or without alpha), or a list of them for a batched call.
+        model: a :class:`ColorGenerator`, a shipped name (``"default"``, ``"paper"``), a
+            local folder or a Hub id; ``None`` takes the shipped default.
+        size: short side of the working resolution the network runs at (the ``paper``
+            network always runs at its fixed 120x120).
+        saturation: multiplies the predicted chroma (0 gives the gray photo back).
+        batch_size: how many photos of a list go through the network together.
+        max_pixels: refuse images larger than this (default: :func:`colorgan_hf.io.max_pixels_setting`).
+
+    Returns:
+        a PIL image of exactly the input's size (after EXIF rotation): RGB, or RGBA when
+        the input had transparency. A list in, a list out.
+
+    Raises:
+        ImageLoadError: an input cannot be read; the message names it and says why.
+    """
+    if saturation < 0:
+        raise ValueError(f"saturation must be >= 0, got {saturation}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    single = isinstance(image, (str, os.PathLike, Image.Image, np.ndarray))
+    sources = [image] if single else list(image)
+    generator = load_model(model)
+    generator.eval()
+    device = next(generator.parameters()).device
+    results: list[Image.Image] = []
+    # Photos are read batch_size at a time so a long list never sits in memory at once.
+    for start in range(0, len(sources), batch_size):
+        prepared = [_prepare(s, generator, size, max_pixels, device) for s in sources[start : start + batch_size]]
+        by_shape: dict[tuple[int, int], list[int]] = defaultdict(list)
+        for index, item in enumerate(prepared):
+            by_shape[tuple(item.l_small.shape[2:])].append(index)
+        ab_small: list[torch.Tensor | None] = [None] * len(prepared)
+        for indices in by_shape.values():
+            batch = torch.cat([prepared[i].l_small for i in indices])  # (b, 1, h, w)
+            predicted = generator.predict_ab(batch)  # (b, 2, h, w)
+            for i, ab in zip(indices, predicted):
+                ab_small[i] = ab
+        results.extend(_finish(item, ab, saturation) for item, ab in zip(prepared, ab_small))
+    return results[0] if single else results

@@ -1,0 +1,167 @@
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageOps
+
+from colorgan_hf import ImageLoadError, colorize, load_default
+from colorgan_hf.color import rgb_to_lab
+from colorgan_hf.pipeline import MAX_ASPECT, working_shape
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_default()
+
+
+def lightness(image: Image.Image) -> torch.Tensor:
+    rgb = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).float() / 255
+    return rgb_to_lab(rgb)[0]
+
+
+def chroma(image: Image.Image) -> float:
+    rgb = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).float() / 255
+    return rgb_to_lab(rgb)[1:].norm(dim=0).mean().item()
+
+
+def test_default_model_loads_offline_and_is_a_unet(model):
+    assert model.architecture == "unet"
+    assert not model.training
+
+
+def test_large_photo_keeps_size_and_luminance(model, photo):
+    big = photo.resize((4000, 3000), Image.Resampling.BICUBIC)
+    out = colorize(big, model)
+    assert out.size == (4000, 3000) and out.mode == "RGB"
+    assert (lightness(out) - lightness(big)).abs().mean() < 1.0
+
+
+def test_gray_input_gets_colour(model, photo):
+    gray = photo.convert("L")
+    out = colorize(gray, model)
+    assert out.size == gray.size
+    assert chroma(gray) < 0.5
+    assert chroma(out) > 2.0, "the shipped model should add visible colour"
+    assert chroma(colorize(gray, model, saturation=0.0)) < 0.5
+
+
+def test_colour_input_is_treated_as_gray(model, photo):
+    # Colour in or its gray version in: the model sees only lightness, so outputs agree.
+    a = np.asarray(colorize(photo, model), dtype=np.int16)
+    b = np.asarray(colorize(photo.convert("L"), model), dtype=np.int16)
+    assert np.abs(a - b).mean() < 2.0
+
+
+def _modes(photo: Image.Image) -> dict[str, Image.Image]:
+    small = photo.resize((97, 61))
+    gray = small.convert("L")
+    rgba = small.convert("RGBA")
+    rgba.putalpha(Image.linear_gradient("L").resize(small.size))
+    palette = small.convert("P", palette=Image.Palette.ADAPTIVE, colors=64)
+    palette.info["transparency"] = 0
+    sixteen = Image.fromarray((np.asarray(gray, dtype=np.uint16) * 257), mode="I;16")
+    return {
+        "L": gray,
+        "RGB": small,
+        "RGBA": rgba,
+        "LA": gray.convert("LA"),
+        "P+transparency": palette,
+        "P": small.convert("P"),
+        "CMYK": small.convert("CMYK"),
+        "I;16": sixteen,
+        "I": gray.convert("I"),
+        "1": gray.convert("1"),
+        "F": gray.convert("F"),
+    }
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "LA", "P+transparency", "P", "CMYK", "I;16", "I", "1", "F"])
+def test_every_mode_works_and_keeps_size_and_alpha(model, photo, mode):
+    image = _modes(photo)[mode]
+    out = colorize(image, model)
+    assert out.size == image.size
+    has_alpha = mode in ("RGBA", "LA", "P+transparency")
+    assert out.mode == ("RGBA" if has_alpha else "RGB")
+    if mode == "RGBA":
+        assert np.array_equal(np.asarray(out.getchannel("A")), np.asarray(image.getchannel("A")))
+    if mode in ("L", "I;16"):
+        assert (lightness(out) - lightness(image.convert("L") if mode == "L" else _modes(photo)["L"])).abs().mean() < 1.0
+
+
+def test_cmyk_jpeg_and_16bit_png_files(model, photo, tmp_path):
+    cmyk = tmp_path / "cmyk.jpg"
+    photo.convert("CMYK").save(cmyk)
+    png16 = tmp_path / "gray16.png"
+    Image.fromarray(np.asarray(photo.convert("L"), dtype=np.uint16) * 257, mode="I;16").save(png16)
+    assert Image.open(png16).mode.startswith("I")
+    for path in (cmyk, png16):
+        assert colorize(path, model).size == photo.size
+
+
+def test_exif_rotated_jpeg_is_upright(model, photo, tmp_path):
+    path = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    photo.save(path, exif=exif, quality=95)
+    upright = ImageOps.exif_transpose(Image.open(path))
+    out = colorize(path, model)
+    assert out.size == (photo.height, photo.width) == upright.size
+    assert (lightness(out) - lightness(upright)).abs().mean() < 1.0
+
+
+def test_numpy_inputs(model, photo):
+    gray = np.asarray(photo.convert("L"))
+    for array in (gray, gray.astype(np.uint16) * 257, gray.astype(np.float32) / 255, np.asarray(photo), np.asarray(photo.convert("RGBA"))):
+        out = colorize(array, model)
+        assert out.size == (gray.shape[1], gray.shape[0])
+
+
+def test_batched_call_matches_single_calls(model, photo_paths):
+    outs = colorize(photo_paths, model, batch_size=2)
+    assert isinstance(outs, list) and len(outs) == len(photo_paths)
+    for path, out in zip(photo_paths, outs):
+        single = colorize(path, model)
+        assert out.size == single.size
+        assert np.abs(np.asarray(out, dtype=np.int16) - np.asarray(single, dtype=np.int16)).max() <= 2
+
+
+def test_paper_model_keeps_full_resolution_luminance(tiny_paper, photo):
+    out = colorize(photo.convert("L"), tiny_paper)
+    assert out.size == photo.size
+    assert (lightness(out) - lightness(photo.convert("L"))).abs().mean() < 1.0
+
+
+def test_working_shape_snaps_to_stride_and_caps_aspect(tiny_unet, tiny_paper):
+    assert working_shape(3000, 4000, tiny_unet, 256) == (256, 344)
+    h, w = working_shape(1, 5000, tiny_unet, 256)
+    assert h % tiny_unet.stride == 0 and w % tiny_unet.stride == 0
+    assert w <= 256 * MAX_ASPECT
+    assert working_shape(3000, 4000, tiny_paper, 256) == (120, 120)
+
+
+def test_tiny_and_strip_images(model):
+    assert colorize(Image.new("L", (1, 1), 90), model).size == (1, 1)
+    assert colorize(Image.new("L", (5000, 1), 90), model).size == (5000, 1)
+
+
+def test_unreadable_inputs_raise_one_clear_error(tmp_path, model):
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.jpg"
+    text.write_text("this is not a photo")
+    truncated = tmp_path / "truncated.jpg"
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), "red").save(buffer, format="JPEG")
+    truncated.write_bytes(buffer.getvalue()[:200])
+    for path, reason in [(empty, "empty"), (text, "not an image"), (truncated, "truncated"), (tmp_path / "missing.png", "no such file")]:
+        with pytest.raises(ImageLoadError, match=reason) as info:
+            colorize(path, model)
+        assert str(path) in str(info.value)
+
+
+def test_pixel_limit_refuses_before_decoding(tmp_path, model):
+    path = tmp_path / "big.png"
+    Image.new("L", (300, 300)).save(path)
+    with pytest.raises(ImageLoadError, match="over the limit"):
+        colorize(path, model, max_pixels=10_000)
