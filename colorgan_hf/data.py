@@ -223,28 +223,40 @@ def _crop(image: Image.Image, crop: int, rng: random.Random | None) -> Image.Ima
     return image.crop((left, top, left + crop, top + crop))
 
 
-def make_transform(crop: int, train: bool) -> Callable[[dict[str, list]], dict[str, list]]:
+class PairTransform:
     """A ``with_transform`` function: rows -> ``rgb`` (3, crop, crop) and ``gray`` (1, crop, crop) tensors.
 
-    Training takes a random crop and a random horizontal flip (the same for both halves of
-    a pair); evaluation takes the central crop and no flip.
+    Training takes a random crop and a random horizontal flip, the same for both halves of
+    a pair; evaluation takes the central crop and no flip. The randomness of a row is drawn
+    from (seed, epoch, row index) alone, so a run resumed mid-epoch, or loaded with any
+    number of workers, sees exactly the crops of an uninterrupted run. Set :attr:`epoch` at
+    the start of each epoch; rows need a ``row`` column (see :func:`with_row_index`).
     """
 
-    def transform(batch: dict[str, list]) -> dict[str, list]:
+    def __init__(self, crop: int, train: bool, seed: int = 0) -> None:
+        self.crop = crop
+        self.train = train
+        self.seed = seed
+        self.epoch = 0
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
         rgbs, grays = [], []
-        for color, gray in zip(batch["color"], batch["gray"]):
-            rng = random.Random(torch.randint(0, 2**31, ()).item()) if train else None
+        rows = batch.get("row", [None] * len(batch["color"]))
+        for color, gray, row in zip(batch["color"], batch["gray"], rows):
+            rng = random.Random(f"{self.seed}-{self.epoch}-{row}") if self.train else None
             state = rng.getstate() if rng else None
-            color = _crop(color, crop, rng)
+            color = _crop(color, self.crop, rng)
             if rng:
                 rng.setstate(state)
-            gray = _crop(gray, crop, rng)
-            flip = train and torch.rand(()) < 0.5
+            gray = _crop(gray, self.crop, rng)
             rgb, g = _to_tensor(color), _to_tensor(gray)[:1]
-            if flip:
+            if rng and rng.random() < 0.5:
                 rgb, g = rgb.flip(-1), g.flip(-1)
             rgbs.append(rgb)
             grays.append(g)
         return {"rgb": rgbs, "gray": grays, "source": batch["source"]}
 
-    return transform
+
+def with_row_index(split):
+    """The split with a ``row`` column (0..n-1) for :class:`PairTransform`'s per-row randomness."""
+    return split.add_column("row", list(range(len(split))))

@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from colorgan_hf.data import build_pair_dataset, classify_color, make_transform
+from colorgan_hf.data import PairTransform, build_pair_dataset, classify_color, with_row_index
 from colorgan_hf.errors import ColorGANError
 
 
@@ -67,13 +67,18 @@ def test_zero_usable_images_is_a_clear_error(tmp_path, photo):
 
 def test_transforms_crop_flip_and_keep_pairs_aligned(photo_folder):
     pairs, _ = build_pair_dataset([str(photo_folder)], size=96, test_fraction=0.25)
-    rows = pairs["train"][:4]
-    train = make_transform(64, train=True)(rows)
+    rows = with_row_index(pairs["train"])[:4]
+    transform = PairTransform(64, train=True, seed=5)
+    train = transform(rows)
+    again = transform(rows)
+    assert all(torch.equal(a, b) for a, b in zip(train["rgb"], again["rgb"])), "crops depend on (seed, epoch, row) only"
+    transform.epoch = 1
+    assert not all(torch.equal(a, b) for a, b in zip(train["rgb"], transform(rows)["rgb"])), "a new epoch, new crops"
     for rgb, gray in zip(train["rgb"], train["gray"]):
         assert rgb.shape == (3, 64, 64) and gray.shape == (1, 64, 64)
         # The gray crop is the gray of the colour crop (same window, same flip).
         luma = (rgb * torch.tensor([0.299, 0.587, 0.114]).reshape(3, 1, 1)).sum(0)
         assert (luma - gray[0]).abs().mean() < 0.01
-    evaluation = make_transform(64, train=False)
+    evaluation = PairTransform(64, train=False)
     first, second = evaluation(rows), evaluation(rows)
     assert all(torch.equal(a, b) for a, b in zip(first["rgb"], second["rgb"])), "evaluation is deterministic"

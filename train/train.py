@@ -23,11 +23,12 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.logging import get_logger
-from accelerate.utils import ProjectConfiguration, set_seed
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm.auto import tqdm
 
 from colorgan_hf.color import normalize_ab, normalize_l, rgb_to_lab
+from colorgan_hf.data import PairTransform, with_row_index
 from colorgan_hf.errors import ColorGANError
 from colorgan_hf.models import ColorDiscriminator, ColorGenerator, GANLoss
 from colorgan_hf.rebalance import DEFAULT_LAMBDA, ChromaRebalancer, ab_histogram
@@ -135,11 +136,10 @@ def load_pairs(args: argparse.Namespace, accelerator: Accelerator):
     return pairs
 
 
-def make_loaders(pairs, args: argparse.Namespace) -> tuple[DataLoader, DataLoader]:
-    from colorgan_hf.data import make_transform
-
-    train_set = pairs["train"].with_transform(make_transform(args.resolution, train=True))
-    test_set = pairs["test"].with_transform(make_transform(args.resolution, train=False))
+def make_loaders(pairs, args: argparse.Namespace) -> tuple[DataLoader, DataLoader, PairTransform]:
+    train_transform = PairTransform(args.resolution, train=True, seed=args.seed)
+    train_set = with_row_index(pairs["train"]).with_transform(train_transform)
+    test_set = pairs["test"].with_transform(PairTransform(args.resolution, train=False))
 
     def collate(rows: list[dict]) -> dict[str, torch.Tensor]:
         return {"rgb": torch.stack([r["rgb"] for r in rows]), "gray": torch.stack([r["gray"] for r in rows])}
@@ -154,7 +154,7 @@ def make_loaders(pairs, args: argparse.Namespace) -> tuple[DataLoader, DataLoade
                               collate_fn=collate, num_workers=args.dataloader_num_workers, drop_last=len(train_set) > args.train_batch_size)
     test_loader = DataLoader(test_set, batch_size=args.train_batch_size, shuffle=False, collate_fn=collate,
                              num_workers=args.dataloader_num_workers)
-    return train_loader, test_loader
+    return train_loader, test_loader, train_transform
 
 
 def to_network_space(batch: dict[str, torch.Tensor], architecture: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -282,6 +282,9 @@ def main(args: argparse.Namespace) -> dict:
         mixed_precision=args.mixed_precision,
         log_with=None if args.report_to == "none" else args.report_to,
         project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
+        # The shuffle order of an epoch depends on (seed, epoch) alone, so a resumed run
+        # skips into exactly the batches the interrupted one would have seen.
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
     )
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     set_seed(args.seed)
@@ -289,9 +292,11 @@ def main(args: argparse.Namespace) -> dict:
         output_dir.mkdir(parents=True, exist_ok=True)
 
     pairs = load_pairs(args, accelerator)
-    train_loader, test_loader = make_loaders(pairs, args)
-    generator = ColorGenerator(architecture=args.architecture, base_channels=args.gen_base_channels, image_size=args.resolution)
-    discriminator = ColorDiscriminator(architecture=args.architecture, base_channels=args.disc_base_channels, image_size=args.resolution)
+    train_loader, test_loader, train_transform = make_loaders(pairs, args)
+    # Only the paper's networks have a fixed input size; the U-Net and PatchGAN take any.
+    fixed_size = {"image_size": args.resolution} if args.architecture == "paper" else {}
+    generator = ColorGenerator(architecture=args.architecture, base_channels=args.gen_base_channels, **fixed_size)
+    discriminator = ColorDiscriminator(architecture=args.architecture, base_channels=args.disc_base_channels, **fixed_size)
     betas = (args.adam_beta1, args.adam_beta2)
     opt_g = torch.optim.Adam(generator.parameters(), lr=args.learning_rate, betas=betas)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=args.learning_rate, betas=betas)
@@ -307,6 +312,7 @@ def main(args: argparse.Namespace) -> dict:
     if accelerator.is_main_process:
         accelerator.init_trackers("colorgan", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
 
+    fixed_batch = next(iter(test_loader))
     global_step, first_epoch, resume_batches = 0, 0, 0
     if args.resume_from_checkpoint:
         if args.resume_from_checkpoint == "latest":
@@ -325,8 +331,8 @@ def main(args: argparse.Namespace) -> dict:
     logger.info(f"{len(pairs['train'])} training pairs, {steps_per_epoch} steps per epoch, {max_steps} steps, preset {args.preset}")
     history: list[dict] = []
     progress = tqdm(total=max_steps, initial=global_step, desc="steps", disable=not accelerator.is_local_main_process)
-    fixed_batch = next(iter(test_loader))
     for epoch in range(first_epoch, num_epochs):
+        train_transform.epoch = epoch
         generator.train()
         discriminator.train()
         loader = accelerator.skip_first_batches(train_loader, resume_batches) if resume_batches else train_loader
