@@ -93,6 +93,53 @@ def cmd_build_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate_models, format_table, save_json
+
+    models = args.model or [None]
+    result = evaluate_models(models, args.data, size=args.size, limit=args.limit, progress=not args.quiet)
+    if args.output:
+        save_json(result, args.output)
+    print(json.dumps(result, indent=2) if args.json else format_table(result))
+    return 0
+
+
+def _read_evaluations(paths: list[str] | None) -> list[dict]:
+    evaluations = []
+    for path in paths or []:
+        try:
+            evaluations.append(json.loads(Path(path).read_text()))
+        except (OSError, json.JSONDecodeError) as error:
+            raise ColorGANError(f"{path}: not a `colorgan evaluate --output` JSON file ({error})") from None
+    return evaluations
+
+
+def cmd_card(args: argparse.Namespace) -> int:
+    from .pipeline import load_model
+
+    model = load_model(args.model)
+    training = Path(args.training).read_text() if args.training else "Not recorded."
+    limitations = Path(args.limitations).read_text() if args.limitations else ""
+    card = model.generate_model_card(evaluations=_read_evaluations(args.eval_json), training=training, samples=args.sample or [],
+                                     sample_rule=args.sample_rule, repo_id=args.repo_id, title=args.title, summary=args.summary,
+                                     datasets=args.dataset or [], limitations=limitations)
+    out = Path(args.output)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(str(card))
+    tmp.replace(out)
+    tqdm.write(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from .hub import push_model
+
+    training = Path(args.training).read_text() if args.training else "Not recorded."
+    url = push_model(args.model, args.repo_id, evaluations=_read_evaluations(args.eval_json), training=training, private=args.private)
+    print(url)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="colorgan", description="Colorize black-and-white photographs with a GAN.")
     parser.add_argument("-q", "--quiet", action="store_true", help="No progress bars.")
@@ -110,6 +157,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default=None, help="Output format extension (png, jpg, webp); default: the input's, or png.")
     p.add_argument("--overwrite", action="store_true", help="Replace existing outputs (inputs are never overwritten).")
     p.set_defaults(func=cmd_colorize)
+
+    e = sub.add_parser("evaluate", help="Score models on colour photos beside the no-colour baseline.",
+                       description="Turn each colour photo gray, colorize it at full resolution through the same pipeline users "
+                                   "get, and score it with the shipped `evaluate` metrics (PSNR, SSIM, CIEDE2000, colourfulness and "
+                                   "its ratio to the truth, mean a*/b* shift, ab AuC, the paper's MSE). A `gray` row (chroma removed) "
+                                   "is the baseline.")
+    e.add_argument("--model", action="append", default=None, help="Shipped name, folder or Hub id; repeat for several rows. Default: the shipped default.")
+    e.add_argument("--data", required=True, help="A folder of colour photos (recursive), a pair set saved by build-dataset (its test split), or a Hub dataset id.")
+    e.add_argument("--size", type=int, default=DEFAULT_SIZE, help=f"Working resolution (short side) of the pipeline (default {DEFAULT_SIZE}).")
+    e.add_argument("--limit", type=int, default=None, help="Score only the first N photos.")
+    e.add_argument("--json", action="store_true", help="Print the result as JSON instead of a table.")
+    e.add_argument("--output", default=None, help="Also write the JSON result to this file.")
+    e.set_defaults(func=cmd_evaluate)
+
+    c = sub.add_parser("card", help="Write a model card with measured results.",
+                       description="Render the model card of a generator (Hub YAML with a model-index of the numbers in "
+                                   "`colorgan evaluate --output` files, usage, training, results tables, samples, limitations).")
+    c.add_argument("--model", default=None, help="Shipped name, folder or Hub id (default: the shipped default).")
+    c.add_argument("--eval-json", action="append", help="A `colorgan evaluate --output` file; repeat for several data sets.")
+    c.add_argument("--training", default=None, help="A text/markdown file describing how the model was trained.")
+    c.add_argument("--limitations", default=None, help="A markdown file with extra limitations.")
+    c.add_argument("--sample", action="append", help="Path (relative to the card) of a sample image; repeatable.")
+    c.add_argument("--sample-rule", default="", help="How the sample photos were chosen.")
+    c.add_argument("--repo-id", default="colorgan-hf/colorgan-default", help="Hub id shown in the usage snippet.")
+    c.add_argument("--title", default=None, help="Card title.")
+    c.add_argument("--summary", default="", help="One paragraph under the title.")
+    c.add_argument("--dataset", action="append", help="Dataset id for the metadata; repeatable.")
+    c.add_argument("-o", "--output", default="model_card.md", help="Where to write the card (default model_card.md).")
+    c.set_defaults(func=cmd_card)
+
+    h = sub.add_parser("push", help="Push a generator, its discriminator config, a card and samples to the Hub in one commit.")
+    h.add_argument("--model", required=True, help="A training output folder (generator/, discriminator/, samples/) or a generator folder.")
+    h.add_argument("--repo-id", required=True, help="Hub repository id, e.g. you/colorgan-default.")
+    h.add_argument("--eval-json", action="append", help="`colorgan evaluate --output` files whose numbers go into the card.")
+    h.add_argument("--training", default=None, help="A text/markdown file describing how the model was trained.")
+    h.add_argument("--private", action="store_true", help="Create the repository as private.")
+    h.set_defaults(func=cmd_push)
 
     b = sub.add_parser("build-dataset", help="Build a gray/colour pair set with `datasets`.",
                        description="Read image folders (recursively) or Hub datasets, drop grayscale, tinted, too small and "

@@ -273,6 +273,13 @@ class ColorGenerator(nn.Module, PyTorchModelHubMixin, **HUB_METADATA):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def generate_model_card(self, *args, **kwargs):
+        """The card ``save_pretrained``/``push_to_hub`` write; ``model_card_kwargs`` go to
+        :func:`colorgan_hf.card.make_card` (``evaluations``, ``training``, ``samples``, ...)."""
+        from .card import make_card
+
+        return make_card(self._hub_mixin_config, sum(p.numel() for p in self.parameters()), **kwargs)
+
     def predict_ab(self, l_channel: torch.Tensor) -> torch.Tensor:
         """L (B, 1, H, W) in [0, 100] -> predicted a*b* (B, 2, H, W) in Lab units.
 

@@ -1,0 +1,47 @@
+import json
+import shutil
+
+import yaml
+
+from colorgan_hf.cli import main
+
+
+def test_evaluate_prints_gray_and_model_rows_and_card_holds_the_numbers(tmp_path, photo_paths, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in photo_paths[:3]:
+        shutil.copy(path, photos / path.name)
+    result_file = tmp_path / "result.json"
+
+    assert main(["-q", "evaluate", "--data", str(photos), "--size", "128", "--output", str(result_file)]) == 0
+    table = capsys.readouterr().out
+    lines = table.splitlines()
+    assert "3 images" in lines[0]
+    assert any(line.startswith("gray ") for line in lines) and any(line.startswith("default ") for line in lines)
+    result = json.loads(result_file.read_text())
+    default, gray = result["rows"]["default"], result["rows"]["gray"]
+    assert gray["colorfulness_ratio"] < 0.05, "the baseline has (almost) no colour"
+    assert f"{default['psnr']:.2f}" in next(line for line in lines if line.startswith("default "))
+
+    card_path = tmp_path / "card.md"
+    assert main(["card", "--eval-json", str(result_file), "-o", str(card_path)]) == 0
+    text = card_path.read_text()
+    metadata = yaml.safe_load(text.split("---")[1])
+    assert metadata["pipeline_tag"] == "image-to-image" and metadata["library_name"] == "colorgan-hf"
+    metrics = {m["type"]: m["value"] for m in metadata["model-index"][0]["results"][0]["metrics"]}
+    assert metrics["psnr"] == round(default["psnr"], 5)
+    assert metrics["ciede2000"] == round(default["ciede2000"], 5)
+    assert metrics["b_shift"] == round(default["b_shift"], 5)
+    assert f"{default['psnr']:.2f}" in text, "the results table shows the printed figure"
+
+
+def test_evaluate_json_mode_with_two_models(tmp_path, photo_paths, capsys, tiny_unet):
+    tiny_dir = tmp_path / "tiny"
+    tiny_unet.save_pretrained(tiny_dir)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(photo_paths[0], photos / "a.jpg")
+    assert main(["-q", "evaluate", "--data", str(photos), "--model", "default", "--model", str(tiny_dir), "--size", "64", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["rows"]) == {"gray", "default", str(tiny_dir)}
+    assert result["images"] == 1
