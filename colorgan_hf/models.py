@@ -15,6 +15,7 @@ arguments are written to ``config.json`` and weights to ``model.safetensors``.
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 import torch
@@ -32,6 +33,47 @@ HUB_METADATA = dict(
     tags=["colorization", "image-colorization", "gan", "pytorch"],
     repo_url="https://github.com/colorgan-hf/colorgan-hf",
 )
+
+
+class SafetensorsHubMixin(PyTorchModelHubMixin):
+    """``PyTorchModelHubMixin`` that loads safetensors only, and strictly.
+
+    The stock mixin falls back to a pickled ``pytorch_model.bin`` and loads with
+    ``strict=False``; here a repository without ``model.safetensors`` is refused, and
+    weights whose names or shapes do not match the config raise a clear error.
+    """
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, revision: str | None, cache_dir, force_download: bool,
+                         local_files_only: bool, token, map_location: str = "cpu", strict: bool = True, **model_kwargs):
+        from huggingface_hub import constants, hf_hub_download
+        from huggingface_hub.errors import EntryNotFoundError
+        from safetensors.torch import load_file
+
+        from .errors import ModelLoadError
+
+        model = cls(**model_kwargs)  # a bad config fails here, before any weights are read
+        if os.path.isdir(model_id):
+            weights = os.path.join(model_id, constants.SAFETENSORS_SINGLE_FILE)
+            if not os.path.isfile(weights):
+                raise ModelLoadError(f"{model_id}: no {constants.SAFETENSORS_SINGLE_FILE}; colorgan-hf loads safetensors weights only")
+        else:
+            try:
+                weights = hf_hub_download(repo_id=model_id, filename=constants.SAFETENSORS_SINGLE_FILE, revision=revision,
+                                          cache_dir=cache_dir, force_download=force_download, token=token,
+                                          local_files_only=local_files_only)
+            except EntryNotFoundError:
+                raise ModelLoadError(f"{model_id}: no {constants.SAFETENSORS_SINGLE_FILE} in the repository; "
+                                     "colorgan-hf never loads pickled weights") from None
+        try:
+            state = load_file(weights, device=str(map_location))
+        except Exception as error:  # safetensors raises its own error types for corrupt files
+            raise ModelLoadError(f"{weights}: not a readable safetensors file ({error})") from None
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as error:
+            raise ModelLoadError(f"{weights}: weights do not match config.json ({model_kwargs}): {error}") from None
+        return model
 
 
 def _check_architecture(architecture: str) -> None:
@@ -228,7 +270,7 @@ class PatchDiscriminator(nn.Module):
 # --------------------------------------------------------------------------------------
 
 
-class ColorGenerator(nn.Module, PyTorchModelHubMixin, **HUB_METADATA):
+class ColorGenerator(nn.Module, SafetensorsHubMixin, **HUB_METADATA):
     """Colorization generator: ``architecture="unet"`` (ours, default) or ``"paper"``.
 
     Args:
@@ -293,7 +335,7 @@ class ColorGenerator(nn.Module, PyTorchModelHubMixin, **HUB_METADATA):
         return denormalize_ab(self(normalize_l(l_channel)).float())  # (B, 2, H, W)
 
 
-class ColorDiscriminator(nn.Module, PyTorchModelHubMixin, **HUB_METADATA):
+class ColorDiscriminator(nn.Module, SafetensorsHubMixin, **HUB_METADATA):
     """Discriminator matched to :class:`ColorGenerator`'s architecture.
 
     Args:

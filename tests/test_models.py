@@ -104,3 +104,25 @@ def test_gan_loss_noisy_labels_stay_in_range():
     assert GANLoss(label_noise=0.2)(confident, True) > GANLoss()(confident, True)
     with pytest.raises(ValueError):
         GANLoss(label_noise=0.7)
+
+
+def test_only_safetensors_are_loaded(tmp_path):
+    from colorgan_hf import ModelLoadError
+
+    model = ColorGenerator(architecture="unet", base_channels=8, depth=3)
+    model.save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
+    with pytest.raises(ModelLoadError, match="safetensors"):
+        ColorGenerator.from_pretrained(tmp_path)
+
+
+def test_weights_that_do_not_match_the_config_are_refused(tmp_path):
+    from colorgan_hf import ModelLoadError
+
+    ColorGenerator(architecture="unet", base_channels=8, depth=3).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["base_channels"] = 16
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="do not match"):
+        ColorGenerator.from_pretrained(tmp_path)
