@@ -120,10 +120,18 @@ def cmd_card(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     training = Path(args.training).read_text() if args.training else "Not recorded."
     limitations = Path(args.limitations).read_text() if args.limitations else ""
-    card = model.generate_model_card(evaluations=_read_evaluations(args.eval_json), training=training, samples=args.sample or [],
-                                     sample_rule=args.sample_rule, repo_id=args.repo_id, title=args.title, summary=args.summary,
-                                     datasets=args.dataset or [], limitations=limitations)
     out = Path(args.output)
+    samples, rule = list(args.sample or []), args.sample_rule
+    if args.grid_data:
+        from .evaluation import sample_grid
+
+        grid_path = out.parent / f"{out.stem}_samples.jpg"
+        save_image_atomic(sample_grid(model, args.grid_data, count=args.grid_count), grid_path)
+        samples.append(grid_path.name)
+        rule = rule or f"every k-th photo of {args.grid_data} in sorted order, {args.grid_count} photos"
+    card = model.generate_model_card(evaluations=_read_evaluations(args.eval_json), training=training, samples=samples,
+                                     sample_rule=rule, repo_id=args.repo_id, title=args.title, summary=args.summary,
+                                     datasets=args.dataset or [], limitations=limitations)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(str(card))
     tmp.replace(out)
@@ -180,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--limitations", default=None, help="A markdown file with extra limitations.")
     c.add_argument("--sample", action="append", help="Path (relative to the card) of a sample image; repeatable.")
     c.add_argument("--sample-rule", default="", help="How the sample photos were chosen.")
+    c.add_argument("--grid-data", default=None, help="A folder of colour photos: write a gray / colorized / original grid of every k-th one beside the card.")
+    c.add_argument("--grid-count", type=int, default=12, help="Photos in the sample grid (default 12).")
     c.add_argument("--repo-id", default="colorgan-hf/colorgan-default", help="Hub id shown in the usage snippet.")
     c.add_argument("--title", default=None, help="Card title.")
     c.add_argument("--summary", default="", help="One paragraph under the title.")

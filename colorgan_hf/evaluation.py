@@ -103,6 +103,38 @@ def evaluate_models(models: Sequence[str | None], data: str, size: int = DEFAULT
     return {"data": data, "images": count, "size": size, "truth_colorfulness": truth, "rows": rows}
 
 
+def sample_files(folder: str | os.PathLike, count: int) -> list[Path]:
+    """Every k-th photo of ``folder`` in sorted order, k = n // count: a fixed rule, not a hand pick."""
+    files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise ColorGANError(f"{folder}: no images found")
+    step = max(len(files) // count, 1)
+    return files[::step][:count]
+
+
+def sample_grid(model, folder: str | os.PathLike, count: int = 12, size: int = DEFAULT_SIZE, tile: int = 256):
+    """A grid of gray input | colorized | original rows for :func:`sample_files`, as a PIL image."""
+    from PIL import Image
+
+    generator = load_model(model)
+    rows = []
+    for file in sample_files(folder, count):
+        original = load_image(file).rgb
+        gray = to_array(gray_baseline(original))
+        colorized = np.asarray(colorize(gray, generator, size=size))
+        cells = [Image.fromarray(a) for a in (gray, colorized, to_array(original))]
+        scale = tile / cells[0].height
+        rows.append([c.resize((max(1, round(c.width * scale)), tile), Image.Resampling.BICUBIC) for c in cells])
+    width = max(sum(c.width for c in row) for row in rows)
+    grid = Image.new("RGB", (width, tile * len(rows)), "white")
+    for y, row in enumerate(rows):
+        x = 0
+        for cell in row:
+            grid.paste(cell, (x, y * tile))
+            x += cell.width
+    return grid
+
+
 def format_table(result: dict) -> str:
     """The result of :func:`evaluate_models` as an aligned text table."""
     header = ["model"] + [title for _, title, _ in COLUMNS]

@@ -1,0 +1,144 @@
+"""colorgan-hf demo: upload an old black-and-white photo, compare before and after, download it.
+
+    python space/app.py [--model PATH_OR_HUB_ID] [--port 7860]
+
+The app holds no model logic: it loads generators once and calls ``colorgan_hf.colorize``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import gradio as gr
+
+try:
+    import colorgan_hf
+except ImportError:  # running from a checkout without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import colorgan_hf
+
+from colorgan_hf import ColorGANError, colorize, load_model
+from colorgan_hf.io import load_image, to_pil
+from colorgan_hf.pipeline import DEFAULT_SIZE, SHIPPED_MODELS, WEIGHTS_DIR
+
+HERE = Path(__file__).resolve().parent
+EXAMPLES_DIR = HERE / "examples"
+API_NAME = "colorize"
+# Limits of the public demo; each can be raised by an environment variable.
+MAX_UPLOAD = os.environ.get("COLORGAN_SPACE_MAX_UPLOAD", "25mb")
+MAX_PIXELS = int(os.environ.get("COLORGAN_SPACE_MAX_PIXELS", 50_000_000))
+CONCURRENCY = int(os.environ.get("COLORGAN_SPACE_CONCURRENCY", 2))
+QUEUE_SIZE = int(os.environ.get("COLORGAN_SPACE_QUEUE_SIZE", 100))
+DEFAULT_LABEL = "default (ours)"
+PAPER_LABEL = "paper (Demirel & Yuce)"
+
+DESCRIPTION = f"""
+# colorgan-hf: colorize black-and-white photos
+
+Upload an old photo (or paste one, or use the webcam), press **Colorize**, and drag the
+slider to compare. The result keeps your photo's full resolution and every detail of its
+lightness: only the colours are predicted. Photos up to {MAX_UPLOAD.upper()} and
+{MAX_PIXELS / 1e6:.0f} megapixels.
+"""
+
+
+class UploadedImage(gr.Image):
+    """``gr.Image`` that hands the app the uploaded file itself, undecoded.
+
+    Gradio's own preprocessing decodes (and re-encodes) the upload: it would drop 16-bit
+    depth and fail with a generic "Error" on a bad file. The package reads the original file
+    and says clearly what is wrong with it.
+    """
+
+    @classmethod
+    def get_block_name(cls) -> str:
+        return "image"
+
+    def preprocess(self, payload) -> str | None:
+        return None if payload is None else payload.path
+
+
+def load_models(default: str | None) -> dict[str, colorgan_hf.ColorGenerator]:
+    """The generators the page offers, loaded once at start-up."""
+    models = {DEFAULT_LABEL: load_model(default or "default")}
+    if (WEIGHTS_DIR / "paper" / "model.safetensors").is_file() and "paper" in SHIPPED_MODELS:
+        models[PAPER_LABEL] = load_model("paper")
+    return models
+
+
+def readable(error: Exception, upload: str) -> str:
+    """The package's error with the server's temporary path replaced by the file's own name."""
+    return str(error).replace(upload, Path(upload).name)
+
+
+def make_handler(models: dict[str, colorgan_hf.ColorGenerator], output_dir: Path):
+    def run(image: str | None, size: int, saturation: float, model_name: str):
+        if not image:
+            raise gr.Error("Upload a photo first.")
+        if model_name not in models:
+            raise gr.Error(f"Unknown model {model_name!r}.")
+        start = time.perf_counter()
+        try:
+            before = to_pil(load_image(image, max_pixels=MAX_PIXELS).rgb).convert("L").convert("RGB")
+            after = colorize(image, models[model_name], size=int(size), saturation=float(saturation), max_pixels=MAX_PIXELS)
+        except ColorGANError as error:
+            raise gr.Error(readable(error, image), print_exception=False) from None
+        elapsed = time.perf_counter() - start
+        download = output_dir / f"{Path(image).stem}_color.png"
+        after.save(download)
+        info = f"Colorized {after.width}x{after.height} ({after.width * after.height / 1e6:.1f} MP) in {elapsed:.2f} s with the {model_name} model."
+        return (before, after.convert("RGB")), str(download), info
+
+    return run
+
+
+def build_demo(models: dict[str, colorgan_hf.ColorGenerator]) -> gr.Blocks:
+    output_dir = Path(tempfile.mkdtemp(prefix="colorgan-space-"))
+    with gr.Blocks(title="colorgan-hf: colorize black-and-white photos") as demo:
+        gr.Markdown(DESCRIPTION)
+        with gr.Row():
+            with gr.Column(scale=1):
+                image = UploadedImage(label="Black-and-white photo", type="filepath", sources=["upload", "clipboard", "webcam"],
+                                 elem_id="input-image")
+                model_name = gr.Radio(list(models), value=DEFAULT_LABEL, label="Model")
+                size = gr.Slider(64, 1024, value=DEFAULT_SIZE, step=16, label="Working resolution (short side)",
+                                 info="The network sees the photo at this size; the output keeps full resolution.")
+                saturation = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Saturation")
+                button = gr.Button("Colorize", variant="primary", elem_id="colorize-button")
+            with gr.Column(scale=2):
+                slider = gr.ImageSlider(label="Before / after", type="pil", format="jpeg", elem_id="result-slider")
+                download = gr.File(label="Download the colorized photo (original size, PNG)", elem_id="download")
+                timing = gr.Markdown(elem_id="timing")
+        gr.Examples(
+            examples=[[str(p)] for p in sorted(EXAMPLES_DIR.glob("*")) if p.suffix.lower() in (".png", ".jpg")],
+            inputs=[image], label="Examples: real black-and-white photos, and colour photos shown in gray",
+        )
+        button.click(make_handler(models, output_dir), inputs=[image, size, saturation, model_name],
+                     outputs=[slider, download, timing], api_name=API_NAME)
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
+    return demo
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=os.environ.get("COLORGAN_MODEL"),
+                        help="Default-slot model: shipped name, local folder or Hub id (env COLORGAN_MODEL; default: the shipped model).")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), help="Interface to listen on.")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)), help="Port to listen on.")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    demo = build_demo(load_models(args.model))
+    demo.launch(server_name=args.host, server_port=args.port, max_file_size=MAX_UPLOAD,
+                allowed_paths=[str(EXAMPLES_DIR)], theme=gr.themes.Soft(), footer_links=["api"])
+
+
+if __name__ == "__main__":
+    main()

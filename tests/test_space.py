@@ -1,0 +1,146 @@
+"""The Gradio Space: launched on 127.0.0.1, driven with gradio_client and a real headless Chromium."""
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+gradio_client = pytest.importorskip("gradio_client")
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+TEST_MAX_PIXELS = 4_000_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def space_url(tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("space") / "app.log"
+    env = {**os.environ, "COLORGAN_SPACE_MAX_PIXELS": str(TEST_MAX_PIXELS), "GRADIO_ANALYTICS_ENABLED": "False"}
+    with open(log, "w") as handle:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "space" / "app.py"), "--port", str(port)],
+                                stdout=handle, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except (urllib.error.URLError, ConnectionError, OSError):
+            if proc.poll() is not None:
+                pytest.fail(f"the app exited: {log.read_text()[-3000:]}")
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail(f"the app did not start: {log.read_text()[-3000:]}")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def chroma(image: Image.Image) -> float:
+    import torch
+
+    from colorgan_hf.color import rgb_to_lab
+
+    rgb = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).float() / 255
+    return rgb_to_lab(rgb)[1:].norm(dim=0).mean().item()
+
+
+def test_gradio_client_result_has_the_input_size(space_url, photo_paths):
+    from gradio_client import Client, handle_file
+
+    client = Client(space_url, verbose=False)
+    path = photo_paths[1]
+    (before, after), download, info = client.predict(handle_file(str(path)), 256, 1.0, "default (ours)", api_name="/colorize")
+    size = Image.open(path).size
+    assert Image.open(download).size == size
+    assert Image.open(after).size == size and Image.open(before).size == size
+    assert "Colorized" in info and " s " in info
+
+
+def test_files_outside_the_app_are_not_served(space_url):
+    for target in ("/etc/passwd", str(ROOT / "space" / "app.py"), str(ROOT / "colorgan_hf" / "weights" / "default" / "model.safetensors")):
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(f"{space_url}/gradio_api/file={target}")
+        assert info.value.code == 403
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium chromium-driver)")
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def upload_and_colorize(page, url: str, path: Path) -> None:
+    page.goto(url)
+    page.locator("#input-image input[type=file]").set_input_files(str(path))
+    page.wait_for_timeout(500)
+    page.locator("#colorize-button").click()
+
+
+def screenshot_dir(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("COLORGAN_SCREENSHOT_DIR", tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def test_browser_upload_colorize_and_compare(space_url, browser, photo_paths, tmp_path):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    upload_and_colorize(page, space_url, photo_paths[1])
+    images = page.locator("#result-slider img")
+    images.nth(1).wait_for(state="visible", timeout=60_000)
+    assert images.count() >= 2, "both the before and the after image are shown"
+    page.locator("#timing").get_by_text("Colorized").wait_for(timeout=30_000)
+    after_src = images.nth(1).get_attribute("src")
+    body = page.request.get(after_src if after_src.startswith("http") else space_url + after_src).body()
+    after = Image.open(io.BytesIO(body))
+    assert after.size == Image.open(photo_paths[1]).size
+    assert chroma(after) > 2.0, "the result is coloured"
+    shot = screenshot_dir(tmp_path) / "space_colorized.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    page.close()
+
+
+def test_browser_text_file_renamed_jpg_gives_a_readable_error(space_url, browser, tmp_path):
+    fake = tmp_path / "holiday.jpg"
+    fake.write_text("this is a shopping list, not a photo\n")
+    page = browser.new_page()
+    upload_and_colorize(page, space_url, fake)
+    page.get_by_text("not an image", exact=False).first.wait_for(timeout=30_000)
+    content = page.content()
+    assert "Traceback" not in content
+    page.screenshot(path=str(screenshot_dir(tmp_path) / "space_error.png"), full_page=True)
+    page.close()
+
+
+def test_browser_too_many_pixels_is_refused_in_the_page(space_url, browser, photo_paths, tmp_path):
+    big = tmp_path / "big.png"
+    Image.open(photo_paths[0]).convert("L").resize((2500, 2000)).save(big)  # 5 MP > the test limit of 4 MP
+    page = browser.new_page()
+    upload_and_colorize(page, space_url, big)
+    page.get_by_text("over the limit", exact=False).first.wait_for(timeout=60_000)
+    page.close()
