@@ -19,6 +19,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageLoadError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
 
 # Images above this many pixels are refused before their pixels are decoded (a
@@ -217,6 +220,7 @@ def save_image_atomic(image: Image.Image, path: str | os.PathLike) -> Path:
     try:
         with os.fdopen(fd, "wb") as handle:
             image.save(handle, format=fmt)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a saved photo gets the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
