@@ -94,13 +94,13 @@ def _open_path(path: Path, max_pixels: int) -> Image.Image:
                 Image.MAX_IMAGE_PIXELS = previous
     except UnidentifiedImageError:
         raise ImageLoadError(f"{name}: not an image file, or a format Pillow cannot read") from None
-    except (OSError, ValueError, SyntaxError) as error:
-        raise ImageLoadError(f"{name}: cannot be read ({error})") from None
+    except Exception as error:  # hostile files make decoders raise all sorts of things
+        raise ImageLoadError(f"{name}: cannot be read ({type(error).__name__}: {error})") from None
     _check_pixels(image.width, image.height, name, max_pixels)
     try:
         image.load()
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        raise ImageLoadError(f"{name}: truncated or corrupt image data ({error})") from None
+    except Exception as error:
+        raise ImageLoadError(f"{name}: truncated or corrupt image data ({type(error).__name__}: {error})") from None
     return image
 
 
@@ -180,7 +180,12 @@ def load_image(source: ImageInput, max_pixels: int | None = None) -> LoadedImage
     name = _describe(source)
     if isinstance(source, (str, os.PathLike)):
         image = _open_path(Path(source), limit)
-        rgb, alpha = _pil_to_tensors(image, name)
+        try:
+            rgb, alpha = _pil_to_tensors(image, name)
+        except ImageLoadError:
+            raise
+        except Exception as error:
+            raise ImageLoadError(f"{name}: cannot be decoded ({type(error).__name__}: {error})") from None
     elif isinstance(source, Image.Image):
         _check_pixels(source.width, source.height, name, limit)
         rgb, alpha = _pil_to_tensors(source, name)

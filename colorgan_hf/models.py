@@ -15,7 +15,9 @@ arguments are written to ``config.json`` and weights to ``model.safetensors``.
 
 from __future__ import annotations
 
+import json
 import os
+import typing
 from typing import Literal
 
 import torch
@@ -42,6 +44,60 @@ class SafetensorsHubMixin(PyTorchModelHubMixin):
     ``strict=False``; here a repository without ``model.safetensors`` is refused, and
     weights whose names or shapes do not match the config raise a clear error.
     """
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
+        """Load from a local folder or a Hub id, after checking ``config.json``.
+
+        Unknown keys, values of the wrong type and an unknown architecture are refused
+        with :class:`~colorgan_hf.errors.ModelLoadError` before any weights are read.
+        """
+        cls.validate_config(cls._read_config(str(pretrained_model_name_or_path), kwargs), str(pretrained_model_name_or_path))
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    @classmethod
+    def _read_config(cls, model_id: str, kwargs: dict) -> dict:
+        from huggingface_hub import constants, hf_hub_download
+        from huggingface_hub.errors import EntryNotFoundError
+
+        from .errors import ModelLoadError
+
+        if os.path.isdir(model_id):
+            path = os.path.join(model_id, constants.CONFIG_NAME)
+            if not os.path.isfile(path):
+                raise ModelLoadError(f"{model_id}: no {constants.CONFIG_NAME}")
+        else:
+            try:
+                path = hf_hub_download(repo_id=model_id, filename=constants.CONFIG_NAME, revision=kwargs.get("revision"),
+                                       cache_dir=kwargs.get("cache_dir"), force_download=kwargs.get("force_download", False),
+                                       token=kwargs.get("token"), local_files_only=kwargs.get("local_files_only", False))
+            except EntryNotFoundError:
+                raise ModelLoadError(f"{model_id}: no {constants.CONFIG_NAME} in the repository") from None
+        try:
+            with open(path, encoding="utf-8") as handle:
+                config = json.load(handle)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ModelLoadError(f"{path}: not a readable JSON config ({error})") from None
+        if not isinstance(config, dict):
+            raise ModelLoadError(f"{path}: the config must be a JSON object, got {type(config).__name__}")
+        return config
+
+    @classmethod
+    def validate_config(cls, config: dict, where: str = "config.json") -> None:
+        """Refuse unknown keys and values whose type differs from the ``__init__`` annotation."""
+        from .errors import ModelLoadError
+
+        hints = typing.get_type_hints(cls.__init__)
+        hints.pop("return", None)
+        unknown = sorted(set(config) - set(hints))
+        if unknown:
+            raise ModelLoadError(f"{where}: unknown config keys {unknown} for {cls.__name__} (expected some of {sorted(hints)})")
+        for key, value in config.items():
+            expected = hints[key]
+            if isinstance(value, bool) or not isinstance(value, expected):
+                raise ModelLoadError(f"{where}: config key {key!r} must be {expected.__name__}, got {value!r}")
+        if "architecture" in config and config["architecture"] not in ARCHITECTURES:
+            raise ModelLoadError(f"{where}: unknown architecture {config['architecture']!r}: expected one of {', '.join(ARCHITECTURES)}")
 
     @classmethod
     def _from_pretrained(cls, *, model_id: str, revision: str | None, cache_dir, force_download: bool,

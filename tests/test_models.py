@@ -126,3 +126,24 @@ def test_weights_that_do_not_match_the_config_are_refused(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelLoadError, match="do not match"):
         ColorGenerator.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"mystery_option": 3}, "unknown config keys"),
+        ({"base_channels": "32"}, "must be int"),
+        ({"depth": 2.5}, "must be int"),
+        ({"architecture": "transformer"}, "unknown architecture"),
+    ],
+)
+def test_bad_configs_are_refused_before_weights_are_read(tmp_path, change, message):
+    from colorgan_hf import ModelLoadError
+
+    ColorGenerator(architecture="unet", base_channels=8, depth=3).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config.update(change)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "model.safetensors").write_bytes(b"not read: the config fails first")
+    with pytest.raises(ModelLoadError, match=message):
+        ColorGenerator.from_pretrained(tmp_path)

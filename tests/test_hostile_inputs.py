@@ -1,0 +1,135 @@
+"""Every row of the README's table of hostile inputs, through colorize and the CLI."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from colorgan_hf import ColorGenerator, ImageLoadError, colorize
+from colorgan_hf.cli import main
+from colorgan_hf.io import load_image
+
+from hostile import CASES, ERROR_CASES, expected_size, make_all
+
+
+@pytest.fixture(scope="module")
+def hostile_dir(tmp_path_factory):
+    photo = Image.open(sorted(__import__("pathlib").Path(__file__).parent.glob("data/*.jpg"))[0]).convert("RGB")
+    folder = tmp_path_factory.mktemp("hostile")
+    make_all(folder, photo)
+    return folder, photo
+
+
+@pytest.fixture(scope="module")
+def model():
+    from colorgan_hf import load_default
+
+    return load_default()
+
+
+@pytest.mark.parametrize("name, expected", [(name, expected) for name, _, expected in CASES])
+def test_colorize_gives_an_image_or_one_clear_error(hostile_dir, model, name, expected):
+    folder, photo = hostile_dir
+    path = folder / name
+    if expected[0] == "error":
+        with pytest.raises(ImageLoadError) as info:
+            colorize(path, model)
+        assert str(path) in str(info.value) and expected[1] in str(info.value)
+    else:
+        out = colorize(path, model)
+        assert out.size == expected_size(expected, photo)
+        assert out.mode in ("RGB", "RGBA")
+        if name == "palette_transparent.png":
+            assert out.mode == "RGBA"
+
+
+def test_bomb_is_refused_before_decoding(hostile_dir, monkeypatch):
+    folder, _ = hostile_dir
+    decoded = []
+    monkeypatch.setattr(Image.Image, "load", lambda self: decoded.append(self) or None)
+    with pytest.raises(ImageLoadError, match="COLORGAN_MAX_PIXELS"):
+        load_image(folder / "bomb_30000x30000.png")
+    assert not decoded, "no pixel of the bomb was decoded"
+
+
+def test_pixel_limit_is_a_documented_setting(hostile_dir, monkeypatch):
+    folder, photo = hostile_dir
+    monkeypatch.setenv("COLORGAN_MAX_PIXELS", "100")
+    with pytest.raises(ImageLoadError, match="over the limit of 100"):
+        load_image(folder / "colour_photo.jpg")
+
+
+def test_cli_on_all_hostile_files(hostile_dir, tmp_path, capsys):
+    folder, photo = hostile_dir
+    out = tmp_path / "out"
+    # page.html is named explicitly: a folder scan only picks image extensions.
+    code = main(["-q", "colorize", str(folder), str(folder / "page.html"), "-o", str(out), "--size", "64"])
+    assert code == 1
+    err_lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("colorgan: error:")]
+    assert len(err_lines) == len(ERROR_CASES), err_lines
+    for name in ERROR_CASES:
+        assert sum(name in line for line in err_lines) == 1
+    assert "Traceback" not in "\n".join(err_lines)
+    produced = sorted(p.name for p in out.rglob("*") if p.is_file())
+    assert not [p for p in produced if ".tmp" in p or p.startswith(".")], "no partial files left behind"
+    for name, _, expected in CASES:
+        stem = name.rsplit(".", 1)[0]
+        matches = [p for p in produced if p.startswith(f"{stem}_color.")]
+        assert bool(matches) == (expected[0] == "ok"), name
+        if matches:
+            assert Image.open(out / matches[0]).size == expected_size(expected, photo)
+
+
+MODES = ["L", "RGB", "RGBA", "LA", "P", "I;16", "I", "F", "1", "CMYK"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(width=st.integers(1, 48), height=st.integers(1, 48), mode=st.sampled_from(MODES), seed=st.integers(0, 2**16))
+def test_property_any_size_and_mode(tiny_unet, width, height, mode, seed):
+    rng = np.random.default_rng(seed)
+    base = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+    if mode == "I;16":
+        image = Image.fromarray(rng.integers(0, 65536, (height, width), dtype=np.uint16))
+    else:
+        image = base.convert(mode)
+    out = colorize(image, tiny_unet, size=32)
+    assert out.size == (width, height)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(width=st.integers(1, 40), height=st.integers(1, 40), channels=st.sampled_from([0, 1, 2, 3, 4]),
+       dtype=st.sampled_from(["uint8", "uint16", "float32", "float64", "bool", "int32"]), seed=st.integers(0, 2**16))
+def test_property_any_numpy_array(tiny_unet, width, height, channels, dtype, seed):
+    rng = np.random.default_rng(seed)
+    shape = (height, width) if channels == 0 else (height, width, channels)
+    array = (rng.random(shape) * (255 if dtype in ("uint8", "int32") else 65535 if dtype == "uint16" else 1.5)).astype(dtype)
+    out = colorize(array, tiny_unet, size=32)
+    assert out.size == (width, height)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(min_size=0, max_size=2048), prefix=st.sampled_from([b"", b"\xff\xd8\xff\xe0", b"\x89PNG\r\n\x1a\n", b"GIF89a", b"BM", b"RIFF"]))
+def test_fuzz_image_loading_with_random_bytes(tmp_path_factory, data, prefix):
+    path = tmp_path_factory.mktemp("fuzz") / "fuzz.img"
+    path.write_bytes(prefix + data)
+    try:
+        loaded = load_image(path)
+    except ImageLoadError as error:
+        assert str(path) in str(error)
+    else:
+        assert loaded.rgb.ndim == 3 and loaded.rgb.shape[0] == 3
+
+
+@settings(max_examples=60, deadline=None)
+@given(cut=st.integers(0, 4000), flips=st.lists(st.integers(0, 4000), max_size=8))
+def test_fuzz_mutated_real_jpeg(tmp_path_factory, cut, flips):
+    original = bytearray(sorted(__import__("pathlib").Path(__file__).parent.glob("data/*.jpg"))[2].read_bytes())
+    for index in flips:
+        original[index % len(original)] ^= 0xFF
+    path = tmp_path_factory.mktemp("fuzz") / "mutated.jpg"
+    path.write_bytes(bytes(original[: len(original) - cut]))
+    try:
+        load_image(path)
+    except ImageLoadError:
+        pass
