@@ -21,6 +21,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 TEST_MAX_PIXELS = 4_000_000
+TEST_MAX_UPLOAD = "1mb"
 
 
 def free_port() -> int:
@@ -33,7 +34,8 @@ def free_port() -> int:
 def space_url(tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("space") / "app.log"
-    env = {**os.environ, "COLORGAN_SPACE_MAX_PIXELS": str(TEST_MAX_PIXELS), "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {**os.environ, "COLORGAN_SPACE_MAX_PIXELS": str(TEST_MAX_PIXELS), "COLORGAN_SPACE_MAX_UPLOAD": TEST_MAX_UPLOAD,
+           "GRADIO_ANALYTICS_ENABLED": "False"}
     with open(log, "w") as handle:
         proc = subprocess.Popen([sys.executable, str(ROOT / "space" / "app.py"), "--port", str(port)],
                                 stdout=handle, stderr=subprocess.STDOUT, env=env)
@@ -139,8 +141,37 @@ def test_browser_text_file_renamed_jpg_gives_a_readable_error(space_url, browser
 
 def test_browser_too_many_pixels_is_refused_in_the_page(space_url, browser, photo_paths, tmp_path):
     big = tmp_path / "big.png"
-    Image.open(photo_paths[0]).convert("L").resize((2500, 2000)).save(big)  # 5 MP > the test limit of 4 MP
+    Image.new("L", (2500, 2000), 128).save(big)  # 5 MP > the test limit of 4 MP, yet a tiny file
     page = browser.new_page()
     upload_and_colorize(page, space_url, big)
     page.get_by_text("over the limit", exact=False).first.wait_for(timeout=60_000)
+    page.close()
+
+
+@pytest.mark.parametrize("name", ["zero_bytes.jpg", "page.html", "truncated.jpg", "bomb_30000x30000.png"])
+def test_space_answers_hostile_files_with_a_clear_error(space_url, name, tmp_path, photo_paths):
+    from gradio_client import Client, handle_file
+
+    from hostile import CASES
+
+    maker, expected = next((m, e) for n, m, e in CASES if n == name)
+    path = tmp_path / name
+    maker(path, Image.open(photo_paths[0]).convert("RGB"))
+    client = Client(space_url, verbose=False)
+    with pytest.raises(Exception) as info:
+        client.predict(handle_file(str(path)), 256, 1.0, "default (ours)", api_name="/colorize")
+    message = str(info.value)
+    assert name in message and (expected[1] in message or "over the limit" in message), message
+    assert "Traceback" not in message and str(tmp_path) not in message, "no server paths or stack traces reach the user"
+
+
+def test_browser_upload_over_the_size_limit_is_refused_in_the_page(space_url, browser, tmp_path):
+    noisy = tmp_path / "noisy.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (1500, 1500), dtype=np.uint8)).save(noisy)
+    assert noisy.stat().st_size > 2 * 1024 * 1024
+    page = browser.new_page()
+    page.goto(space_url)
+    page.locator("#input-image input[type=file]").set_input_files(str(noisy))
+    page.get_by_text("exceed", exact=False).first.wait_for(timeout=30_000)
+    page.screenshot(path=str(screenshot_dir(tmp_path) / "space_too_large.png"))
     page.close()
