@@ -49,11 +49,22 @@ def max_pixels_setting() -> int:
 
 @dataclass
 class LoadedImage:
-    """An image ready for the pipeline."""
+    """An image ready for the pipeline, kept in its own depth: no copy is made that is not needed."""
 
-    rgb: torch.Tensor  # (3, H, W) float32 sRGB in [0, 1]
+    pixels: torch.Tensor  # (1, H, W) gray or (3, H, W) sRGB; uint8, or float32 in [0, 1] for deeper inputs
     alpha: np.ndarray | None  # (H, W) uint8, or None when the input had no transparency
     name: str  # the file path, or a short description for in-memory inputs
+
+    @property
+    def rgb(self) -> torch.Tensor:
+        """(3, H, W) float32 sRGB in [0, 1]."""
+        values = self.pixels.float().div_(UINT8_MAX) if self.pixels.dtype == torch.uint8 else self.pixels.float()
+        return values.expand(3, *values.shape[1:]).contiguous() if values.shape[0] == 1 else values
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height), as PIL gives it."""
+        return self.pixels.shape[2], self.pixels.shape[1]
 
 
 def _describe(source: ImageInput) -> str:
@@ -105,7 +116,7 @@ def _open_path(path: Path, max_pixels: int) -> Image.Image:
 
 
 def _pil_to_tensors(image: Image.Image, name: str) -> tuple[torch.Tensor, np.ndarray | None]:
-    """Any Pillow mode -> (3, H, W) float RGB in [0, 1] and an optional alpha plane."""
+    """Any Pillow mode -> pixels (see :class:`LoadedImage`) and an optional alpha plane."""
     try:
         image = ImageOps.exif_transpose(image)
     except Exception:  # a broken EXIF block must not cost the user the picture
@@ -114,40 +125,36 @@ def _pil_to_tensors(image: Image.Image, name: str) -> tuple[torch.Tensor, np.nda
     mode = image.mode
     if mode in _ALPHA_MODES or (mode == "P" and "transparency" in image.info):
         image = image.convert("RGBA")
-        alpha = np.asarray(image.getchannel("A")).copy()
-        mode = "RGB"
+        alpha = np.array(image.getchannel("A"))
         image = image.convert("RGB")
+        mode = "RGB"
     if mode in _SIXTEEN_BIT_MODES:
-        gray = np.asarray(image).astype(np.float32)
-        gray = np.clip(gray / UINT16_MAX, 0.0, 1.0)
-        plane = torch.from_numpy(gray)
-        return plane.expand(3, *plane.shape).contiguous(), alpha
+        gray = np.clip(np.asarray(image).astype(np.float32) / UINT16_MAX, 0.0, 1.0)
+        return torch.from_numpy(gray)[None], alpha
     if mode == "F":
         gray = np.asarray(image).astype(np.float32)
         if gray.size and gray.max() > 1.0:
             gray = gray / UINT8_MAX
-        plane = torch.from_numpy(np.clip(gray, 0.0, 1.0))
-        return plane.expand(3, *plane.shape).contiguous(), alpha
+        return torch.from_numpy(np.clip(gray, 0.0, 1.0))[None], alpha
     if mode in ("L", "1"):
-        plane = torch.from_numpy(np.array(image.convert("L"))).float().div_(UINT8_MAX)
-        return plane.expand(3, *plane.shape).contiguous(), alpha
+        return torch.from_numpy(np.array(image.convert("L")))[None], alpha
     try:
         rgb = np.array(image.convert("RGB"))
     except (OSError, ValueError) as error:
         raise ImageLoadError(f"{name}: cannot convert mode {image.mode} to RGB ({error})") from None
-    return torch.from_numpy(rgb).permute(2, 0, 1).float().div_(UINT8_MAX), alpha
+    return torch.from_numpy(rgb).permute(2, 0, 1), alpha
 
 
 def _array_to_tensors(array: np.ndarray, name: str) -> tuple[torch.Tensor, np.ndarray | None]:
-    """(H, W), (H, W, 1..4) arrays of bool, integer or float -> float RGB and alpha."""
+    """(H, W), (H, W, 1..4) arrays of bool, integer or float -> pixels and alpha."""
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (2, 3, 4)):
         raise ImageLoadError(f"{name}: expected an (H, W) or (H, W, C) array with C in 1..4, got shape {array.shape}")
-    if array.dtype == np.bool_:
+    if array.dtype == np.uint8:
+        values = array
+    elif array.dtype == np.bool_:
         values = array.astype(np.float32)
-    elif array.dtype == np.uint8:
-        values = array.astype(np.float32) / UINT8_MAX
     elif array.dtype == np.uint16:
         values = array.astype(np.float32) / UINT16_MAX
     elif np.issubdtype(array.dtype, np.floating):
@@ -156,17 +163,18 @@ def _array_to_tensors(array: np.ndarray, name: str) -> tuple[torch.Tensor, np.nd
         values = array.astype(np.float32) / UINT8_MAX
     else:
         raise ImageLoadError(f"{name}: unsupported array dtype {array.dtype}")
-    values = np.clip(values, 0.0, 1.0)
+    if values.dtype != np.uint8:
+        values = np.clip(values, 0.0, 1.0)
     alpha = None
     if values.ndim == 3 and values.shape[2] in (2, 4):
-        alpha = np.round(values[:, :, -1] * UINT8_MAX).astype(np.uint8)
+        last = values[:, :, -1]
+        alpha = last.copy() if values.dtype == np.uint8 else np.round(last * UINT8_MAX).astype(np.uint8)
         values = values[:, :, :-1]
     if values.ndim == 3 and values.shape[2] == 1:
         values = values[:, :, 0]
     if values.ndim == 2:
-        plane = torch.from_numpy(np.ascontiguousarray(values))
-        return plane.expand(3, *plane.shape).contiguous(), alpha
-    return torch.from_numpy(np.ascontiguousarray(values)).permute(2, 0, 1).contiguous(), alpha
+        return torch.from_numpy(np.array(values))[None], alpha
+    return torch.from_numpy(np.array(values)).permute(2, 0, 1), alpha
 
 
 def load_image(source: ImageInput, max_pixels: int | None = None) -> LoadedImage:
@@ -181,29 +189,31 @@ def load_image(source: ImageInput, max_pixels: int | None = None) -> LoadedImage
     if isinstance(source, (str, os.PathLike)):
         image = _open_path(Path(source), limit)
         try:
-            rgb, alpha = _pil_to_tensors(image, name)
+            pixels, alpha = _pil_to_tensors(image, name)
         except ImageLoadError:
             raise
         except Exception as error:
             raise ImageLoadError(f"{name}: cannot be decoded ({type(error).__name__}: {error})") from None
     elif isinstance(source, Image.Image):
         _check_pixels(source.width, source.height, name, limit)
-        rgb, alpha = _pil_to_tensors(source, name)
+        pixels, alpha = _pil_to_tensors(source, name)
     elif isinstance(source, np.ndarray):
         if source.ndim >= 2:
             _check_pixels(source.shape[1], source.shape[0], name, limit)
-        rgb, alpha = _array_to_tensors(source, name)
+        pixels, alpha = _array_to_tensors(source, name)
     else:
         raise ImageLoadError(f"{name}: expected a path, a PIL image or a numpy array, got {type(source).__name__}")
-    return LoadedImage(rgb=rgb, alpha=alpha, name=name)
+    return LoadedImage(pixels=pixels, alpha=alpha, name=name)
 
 
 def to_pil(rgb: torch.Tensor, alpha: np.ndarray | None = None) -> Image.Image:
-    """(3, H, W) float RGB in [0, 1] (+ optional (H, W) uint8 alpha) -> 8-bit PIL image."""
-    array = rgb.mul(UINT8_MAX).add_(0.5).clamp_(0, UINT8_MAX).to(torch.uint8).permute(1, 2, 0).numpy()
+    """(3, H, W) RGB, uint8 or float in [0, 1] (+ optional (H, W) uint8 alpha) -> 8-bit PIL image."""
+    if rgb.dtype != torch.uint8:
+        rgb = rgb.mul(UINT8_MAX).add_(0.5).clamp_(0, UINT8_MAX).to(torch.uint8)
+    array = rgb.permute(1, 2, 0).numpy()
     if alpha is not None:
         return Image.fromarray(np.dstack([array, alpha]), mode="RGBA")
-    return Image.fromarray(array, mode="RGB")
+    return Image.fromarray(np.ascontiguousarray(array), mode="RGB")
 
 
 def save_image_atomic(image: Image.Image, path: str | os.PathLike) -> Path:

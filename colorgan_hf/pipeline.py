@@ -18,12 +18,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .color import lab_to_rgb, rgb_to_lab
+from .color import lab_to_srgb8, lightness
 from .errors import ModelLoadError
 from .io import ImageInput, LoadedImage, load_image, to_pil
 from .models import ColorGenerator
 
 DEFAULT_SIZE = 256
+# Full-resolution recombination works on bands of this many rows.
+BAND_ROWS = 128
 # The working image's long side is at most this many times its short side, so a
 # 1x5000 strip does not become a 256x1,280,000 network input.
 MAX_ASPECT = 4
@@ -82,23 +84,29 @@ class _Prepared:
     l_small: torch.Tensor  # (1, 1, h, w) the same at the working resolution
 
 
-def _prepare(source: ImageInput, model: ColorGenerator, size: int, max_pixels: int | None, device: torch.device) -> _Prepared:
+def _prepare(source: ImageInput, model: ColorGenerator, size: int, max_pixels: int | None) -> _Prepared:
     loaded = load_image(source, max_pixels=max_pixels)
-    rgb = loaded.rgb.to(device)[None]  # (1, 3, H, W)
     # A colour photo becomes gray by dropping its chroma: only L goes on.
-    l_full = rgb_to_lab(rgb)[:, :1]
+    l_full = lightness(loaded.pixels)[None]  # (1, 1, H, W)
     shape = working_shape(l_full.shape[2], l_full.shape[3], model, size)
     l_small = F.interpolate(l_full, size=shape, mode="bilinear", antialias=True, align_corners=False)
     return _Prepared(loaded, l_full, l_small)
 
 
 def _finish(prepared: _Prepared, ab_small: torch.Tensor, saturation: float) -> Image.Image:
-    l_full = prepared.l_full
-    ab = F.interpolate(ab_small[None], size=l_full.shape[2:], mode="bilinear", align_corners=False)  # (1, 2, H, W)
+    """Upsample the chroma and join it to the full-resolution L, a band of rows at a time
+    so that the float temporaries of a 12-megapixel photo stay small and in cache."""
+    l_full = prepared.l_full[0]  # (1, H, W)
+    height, width = l_full.shape[1:]
+    ab_small = ab_small.float().cpu()[None]
     if saturation != 1.0:
-        ab = ab * saturation
-    rgb = lab_to_rgb(torch.cat([l_full, ab], dim=1))[0]  # (3, H, W) in [0, 1]
-    return to_pil(rgb.cpu(), prepared.loaded.alpha)
+        ab_small = ab_small * saturation
+    out = torch.empty(3, height, width, dtype=torch.uint8)
+    ab = F.interpolate(ab_small, size=(height, width), mode="bilinear", align_corners=False)[0]  # (2, H, W)
+    for top in range(0, height, BAND_ROWS):
+        rows = slice(top, min(top + BAND_ROWS, height))
+        out[:, rows] = lab_to_srgb8(l_full[:, rows], ab[:, rows])
+    return to_pil(out, prepared.loaded.alpha)
 
 
 @overload
@@ -149,13 +157,13 @@ def colorize(
     results: list[Image.Image] = []
     # Photos are read batch_size at a time so a long list never sits in memory at once.
     for start in range(0, len(sources), batch_size):
-        prepared = [_prepare(s, generator, size, max_pixels, device) for s in sources[start : start + batch_size]]
+        prepared = [_prepare(s, generator, size, max_pixels) for s in sources[start : start + batch_size]]
         by_shape: dict[tuple[int, int], list[int]] = defaultdict(list)
         for index, item in enumerate(prepared):
             by_shape[tuple(item.l_small.shape[2:])].append(index)
         ab_small: list[torch.Tensor | None] = [None] * len(prepared)
         for indices in by_shape.values():
-            batch = torch.cat([prepared[i].l_small for i in indices])  # (b, 1, h, w)
+            batch = torch.cat([prepared[i].l_small for i in indices]).to(device)  # (b, 1, h, w)
             predicted = generator.predict_ab(batch)  # (b, 2, h, w)
             for i, ab in zip(indices, predicted):
                 ab_small[i] = ab

@@ -38,3 +38,17 @@ def test_gray_from_l_is_neutral_and_monotonic():
     assert torch.all(gray[..., 1:] > gray[..., :-1])
     rgb = gray.expand(1, 3, 1, 11)
     torch.testing.assert_close(rgb_to_lab(rgb)[:, :1], l_channel, atol=1e-3, rtol=0)
+
+
+def test_fast_full_resolution_path_matches_kornia():
+    from colorgan_hf.color import lab_to_srgb8, lightness
+
+    rgb = torch.rand(3, 40, 50)
+    rgb8 = (rgb * 255).round().to(torch.uint8)
+    for image in (rgb, rgb8, rgb8[:1], rgb[:1]):
+        reference = rgb_to_lab((image.float() / 255 if image.dtype == torch.uint8 else image).expand(3, -1, -1))[:1]
+        assert (lightness(image) - reference).abs().max() < 1e-3
+    l_channel = rgb_to_lab(rgb)[:1]
+    ab = (torch.rand(2, 40, 50) - 0.5) * 180
+    reference = (lab_to_rgb(torch.cat([l_channel, ab])) * 255 + 0.5).clamp(0, 255).to(torch.uint8)
+    assert (lab_to_srgb8(l_channel, ab).int() - reference.int()).abs().max() <= 1

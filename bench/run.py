@@ -1,0 +1,244 @@
+"""What colorizing and training cost on this machine, against references measured in the same run.
+
+    python bench/run.py [--quick] [--json bench/results.json]
+
+Prints one table per part and writes everything as JSON. Nothing is hard-coded: every
+figure, the machine's peak included, is measured by the run that prints it.
+
+1. End to end: `colorize` of a real photo at 0.25, 1, 4 and 12 megapixels (decode,
+   inference, recombination, encode to JPEG), seconds and peak resident memory, for the
+   default and the paper model. Each case runs in a fresh process so its peak memory is
+   its own.
+2. Network forward alone at the working resolution: achieved GFLOP/s beside this
+   machine's measured peak (a large fp32 and bf16 matrix product, timed here).
+3. Training throughput (images/s) of each preset at 128x128, with and without bf16
+   autocast and channels_last.
+4. The reference: a pix2pix U-Net (Isola et al. 2017; `bench/pix2pix_reference.py`), random
+   weights, at the same working resolution, and the ratio of our default to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch.utils.flop_counter import FlopCounterMode
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "train"))
+PHOTO = ROOT / "tests" / "data" / "bsds_12003.jpg"
+MEGAPIXELS = (0.25, 1.0, 4.0, 12.0)
+WORKING = (256, 256)
+
+
+def timed(fn, repeats: int, warmup: int = 1) -> float:
+    """Median seconds of ``fn()`` over ``repeats`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+# ---------------------------------------------------------------------------- 1. end to end
+
+
+def make_photo(megapixels: float, folder: Path) -> Path:
+    """A real gray photo at the asked size, saved as JPEG."""
+    image = Image.open(PHOTO).convert("L")
+    scale = (megapixels * 1e6 / (image.width * image.height)) ** 0.5
+    image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BICUBIC)
+    path = folder / f"photo_{megapixels:g}mp.jpg"
+    image.save(path, quality=92)
+    return path
+
+
+def one_end_to_end(model_name: str, path: str, repeats: int) -> dict:
+    """Run in a child process: decode + colorize + encode of one photo file."""
+    from colorgan_hf import colorize, load_model
+
+    model = load_model(model_name)
+    baseline = peak_rss_mb()
+
+    def run() -> None:
+        out = colorize(path, model)
+        out.save(io.BytesIO(), format="JPEG", quality=92)
+
+    seconds = timed(run, repeats)
+    size = Image.open(path).size
+    return {"model": model_name, "megapixels": round(size[0] * size[1] / 1e6, 2), "size": f"{size[0]}x{size[1]}",
+            "seconds": round(seconds, 3), "peak_rss_mb": round(peak_rss_mb(), 1), "rss_after_model_load_mb": round(baseline, 1)}
+
+
+def end_to_end(models: list[str], repeats: int) -> list[dict]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        photos = [make_photo(mp, Path(tmp)) for mp in MEGAPIXELS]
+        for model in models:
+            for photo in photos:
+                out = subprocess.run([sys.executable, __file__, "--child", model, str(photo), str(repeats)],
+                                     capture_output=True, text=True, check=True)
+                rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return rows
+
+
+# ---------------------------------------------------------------------------- 2. peak and forward
+
+
+def matmul_peak(dtype: torch.dtype, n: int, repeats: int) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    seconds = timed(lambda: a @ b, repeats)
+    return 2 * n**3 / seconds / 1e9
+
+
+def forward_stats(name: str, model: torch.nn.Module, shape: tuple[int, ...], repeats: int, bf16: bool = False,
+                  channels_last: bool = False) -> dict:
+    model = model.eval()
+    x = torch.rand(shape)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.to(memory_format=torch.channels_last)
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        model(x)
+    flops = counter.get_total_flops()
+    context = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
+    with torch.inference_mode(), context:
+        seconds = timed(lambda: model(x), repeats, warmup=2)
+    return {"network": name, "input": "x".join(map(str, shape[2:])), "bf16": bf16, "channels_last": channels_last,
+            "gflops": round(flops / 1e9, 3), "ms": round(seconds * 1000, 2), "gflop_per_s": round(flops / seconds / 1e9, 1),
+            "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2)}
+
+
+# ---------------------------------------------------------------------------- 3. training
+
+
+def training_throughput(preset: str, bf16: bool, channels_last: bool, steps: int, batch: int = 16, side: int = 128) -> dict:
+    from colorgan_hf.models import ColorDiscriminator, ColorGenerator, GANLoss
+    from train import PRESETS, discriminator_input, pixel_loss, to_network_space
+
+    recipe = PRESETS[preset]
+    fixed = {"image_size": side} if recipe["architecture"] == "paper" else {}
+    gen = ColorGenerator(architecture=recipe["architecture"], base_channels=recipe["gen_base_channels"], **fixed)
+    disc = ColorDiscriminator(architecture=recipe["architecture"], base_channels=recipe["disc_base_channels"], **fixed)
+    if channels_last:
+        gen, disc = gen.to(memory_format=torch.channels_last), disc.to(memory_format=torch.channels_last)
+    opt_g, opt_d = torch.optim.Adam(gen.parameters(), 2e-4), torch.optim.Adam(disc.parameters(), 2e-4)
+    gan = GANLoss(recipe["label_noise"])
+    batch_data = {"rgb": torch.rand(batch, 3, side, side), "gray": torch.rand(batch, 1, side, side)}
+    arch = recipe["architecture"]
+
+    def step() -> None:
+        context = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
+        gen_in, target = to_network_space(batch_data, arch)
+        if channels_last:
+            gen_in, target = gen_in.contiguous(memory_format=torch.channels_last), target.contiguous(memory_format=torch.channels_last)
+        with context:
+            fake = gen(gen_in)
+            logits = disc(torch.cat([discriminator_input(gen_in, target, arch), discriminator_input(gen_in, fake.detach().to(target.dtype), arch)]))
+            real_logits, fake_logits = logits.chunk(2)
+            d_loss = gan(real_logits, True) + gan(fake_logits, False)
+        opt_d.zero_grad()
+        d_loss.backward()
+        opt_d.step()
+        with context:
+            g_loss = recipe["pixel_weight"] * pixel_loss(fake, target, recipe["pixel_loss"], None) + recipe["adv_weight"] * gan(
+                disc(discriminator_input(gen_in, fake, arch)), True)
+        opt_g.zero_grad()
+        g_loss.backward()
+        opt_g.step()
+
+    seconds = timed(step, steps, warmup=1)
+    return {"preset": preset, "bf16": bf16, "channels_last": channels_last, "batch": batch, "side": side,
+            "s_per_step": round(seconds, 3), "images_per_s": round(batch / seconds, 2)}
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def table(rows: list[dict], columns: list[str]) -> str:
+    widths = [max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths)), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(str(r.get(c, "")).rjust(w) for c, w in zip(columns, widths)) for r in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="Fewer repeats (for a smoke run).")
+    parser.add_argument("--json", default=str(ROOT / "bench" / "results.json"), help="Where to write the figures.")
+    parser.add_argument("--skip-training", action="store_true", help="Skip part 3.")
+    parser.add_argument("--child", nargs=3, metavar=("MODEL", "PHOTO", "REPEATS"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(one_end_to_end(args.child[0], args.child[1], int(args.child[2]))))
+        return
+
+    from colorgan_hf import ColorGenerator
+    from colorgan_hf.pipeline import SHIPPED_MODELS, WEIGHTS_DIR
+    from pix2pix_reference import Pix2PixUNet
+
+    repeats = 2 if args.quick else 5
+    results: dict = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+                     "date": time.strftime("%Y-%m-%d %H:%M")}
+    print(f"torch {results['torch']}, {results['threads']} threads, {results['cpu_count']} CPUs")
+
+    models = [m for m in SHIPPED_MODELS if (WEIGHTS_DIR / m / "model.safetensors").is_file()]
+    results["end_to_end"] = end_to_end(models, repeats=2 if args.quick else 3)
+    print("\n1. colorize end to end (decode, inference, recombination, JPEG encode)")
+    print(table(results["end_to_end"], ["model", "size", "megapixels", "seconds", "peak_rss_mb"]))
+
+    peak = {"fp32": matmul_peak(torch.float32, 2048, repeats), "bf16": matmul_peak(torch.bfloat16, 2048, repeats)}
+    results["matmul_peak_gflop_per_s"] = {k: round(v, 1) for k, v in peak.items()}
+    best_peak = max(peak.values())
+    forward = [
+        forward_stats("default (unet)", ColorGenerator(architecture="unet"), (1, 1, *WORKING), repeats),
+        forward_stats("default (unet)", ColorGenerator(architecture="unet"), (1, 1, *WORKING), repeats, bf16=True, channels_last=True),
+        forward_stats("paper", ColorGenerator(architecture="paper"), (1, 1, 120, 120), repeats),
+        forward_stats("pix2pix reference", Pix2PixUNet(), (1, 1, *WORKING), repeats),
+        forward_stats("pix2pix reference", Pix2PixUNet(), (1, 1, *WORKING), repeats, bf16=True, channels_last=True),
+    ]
+    for row in forward:
+        row["fraction_of_peak"] = round(row["gflop_per_s"] / best_peak, 3)
+    results["forward"] = forward
+    print(f"\n2. network forward alone; measured matmul peak: fp32 {peak['fp32']:.1f}, bf16 {peak['bf16']:.1f} GFLOP/s")
+    print(table(forward, ["network", "input", "bf16", "channels_last", "params_m", "gflops", "ms", "gflop_per_s", "fraction_of_peak"]))
+
+    ours = min(r["ms"] for r in forward if r["network"] == "default (unet)")
+    reference = min(r["ms"] for r in forward if r["network"] == "pix2pix reference")
+    results["speedup_vs_pix2pix"] = round(reference / ours, 2)
+    print(f"\n4. default vs pix2pix reference at {WORKING[0]}x{WORKING[1]} (best of each): {reference:.1f} ms / {ours:.1f} ms = "
+          f"{results['speedup_vs_pix2pix']}x faster")
+
+    if not args.skip_training:
+        steps = 2 if args.quick else 3
+        training = [training_throughput(preset, bf16, cl, steps) for preset in ("default", "paper")
+                    for bf16, cl in ((False, False), (True, False), (False, True), (True, True))]
+        results["training"] = training
+        print("\n3. training throughput at 128x128, batch 16 (generator + discriminator step)")
+        print(table(training, ["preset", "bf16", "channels_last", "s_per_step", "images_per_s"]))
+
+    Path(args.json).write_text(json.dumps(results, indent=2))
+    print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
