@@ -169,3 +169,10 @@ def test_pixel_limit_refuses_before_decoding(tmp_path, model):
     Image.new("L", (300, 300)).save(path)
     with pytest.raises(ImageLoadError, match="over the limit"):
         colorize(path, model, max_pixels=10_000)
+
+
+def test_shipped_paper_model_loads_and_colorizes_at_full_size(photo):
+    paper = load_default("paper")
+    assert paper.architecture == "paper" and paper.input_size == 120
+    out = colorize(photo.convert("L"), paper)
+    assert out.size == photo.size
