@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -23,7 +24,7 @@ except ImportError:  # running from a checkout without `pip install -e .`
     import colorgan_hf
 
 from colorgan_hf import ColorGANError, colorize, load_model
-from colorgan_hf.io import load_image, to_pil
+from colorgan_hf.io import load_image, save_image_atomic, to_pil
 from colorgan_hf.pipeline import DEFAULT_SIZE, SHIPPED_MODELS, WEIGHTS_DIR
 
 HERE = Path(__file__).resolve().parent
@@ -34,6 +35,7 @@ MAX_UPLOAD = os.environ.get("COLORGAN_SPACE_MAX_UPLOAD", "25mb")
 MAX_PIXELS = int(os.environ.get("COLORGAN_SPACE_MAX_PIXELS", 50_000_000))
 CONCURRENCY = int(os.environ.get("COLORGAN_SPACE_CONCURRENCY", 2))
 QUEUE_SIZE = int(os.environ.get("COLORGAN_SPACE_QUEUE_SIZE", 100))
+OUTPUT_MAX_AGE_S = 3600
 DEFAULT_LABEL = "default (ours)"
 PAPER_LABEL = "paper (Demirel & Yuce)"
 
@@ -76,6 +78,14 @@ def readable(error: Exception, upload: str) -> str:
     return str(error).replace(upload, Path(upload).name)
 
 
+def _prune(folder: Path, max_age_s: float = OUTPUT_MAX_AGE_S) -> None:
+    """Remove result folders older than ``max_age_s``: a long-running Space must not fill its disk."""
+    cutoff = time.time() - max_age_s
+    for child in folder.iterdir():
+        if child.stat().st_mtime < cutoff:
+            shutil.rmtree(child, ignore_errors=True)
+
+
 def make_handler(models: dict[str, colorgan_hf.ColorGenerator], output_dir: Path):
     def run(image: str | None, size: int, saturation: float, model_name: str):
         if not image:
@@ -89,8 +99,10 @@ def make_handler(models: dict[str, colorgan_hf.ColorGenerator], output_dir: Path
         except ColorGANError as error:
             raise gr.Error(readable(error, image), print_exception=False) from None
         elapsed = time.perf_counter() - start
-        download = output_dir / f"{Path(image).stem}_color.png"
-        after.save(download)
+        # Each request gets its own folder: concurrent uploads of same-named photos must
+        # never share (or half-read) a result file.
+        _prune(output_dir)
+        download = save_image_atomic(after, Path(tempfile.mkdtemp(dir=output_dir)) / f"{Path(image).stem}_color.png")
         info = f"Colorized {after.width}x{after.height} ({after.width * after.height / 1e6:.1f} MP) in {elapsed:.2f} s with the {model_name} model."
         return (before, after.convert("RGB")), str(download), info
 
@@ -99,7 +111,8 @@ def make_handler(models: dict[str, colorgan_hf.ColorGenerator], output_dir: Path
 
 def build_demo(models: dict[str, colorgan_hf.ColorGenerator]) -> gr.Blocks:
     output_dir = Path(tempfile.mkdtemp(prefix="colorgan-space-"))
-    with gr.Blocks(title="colorgan-hf: colorize black-and-white photos") as demo:
+    # Gradio's own copies of uploads and results are deleted after an hour, too.
+    with gr.Blocks(title="colorgan-hf: colorize black-and-white photos", delete_cache=(OUTPUT_MAX_AGE_S, OUTPUT_MAX_AGE_S)) as demo:
         gr.Markdown(DESCRIPTION)
         with gr.Row():
             with gr.Column(scale=1):

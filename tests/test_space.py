@@ -175,3 +175,27 @@ def test_browser_upload_over_the_size_limit_is_refused_in_the_page(space_url, br
     page.get_by_text("exceed", exact=False).first.wait_for(timeout=30_000)
     page.screenshot(path=str(screenshot_dir(tmp_path) / "space_too_large.png"))
     page.close()
+
+
+def test_concurrent_requests_for_same_named_photos_each_get_their_own_result(space_url, photo_paths):
+    import threading
+
+    from gradio_client import Client, handle_file
+
+    results, errors = [], []
+
+    def one() -> None:
+        try:
+            _, download, _ = Client(space_url, verbose=False).predict(handle_file(str(photo_paths[3])), 128, 1.0, "default (ours)",
+                                                                      api_name="/colorize")
+            results.append(Image.open(download).size)
+        except Exception as error:  # noqa: BLE001 - any failure is what this test looks for
+            errors.append(error)
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert results == [Image.open(photo_paths[3]).size] * 4
