@@ -26,7 +26,8 @@ from pathlib import Path
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-PHOTO = ROOT / "tests" / "data" / "bsds_12003.jpg"
+sys.path.insert(0, str(ROOT / "bench"))
+from run import make_photo  # noqa: E402  (the same real photo, resized, as the main benchmark)
 
 
 def start_app() -> tuple[subprocess.Popen, str]:
@@ -44,15 +45,6 @@ def start_app() -> tuple[subprocess.Popen, str]:
             time.sleep(0.5)
     proc.kill()
     raise SystemExit("the app did not start")
-
-
-def make_photo(megapixels: float, folder: Path) -> Path:
-    image = Image.open(PHOTO).convert("L")
-    scale = (megapixels * 1e6 / (image.width * image.height)) ** 0.5
-    image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BICUBIC)
-    path = folder / f"photo_{megapixels:g}mp.jpg"
-    image.save(path, quality=92)
-    return path
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -37,6 +37,26 @@ HUB_METADATA = dict(
 )
 
 
+def _resolve_file(model_id: str, filename: str, why: str, download: dict) -> str:
+    """The local path of ``filename`` in a folder or a Hub repository (downloaded to the cache)."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    from .errors import ModelLoadError
+
+    if os.path.isdir(model_id):
+        path = os.path.join(model_id, filename)
+        if not os.path.isfile(path):
+            raise ModelLoadError(f"{model_id}: no {filename}{why}")
+        return path
+    try:
+        return hf_hub_download(repo_id=model_id, filename=filename, revision=download.get("revision"),
+                               cache_dir=download.get("cache_dir"), force_download=download.get("force_download", False),
+                               token=download.get("token"), local_files_only=download.get("local_files_only", False))
+    except EntryNotFoundError:
+        raise ModelLoadError(f"{model_id}: no {filename} in the repository{why}") from None
+
+
 class SafetensorsHubMixin(PyTorchModelHubMixin):
     """``PyTorchModelHubMixin`` that loads safetensors only, and strictly.
 
@@ -57,22 +77,11 @@ class SafetensorsHubMixin(PyTorchModelHubMixin):
 
     @classmethod
     def _read_config(cls, model_id: str, kwargs: dict) -> dict:
-        from huggingface_hub import constants, hf_hub_download
-        from huggingface_hub.errors import EntryNotFoundError
+        from huggingface_hub import constants
 
         from .errors import ModelLoadError
 
-        if os.path.isdir(model_id):
-            path = os.path.join(model_id, constants.CONFIG_NAME)
-            if not os.path.isfile(path):
-                raise ModelLoadError(f"{model_id}: no {constants.CONFIG_NAME}")
-        else:
-            try:
-                path = hf_hub_download(repo_id=model_id, filename=constants.CONFIG_NAME, revision=kwargs.get("revision"),
-                                       cache_dir=kwargs.get("cache_dir"), force_download=kwargs.get("force_download", False),
-                                       token=kwargs.get("token"), local_files_only=kwargs.get("local_files_only", False))
-            except EntryNotFoundError:
-                raise ModelLoadError(f"{model_id}: no {constants.CONFIG_NAME} in the repository") from None
+        path = _resolve_file(model_id, constants.CONFIG_NAME, "", kwargs)
         try:
             with open(path, encoding="utf-8") as handle:
                 config = json.load(handle)
@@ -102,25 +111,16 @@ class SafetensorsHubMixin(PyTorchModelHubMixin):
     @classmethod
     def _from_pretrained(cls, *, model_id: str, revision: str | None, cache_dir, force_download: bool,
                          local_files_only: bool, token, map_location: str = "cpu", strict: bool = True, **model_kwargs):
-        from huggingface_hub import constants, hf_hub_download
-        from huggingface_hub.errors import EntryNotFoundError
+        from huggingface_hub import constants
         from safetensors.torch import load_file
 
         from .errors import ModelLoadError
 
         model = cls(**model_kwargs)  # a bad config fails here, before any weights are read
-        if os.path.isdir(model_id):
-            weights = os.path.join(model_id, constants.SAFETENSORS_SINGLE_FILE)
-            if not os.path.isfile(weights):
-                raise ModelLoadError(f"{model_id}: no {constants.SAFETENSORS_SINGLE_FILE}; colorgan-hf loads safetensors weights only")
-        else:
-            try:
-                weights = hf_hub_download(repo_id=model_id, filename=constants.SAFETENSORS_SINGLE_FILE, revision=revision,
-                                          cache_dir=cache_dir, force_download=force_download, token=token,
-                                          local_files_only=local_files_only)
-            except EntryNotFoundError:
-                raise ModelLoadError(f"{model_id}: no {constants.SAFETENSORS_SINGLE_FILE} in the repository; "
-                                     "colorgan-hf never loads pickled weights") from None
+        download = dict(revision=revision, cache_dir=cache_dir, force_download=force_download, token=token,
+                        local_files_only=local_files_only)
+        weights = _resolve_file(model_id, constants.SAFETENSORS_SINGLE_FILE, "; colorgan-hf loads safetensors weights only, never pickles",
+                                download)
         try:
             state = load_file(weights, device=str(map_location))
         except Exception as error:  # safetensors raises its own error types for corrupt files
