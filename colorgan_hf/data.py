@@ -15,7 +15,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal
+from typing import Any, Iterable, Literal
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ from PIL import Image
 
 from .color import rgb_to_lab
 from .errors import ColorGANError, ImageLoadError
-from .io import IMAGE_EXTENSIONS, load_image
+from .io import IMAGE_EXTENSIONS, load_image, to_pil
 
 # Below this mean chroma (Lab units) a photo counts as grayscale.
 GRAY_CHROMA = 2.0
@@ -118,9 +118,7 @@ def _process_rows(batch: dict[str, list], size: int, mode: ResizeMode, min_size:
                 source: Any = Image.open(io.BytesIO(item["bytes"]))
             else:
                 source = item["path"]
-            loaded = load_image(source)
-            image = Image.fromarray(loaded.rgb.mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy())
-            status, color, gray = make_pair(image, size, mode, min_size)
+            status, color, gray = make_pair(to_pil(load_image(source).rgb), size, mode, min_size)
         except (ImageLoadError, OSError, ValueError, SyntaxError):
             status, color, gray = "unreadable", None, None
         out["status"].append(status)

@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from colorgan_hf import ColorGenerator, ImageLoadError, colorize
+from colorgan_hf import ImageLoadError, colorize
 from colorgan_hf.cli import main
 from colorgan_hf.io import load_image
 

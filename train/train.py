@@ -20,15 +20,15 @@ import sys
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm.auto import tqdm
 
-from colorgan_hf.color import normalize_ab, normalize_l, rgb_to_lab
-from colorgan_hf.data import PairTransform, with_row_index
+from colorgan_hf.color import denormalize_ab, denormalize_l, lab_to_rgb, normalize_ab, normalize_l, rgb_to_lab
+from colorgan_hf.data import PairTransform, build_pair_dataset, with_row_index
+from colorgan_hf.io import save_image_atomic, to_pil
 from colorgan_hf.errors import ColorGANError
 from colorgan_hf.models import ColorDiscriminator, ColorGenerator, GANLoss
 from colorgan_hf.rebalance import DEFAULT_LAMBDA, ChromaRebalancer, ab_histogram
@@ -114,8 +114,6 @@ def load_pairs(args: argparse.Namespace, accelerator: Accelerator):
     """The train/test DatasetDict, from disk or built from folders (by the main process first)."""
     import datasets
 
-    from colorgan_hf.data import build_pair_dataset
-
     if args.dataset_dir:
         try:
             pairs = datasets.load_from_disk(args.dataset_dir)
@@ -172,8 +170,6 @@ def discriminator_input(gen_input: torch.Tensor, image: torch.Tensor, architectu
 
 def to_rgb(gen_input: torch.Tensor, output: torch.Tensor, architecture: str) -> torch.Tensor:
     """Network output -> RGB in [0, 1] for pictures."""
-    from colorgan_hf.color import denormalize_ab, denormalize_l, lab_to_rgb
-
     if architecture == "paper":
         return output.float().clamp(0, 1)
     return lab_to_rgb(torch.cat([denormalize_l(gen_input), denormalize_ab(output)], dim=1).float())
@@ -201,8 +197,6 @@ def pixel_loss(output: torch.Tensor, target: torch.Tensor, kind: str, weights: t
 
 def save_grid(gray: torch.Tensor, fake: torch.Tensor, real: torch.Tensor, path: Path) -> torch.Tensor:
     """Rows of gray | predicted | true, saved as PNG; returns the (3, H, W) grid."""
-    from colorgan_hf.io import save_image_atomic, to_pil
-
     rows = [torch.cat([g.expand(3, -1, -1), f, r], dim=2) for g, f, r in zip(gray, fake, real)]
     grid = torch.cat(rows, dim=1).clamp(0, 1).cpu()
     save_image_atomic(to_pil(grid), path)
