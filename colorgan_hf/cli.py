@@ -15,7 +15,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .errors import ColorGANError
-from .io import IMAGE_EXTENSIONS, save_image_atomic
+from .io import find_images, save_image_atomic
 from .pipeline import DEFAULT_SIZE
 
 logger = logging.getLogger("colorgan")
@@ -30,7 +30,7 @@ def _collect_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            for file in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS):
+            for file in find_images(path):
                 found.append((file, file.relative_to(path)))
         else:
             found.append((path, Path(path.name)))

@@ -23,7 +23,7 @@ from PIL import Image
 
 from .color import rgb_to_lab
 from .errors import ColorGANError, ImageLoadError
-from .io import IMAGE_EXTENSIONS, load_image, to_pil
+from .io import find_images, load_image, to_pil
 
 # Below this mean chroma (Lab units) a photo counts as grayscale.
 GRAY_CHROMA = 2.0
@@ -63,7 +63,7 @@ def list_images(folder: str | os.PathLike) -> tuple[list[str], list[str]]:
     if not root.is_dir():
         raise ColorGANError(f"{root}: not a folder")
     paths, sources = [], []
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS):
+    for path in find_images(root):
         relative = path.relative_to(root)
         paths.append(str(path))
         sources.append(relative.parts[0] if len(relative.parts) > 1 else root.name)

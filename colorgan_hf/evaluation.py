@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from itertools import islice
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -19,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .color import lab_to_rgb, rgb_to_lab
 from .errors import ColorGANError
-from .io import IMAGE_EXTENSIONS, load_image
+from .io import find_images, load_image
 from .metrics.modules import load_metric, to_array
 from .pipeline import DEFAULT_SIZE, colorize, load_model
 
@@ -41,9 +42,8 @@ COLUMNS = (
 def iter_references(data: str, limit: int | None = None) -> Iterator[tuple[str, torch.Tensor]]:
     """(name, (3, H, W) RGB in [0, 1]) for each colour photo of a folder, a saved pair set or a Hub dataset."""
     path = Path(data)
-    count = 0
     if path.is_dir() and not (path / "dataset_dict.json").exists() and not (path / "dataset_info.json").exists():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        files = find_images(path)
         if not files:
             raise ColorGANError(f"{data}: no images found")
         for file in files[:limit]:
@@ -60,10 +60,7 @@ def iter_references(data: str, limit: int | None = None) -> Iterator[tuple[str, 
     except Exception as error:
         raise ColorGANError(f"{data}: not a folder of images, a saved pair set or a loadable dataset ({error})") from None
     column = "color" if "color" in table.column_names else "image"
-    for index, row in enumerate(table):
-        if limit is not None and count >= limit:
-            return
-        count += 1
+    for index, row in enumerate(islice(table, limit)):
         yield f"{data}[{index}]", load_image(row[column]).rgb
 
 
@@ -105,7 +102,7 @@ def evaluate_models(models: Sequence[str | None], data: str, size: int = DEFAULT
 
 def sample_files(folder: str | os.PathLike, count: int) -> list[Path]:
     """Every k-th photo of ``folder`` in sorted order, k = n // count: a fixed rule, not a hand pick."""
-    files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    files = find_images(folder)
     if not files:
         raise ColorGANError(f"{folder}: no images found")
     step = max(len(files) // count, 1)

@@ -22,7 +22,7 @@ from .errors import ImageLoadError
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
-ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
+ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, "LoadedImage"]
 
 # Images above this many pixels are refused before their pixels are decoded (a
 # "decompression bomb" is a small file that decodes to gigabytes). Override with the
@@ -34,6 +34,11 @@ _SIXTEEN_BIT_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
 UINT16_MAX = 65535.0
 UINT8_MAX = 255.0
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+
+
+def find_images(folder: str | os.PathLike) -> list[Path]:
+    """Every file with an image extension under ``folder``, recursively, in sorted order."""
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
 def max_pixels_setting() -> int:
@@ -178,13 +183,16 @@ def _array_to_tensors(array: np.ndarray, name: str) -> tuple[torch.Tensor, np.nd
 
 
 def load_image(source: ImageInput, max_pixels: int | None = None) -> LoadedImage:
-    """Read a path, PIL image or numpy array of any mode into a :class:`LoadedImage`.
+    """Read a path, PIL image or numpy array of any mode into a :class:`LoadedImage` (one is passed through).
 
     EXIF orientation is applied, animated images give their first frame, an alpha channel
     is kept aside, 16-bit, palette, CMYK, LA and 1-bit images are handled. Raises
     :class:`ImageLoadError` naming the file and the reason on anything unreadable.
     """
     limit = max_pixels_setting() if max_pixels is None else max_pixels
+    if isinstance(source, LoadedImage):  # already read: callers that need the pixels too decode once
+        _check_pixels(*source.size, source.name, limit)
+        return source
     name = _describe(source)
     if isinstance(source, (str, os.PathLike)):
         image = _open_path(Path(source), limit)

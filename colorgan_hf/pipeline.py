@@ -149,7 +149,7 @@ def colorize(
         raise ValueError(f"saturation must be >= 0, got {saturation}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    single = isinstance(image, (str, os.PathLike, Image.Image, np.ndarray))
+    single = isinstance(image, (str, os.PathLike, Image.Image, np.ndarray, LoadedImage))
     sources = [image] if single else list(image)
     generator = load_model(model)
     generator.eval()

@@ -94,8 +94,9 @@ def make_handler(models: dict[str, colorgan_hf.ColorGenerator], output_dir: Path
             raise gr.Error(f"Unknown model {model_name!r}.")
         start = time.perf_counter()
         try:
-            before = to_pil(load_image(image, max_pixels=MAX_PIXELS).rgb).convert("L").convert("RGB")
-            after = colorize(image, models[model_name], size=int(size), saturation=float(saturation), max_pixels=MAX_PIXELS)
+            loaded = load_image(image, max_pixels=MAX_PIXELS)  # decoded once, for both sides of the slider
+            before = to_pil(loaded.rgb).convert("L").convert("RGB")
+            after = colorize(loaded, models[model_name], size=int(size), saturation=float(saturation), max_pixels=MAX_PIXELS)
         except ColorGANError as error:
             raise gr.Error(readable(error, image), print_exception=False) from None
         elapsed = time.perf_counter() - start

@@ -2,52 +2,19 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image, ImageOps
 from safetensors.torch import load_file
 
 from colorgan_hf import ColorGenerator
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "train"))
-import train as train_script  # noqa: E402
-
-TINY = ["--gen_base_channels", "8", "--disc_base_channels", "8", "--train_batch_size", "2", "--report_to", "none",
-        "--rebalance_batches", "2", "--max_eval_samples", "2"]
-
-
-@pytest.fixture(scope="module")
-def image_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("photos")
-    for i, path in enumerate(sorted((ROOT / "tests" / "data").glob("*.jpg"))):
-        image = Image.open(path).convert("RGB")
-        image.save(root / f"{i}.jpg")
-        ImageOps.mirror(image).save(root / f"{i}_m.jpg")
-        ImageOps.flip(image).save(root / f"{i}_f.jpg")
-    return root
-
-
-@pytest.fixture(scope="module")
-def pair_dir(image_dir, tmp_path_factory):
-    from colorgan_hf.data import build_pair_dataset
-
-    pairs, _ = build_pair_dataset([str(image_dir)], size=64, test_fraction=0.2, seed=0)
-    out = tmp_path_factory.mktemp("pairs") / "pairs"
-    pairs.save_to_disk(str(out))
-    return out
-
-
-def run(argv):
-    return train_script.main(train_script.parse_args(argv))
+from training import TINY, TRAIN_PY, run
 
 
 @pytest.mark.parametrize("preset", ["default", "paper"])
-def test_two_steps_write_a_checkpoint_and_a_loadable_generator(preset, image_dir, pair_dir, tmp_path):
-    data = ["--dataset_dir", str(pair_dir), "--resolution", "32"] if preset == "default" else ["--train_data_dir", str(image_dir)]
+def test_two_steps_write_a_checkpoint_and_a_loadable_generator(preset, train_image_dir, train_pair_dir, tmp_path):
+    data = ["--dataset_dir", str(train_pair_dir), "--resolution", "32"] if preset == "default" else ["--train_data_dir", str(train_image_dir)]
     out = tmp_path / "run"
     result = run(["--preset", preset, "--output_dir", str(out), "--max_train_steps", "2", "--checkpointing_steps", "2",
                   "--validation_steps", "2", *data, *TINY])
@@ -61,8 +28,8 @@ def test_two_steps_write_a_checkpoint_and_a_loadable_generator(preset, image_dir
     assert any("test_pixel" in h for h in history)
 
 
-def test_resume_continues_at_the_right_step_with_the_same_state(pair_dir, tmp_path):
-    common = ["--dataset_dir", str(pair_dir), "--resolution", "32", "--checkpointing_steps", "2", "--validation_steps", "100", *TINY]
+def test_resume_continues_at_the_right_step_with_the_same_state(train_pair_dir, tmp_path):
+    common = ["--dataset_dir", str(train_pair_dir), "--resolution", "32", "--checkpointing_steps", "2", "--validation_steps", "100", *TINY]
     straight = tmp_path / "straight"
     run(["--output_dir", str(straight), "--max_train_steps", "4", *common])
     stopped = tmp_path / "stopped"
@@ -86,14 +53,14 @@ def test_missing_dataset_is_a_clear_error(tmp_path):
         run(["--dataset_dir", str(tmp_path / "nothing"), "--output_dir", str(tmp_path / "o"), *TINY])
 
 
-def test_two_process_ddp_on_cpu_saves_once(pair_dir, tmp_path):
+def test_two_process_ddp_on_cpu_saves_once(train_pair_dir, tmp_path):
     accelerate = shutil.which("accelerate")
     if accelerate is None:
         pytest.skip("accelerate CLI not installed")
     out = tmp_path / "ddp"
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-           "--dynamo_backend", "no", str(ROOT / "train" / "train.py"), "--dataset_dir", str(pair_dir), "--resolution", "32",
+           "--dynamo_backend", "no", str(TRAIN_PY), "--dataset_dir", str(train_pair_dir), "--resolution", "32",
            "--output_dir", str(out), "--max_train_steps", "2", "--checkpointing_steps", "2", "--validation_steps", "2", *TINY]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

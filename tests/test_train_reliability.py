@@ -5,7 +5,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,32 +12,14 @@ from PIL import Image
 
 from colorgan_hf.errors import ColorGANError
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "train"))
-import train as train_script  # noqa: E402
+from training import PHOTOS_DIR, TINY as TINY_FLAGS, TRAIN_PY, run, train_script
 
-TINY = ["--gen_base_channels", "8", "--disc_base_channels", "8", "--train_batch_size", "2", "--report_to", "none",
-        "--rebalance_batches", "2", "--max_eval_samples", "2", "--resolution", "32", "--validation_steps", "1000"]
+TINY = [*TINY_FLAGS, "--resolution", "32", "--validation_steps", "1000"]
 
 
-@pytest.fixture(scope="module")
-def pair_dir(tmp_path_factory):
-    from colorgan_hf.data import build_pair_dataset
-
-    folder = tmp_path_factory.mktemp("photos")
-    for i, path in enumerate(sorted((ROOT / "tests" / "data").glob("*.jpg"))):
-        image = Image.open(path).convert("RGB")
-        image.save(folder / f"{i}.jpg")
-        image.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(folder / f"{i}_m.jpg")
-    pairs, _ = build_pair_dataset([str(folder)], size=64, test_fraction=0.25)
-    out = tmp_path_factory.mktemp("pairs") / "pairs"
-    pairs.save_to_disk(str(out))
-    return out
-
-
-def test_kill_9_then_resume_from_the_last_complete_checkpoint(pair_dir, tmp_path):
+def test_kill_9_then_resume_from_the_last_complete_checkpoint(train_pair_dir, tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, str(ROOT / "train" / "train.py"), "--dataset_dir", str(pair_dir), "--output_dir", str(out),
+    cmd = [sys.executable, str(TRAIN_PY), "--dataset_dir", str(train_pair_dir), "--output_dir", str(out),
            "--max_train_steps", "100000", "--checkpointing_steps", "1", "--checkpoints_total_limit", "3", *TINY]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -56,14 +37,13 @@ def test_kill_9_then_resume_from_the_last_complete_checkpoint(pair_dir, tmp_path
     for name in ("model.safetensors", "model_1.safetensors", "optimizer.bin", "optimizer_1.bin"):
         assert (last / name).is_file(), f"{last} is complete"
     step = int(last.name.split("-")[1])
-    result = train_script.main(train_script.parse_args(
-        ["--dataset_dir", str(pair_dir), "--output_dir", str(out), "--max_train_steps", str(step + 2),
-         "--checkpointing_steps", "1000", "--resume_from_checkpoint", "latest", *TINY]))
+    result = run(["--dataset_dir", str(train_pair_dir), "--output_dir", str(out), "--max_train_steps", str(step + 2),
+                  "--checkpointing_steps", "1000", "--resume_from_checkpoint", "latest", *TINY])
     assert result["global_step"] == step + 2
     assert (out / "generator" / "model.safetensors").is_file()
 
 
-def test_non_finite_loss_stops_with_the_last_good_checkpoint_intact(pair_dir, tmp_path, monkeypatch):
+def test_non_finite_loss_stops_with_the_last_good_checkpoint_intact(train_pair_dir, tmp_path, monkeypatch):
     calls = {"n": 0}
     real = train_script.pixel_loss
 
@@ -75,8 +55,7 @@ def test_non_finite_loss_stops_with_the_last_good_checkpoint_intact(pair_dir, tm
     monkeypatch.setattr(train_script, "pixel_loss", poisoned)
     out = tmp_path / "run"
     with pytest.raises(ColorGANError, match="non-finite loss at step 2"):
-        train_script.main(train_script.parse_args(["--dataset_dir", str(pair_dir), "--output_dir", str(out),
-                                                   "--max_train_steps", "10", "--checkpointing_steps", "2", *TINY]))
+        run(["--dataset_dir", str(train_pair_dir), "--output_dir", str(out), "--max_train_steps", "10", "--checkpointing_steps", "2", *TINY])
     from safetensors.torch import load_file
 
     weights = load_file(out / "checkpoint-2" / "model.safetensors")
@@ -87,8 +66,8 @@ def test_non_finite_loss_stops_with_the_last_good_checkpoint_intact(pair_dir, tm
 def test_no_usable_images_is_a_clear_error_before_training(tmp_path):
     folder = tmp_path / "gray_only"
     folder.mkdir()
-    for i, path in enumerate(sorted((ROOT / "tests" / "data").glob("*.jpg"))):
+    for i, path in enumerate(sorted(PHOTOS_DIR.glob("*.jpg"))):
         Image.open(path).convert("L").save(folder / f"{i}.png")
     with pytest.raises(ColorGANError, match="usable"):
-        train_script.main(train_script.parse_args(["--train_data_dir", str(folder), "--output_dir", str(tmp_path / "o"), *TINY]))
+        run(["--train_data_dir", str(folder), "--output_dir", str(tmp_path / "o"), *TINY])
     assert not (tmp_path / "o" / "generator").exists()
