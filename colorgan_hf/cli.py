@@ -126,9 +126,11 @@ def cmd_card(args: argparse.Namespace) -> int:
         from .evaluation import sample_grid
 
         grid_path = out.parent / f"{out.stem}_samples.jpg"
-        save_image_atomic(sample_grid(model, args.grid_data, count=args.grid_count), grid_path)
+        compare = list(args.grid_compare or [])
+        save_image_atomic(sample_grid(model, args.grid_data, count=args.grid_count, compare=compare), grid_path)
         samples.append(grid_path.name)
-        rule = rule or f"every k-th photo of {args.grid_data} in sorted order, {args.grid_count} photos"
+        columns = " | ".join(["gray input", *compare, args.model or "default", "original"])
+        rule = rule or f"every k-th photo of {args.grid_data} in sorted order, {args.grid_count} photos; columns: {columns}"
     card = model.generate_model_card(evaluations=_read_evaluations(args.eval_json), training=training, samples=samples,
                                      sample_rule=rule, repo_id=args.repo_id, title=args.title, summary=args.summary,
                                      datasets=args.dataset or [], limitations=limitations)
@@ -189,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--sample", action="append", help="Path (relative to the card) of a sample image; repeatable.")
     c.add_argument("--sample-rule", default="", help="How the sample photos were chosen.")
     c.add_argument("--grid-data", default=None, help="A folder of colour photos: write a gray / colorized / original grid of every k-th one beside the card.")
+    c.add_argument("--grid-compare", action="append", metavar="MODEL",
+                   help="Another generator (name or path) whose colorization gets a column of the grid before this model's; repeatable.")
     c.add_argument("--grid-count", type=int, default=12, help="Photos in the sample grid (default 12).")
     c.add_argument("--repo-id", default="colorgan-hf/colorgan-default", help="Hub id shown in the usage snippet.")
     c.add_argument("--title", default=None, help="Card title.")

@@ -109,17 +109,19 @@ def sample_files(folder: str | os.PathLike, count: int) -> list[Path]:
     return files[::step][:count]
 
 
-def sample_grid(model, folder: str | os.PathLike, count: int = 12, size: int = DEFAULT_SIZE, tile: int = 256):
-    """A grid of gray input | colorized | original rows for :func:`sample_files`, as a PIL image."""
+def sample_grid(model, folder: str | os.PathLike, count: int = 12, size: int = DEFAULT_SIZE, tile: int = 256,
+                compare: Sequence = ()):
+    """A grid of gray input | colorized (by each of ``compare``, then ``model``) | original rows
+    for :func:`sample_files`, as a PIL image."""
     from PIL import Image
 
-    generator = load_model(model)
+    generators = [load_model(m) for m in (*compare, model)]
     rows = []
     for file in sample_files(folder, count):
         original = load_image(file).rgb
         gray = to_array(gray_baseline(original))
-        colorized = np.asarray(colorize(gray, generator, size=size))
-        cells = [Image.fromarray(a) for a in (gray, colorized, to_array(original))]
+        colorized = [np.asarray(colorize(gray, generator, size=size)) for generator in generators]
+        cells = [Image.fromarray(a) for a in (gray, *colorized, to_array(original))]
         scale = tile / cells[0].height
         rows.append([c.resize((max(1, round(c.width * scale)), tile), Image.Resampling.BICUBIC) for c in cells])
     width = max(sum(c.width for c in row) for row in rows)

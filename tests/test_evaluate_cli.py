@@ -45,3 +45,29 @@ def test_evaluate_json_mode_with_two_models(tmp_path, photo_paths, capsys, tiny_
     result = json.loads(capsys.readouterr().out)
     assert set(result["rows"]) == {"gray", "default", str(tiny_dir)}
     assert result["images"] == 1
+
+
+def test_card_grid_has_a_column_per_model_and_picks_photos_by_rule(tmp_path, photo_paths, tiny_unet, tiny_paper):
+    from PIL import Image
+
+    from colorgan_hf.evaluation import sample_files
+
+    unet_dir, paper_dir = tmp_path / "unet", tmp_path / "paper"
+    tiny_unet.save_pretrained(unet_dir)
+    tiny_paper.save_pretrained(paper_dir)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, path in enumerate(photo_paths):
+        shutil.copy(path, photos / f"{i:02d}.jpg")
+    assert [p.name for p in sample_files(photos, 2)] == [f"{i:02d}.jpg" for i in range(0, len(photo_paths), len(photo_paths) // 2)][:2]
+
+    card_path = tmp_path / "card.md"
+    assert main(["card", "--model", str(unet_dir), "--grid-data", str(photos), "--grid-count", "2",
+                 "--grid-compare", str(paper_dir), "-o", str(card_path)]) == 0
+    grid = Image.open(tmp_path / "card_samples.jpg")
+    first = Image.open(photos / "00.jpg")
+    tile_width = round(first.width * 256 / first.height)
+    assert grid.height == 2 * 256, "one row per photo"
+    assert abs(grid.width - 4 * tile_width) <= 4, "gray | paper | unet | original"
+    text = card_path.read_text()
+    assert "card_samples.jpg" in text and f"gray input | {paper_dir} | {unet_dir} | original" in text

@@ -29,7 +29,10 @@ def test_two_steps_write_a_checkpoint_and_a_loadable_generator(preset, train_ima
 
 
 def test_resume_continues_at_the_right_step_with_the_same_state(train_pair_dir, tmp_path):
-    common = ["--dataset_dir", str(train_pair_dir), "--resolution", "32", "--checkpointing_steps", "2", "--validation_steps", "100", *TINY]
+    # A 3-step warm-up spans the interruption: the resumed run must pick up the scheduler's clock
+    # (restarting it would train steps 3-4 at a third and two thirds of the rate).
+    common = ["--dataset_dir", str(train_pair_dir), "--resolution", "32", "--checkpointing_steps", "2", "--validation_steps", "100",
+              "--lr_warmup_steps", "3", "--logging_steps", "1", *TINY]
     straight = tmp_path / "straight"
     run(["--output_dir", str(straight), "--max_train_steps", "4", *common])
     stopped = tmp_path / "stopped"
@@ -44,6 +47,25 @@ def test_resume_continues_at_the_right_step_with_the_same_state(train_pair_dir, 
     b = load_file(stopped / "generator" / "model.safetensors")
     for name in a:
         torch.testing.assert_close(a[name], b[name], atol=1e-5, rtol=1e-4, msg=f"{name} differs after resuming")
+    # The history travels in the checkpoint: the resumed run's curves cover steps 1-4, lr included.
+    history_straight = [(h["step"], h["lr"]) for h in json.loads((straight / "history.json").read_text()) if "lr" in h]
+    history_resumed = [(h["step"], h["lr"]) for h in json.loads((stopped / "history.json").read_text()) if "lr" in h]
+    assert [step for step, _ in history_resumed] == [1, 2, 3, 4]
+    assert history_resumed == pytest.approx(history_straight)
+
+
+@pytest.mark.parametrize("kind", ["constant", "cosine"])
+def test_learning_rate_schedule_warms_up_then_holds_or_decays(kind):
+    from training import train_script
+
+    factors = [train_script.lr_factor(step, warmup=4, total=20, kind=kind) for step in range(21)]
+    assert factors[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert max(factors) == pytest.approx(1.0)
+    if kind == "constant":
+        assert factors[4:] == pytest.approx([1.0] * 17)
+    else:
+        assert all(a >= b for a, b in zip(factors[4:], factors[5:])), "cosine never rises"
+        assert factors[20] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_missing_dataset_is_a_clear_error(tmp_path):

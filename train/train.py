@@ -10,6 +10,7 @@ Stop it at any time and resume with ``--resume_from_checkpoint latest``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import math
@@ -85,6 +86,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     optim.add_argument("--learning_rate", type=float, default=None, help="Adam learning rate of both networks (paper: 5e-4).")
     optim.add_argument("--adam_beta1", type=float, default=None, help="Adam beta1 (paper: Keras' 0.9; default: 0.5 as pix2pix).")
     optim.add_argument("--adam_beta2", type=float, default=0.999, help="Adam beta2.")
+    optim.add_argument("--lr_scheduler", choices=["constant", "cosine"], default="constant",
+                       help="Learning-rate schedule of both networks: constant, or cosine decay to 0 at the last step.")
+    optim.add_argument("--lr_warmup_steps", type=int, default=0, help="Linear warm-up steps before the schedule.")
+    optim.add_argument("--channels_last", action=argparse.BooleanOptionalAction, default=True,
+                       help="Run the networks in channels_last memory format (about 15%% faster convolutions on CPU and GPU).")
     optim.add_argument("--seed", type=int, default=0, help="Seed of everything random.")
     optim.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"], default=None, help="Overrides `accelerate config`/`accelerate launch --mixed_precision`.")
 
@@ -190,6 +196,16 @@ def estimate_rebalancer(loader: DataLoader, args: argparse.Namespace, accelerato
     return ChromaRebalancer(counts, lam=args.rebalance_lambda).to(accelerator.device)
 
 
+def lr_factor(step: int, warmup: int, total: int, kind: str) -> float:
+    """Multiplier of the base learning rate at an optimizer step: linear warm-up, then constant or cosine to 0."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if kind == "constant":
+        return 1.0
+    progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 def pixel_loss(output: torch.Tensor, target: torch.Tensor, kind: str, weights: torch.Tensor | None) -> torch.Tensor:
     error = (output.float() - target.float()).abs() if kind == "l1" else (output.float() - target.float()) ** 2
     return (error * weights).mean() if weights is not None else error.mean()
@@ -233,8 +249,14 @@ def list_checkpoints(output_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
 
 
-def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, limit: int | None) -> Path:
-    """save_state into a temporary folder, then rename: `latest` is never half-written."""
+HISTORY_FILE = "history.json"
+
+
+def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, limit: int | None, history: list[dict]) -> Path:
+    """save_state into a temporary folder, then rename: `latest` is never half-written.
+
+    The logged history goes with the state, so a resumed run's curves start at step 0.
+    """
     final = output_dir / f"{CHECKPOINT_PREFIX}{step}"
     tmp = output_dir / f"{CHECKPOINT_PREFIX}{step}.tmp"
     if accelerator.is_main_process:
@@ -243,6 +265,7 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, limit
     accelerator.save_state(str(tmp), safe_serialization=True)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        (tmp / HISTORY_FILE).write_text(json.dumps(history))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         if limit:
@@ -291,23 +314,34 @@ def main(args: argparse.Namespace) -> dict:
     fixed_size = {"image_size": args.resolution} if args.architecture == "paper" else {}
     generator = ColorGenerator(architecture=args.architecture, base_channels=args.gen_base_channels, **fixed_size)
     discriminator = ColorDiscriminator(architecture=args.architecture, base_channels=args.disc_base_channels, **fixed_size)
+    if args.channels_last:
+        generator = generator.to(memory_format=torch.channels_last)
+        discriminator = discriminator.to(memory_format=torch.channels_last)
     betas = (args.adam_beta1, args.adam_beta2)
     opt_g = torch.optim.Adam(generator.parameters(), lr=args.learning_rate, betas=betas)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=args.learning_rate, betas=betas)
-    generator, discriminator, opt_g, opt_d, train_loader, test_loader = accelerator.prepare(
-        generator, discriminator, opt_g, opt_d, train_loader, test_loader
+    steps_per_epoch = max(math.ceil(len(train_loader) / accelerator.num_processes), 1)
+    max_steps = args.max_train_steps or args.num_epochs * steps_per_epoch
+    # A prepared scheduler steps once per process at every optimizer step (as in diffusers),
+    # so its clock runs num_processes times faster than global_step.
+    schedule = functools.partial(lr_factor, warmup=args.lr_warmup_steps * accelerator.num_processes,
+                                 total=max_steps * accelerator.num_processes, kind=args.lr_scheduler)
+    sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, schedule)
+    sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, schedule)
+    generator, discriminator, opt_g, opt_d, sched_g, sched_d, train_loader, test_loader = accelerator.prepare(
+        generator, discriminator, opt_g, opt_d, sched_g, sched_d, train_loader, test_loader
     )
     gan_loss = GANLoss(label_noise=args.label_noise)
     rebalancer = estimate_rebalancer(train_loader, args, accelerator) if args.architecture != "paper" else None
 
     steps_per_epoch = max(len(train_loader), 1)
-    max_steps = args.max_train_steps or args.num_epochs * steps_per_epoch
     num_epochs = math.ceil(max_steps / steps_per_epoch)
     if accelerator.is_main_process:
         accelerator.init_trackers("colorgan", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
 
     fixed_batch = next(iter(test_loader))
     global_step, first_epoch, resume_batches = 0, 0, 0
+    history: list[dict] = []
     if args.resume_from_checkpoint:
         if args.resume_from_checkpoint == "latest":
             found = list_checkpoints(output_dir)
@@ -320,10 +354,11 @@ def main(args: argparse.Namespace) -> dict:
             accelerator.load_state(str(path))
             global_step = int(path.name[len(CHECKPOINT_PREFIX):])
             first_epoch, resume_batches = divmod(global_step, steps_per_epoch)
+            if (path / HISTORY_FILE).is_file():
+                history = json.loads((path / HISTORY_FILE).read_text())
             logger.info(f"resumed from {path} at step {global_step}")
 
     logger.info(f"{len(pairs['train'])} training pairs, {steps_per_epoch} steps per epoch, {max_steps} steps, preset {args.preset}")
-    history: list[dict] = []
     progress = tqdm(total=max_steps, initial=global_step, desc="steps", disable=not accelerator.is_local_main_process)
     for epoch in range(first_epoch, num_epochs):
         train_transform.epoch = epoch
@@ -349,6 +384,7 @@ def main(args: argparse.Namespace) -> dict:
                 opt_d.zero_grad(set_to_none=True)
                 accelerator.backward(d_loss)
                 opt_d.step()
+                sched_d.step()
 
             # Generator: pixel loss (re-balanced) plus the adversarial term. The D gradients
             # this backward leaves behind are cleared before D's next step; no_sync spares
@@ -367,10 +403,12 @@ def main(args: argparse.Namespace) -> dict:
             opt_g.zero_grad(set_to_none=True)
             accelerator.backward(g_loss)
             opt_g.step()
+            sched_g.step()
 
             global_step += 1
             progress.update(1)
-            logs = {"g_pixel": g_pixel.item(), "g_adv": g_adv.item(), "d_loss": d_loss.item(), "epoch": epoch}
+            logs = {"g_pixel": g_pixel.item(), "g_adv": g_adv.item(), "d_loss": d_loss.item(), "epoch": epoch,
+                    "lr": sched_g.get_last_lr()[0]}
             epoch_sums["g_pixel"] += logs["g_pixel"]
             epoch_sums["d_loss"] += logs["d_loss"]
             epoch_sums["n"] += 1
@@ -378,8 +416,6 @@ def main(args: argparse.Namespace) -> dict:
             if global_step % args.logging_steps == 0 or global_step == max_steps:
                 accelerator.log(logs, step=global_step)
                 history.append({"step": global_step, **logs})
-            if global_step % args.checkpointing_steps == 0:
-                save_checkpoint(accelerator, output_dir, global_step, args.checkpoints_total_limit)
             if global_step % args.validation_steps == 0 or global_step == max_steps:
                 per_batch, mean = evaluate_generator(generator, test_loader, args, accelerator)
                 accelerator.log({"test_pixel": mean}, step=global_step)
@@ -395,6 +431,8 @@ def main(args: argparse.Namespace) -> dict:
                     for tracker in accelerator.trackers:
                         if tracker.name == "tensorboard":
                             tracker.writer.add_image("samples", grid, global_step)
+            if global_step % args.checkpointing_steps == 0:
+                save_checkpoint(accelerator, output_dir, global_step, args.checkpoints_total_limit, history)
         if epoch_sums["n"]:
             # The paper's Table 1: generator MSE and discriminator BCE per epoch.
             epoch_logs = {"epoch_g_pixel": epoch_sums["g_pixel"] / epoch_sums["n"], "epoch_d_loss": epoch_sums["d_loss"] / epoch_sums["n"]}
@@ -411,7 +449,7 @@ def main(args: argparse.Namespace) -> dict:
         disc = accelerator.unwrap_model(discriminator)
         gen.save_pretrained(output_dir / "generator")
         disc.save_pretrained(output_dir / "discriminator")
-        (output_dir / "history.json").write_text(json.dumps(history, indent=1))
+        (output_dir / HISTORY_FILE).write_text(json.dumps(history, indent=1))
         if history:
             save_loss_plot(history, output_dir / "loss_curves.png")
         logger.info(f"saved the generator to {output_dir / 'generator'}")
