@@ -90,3 +90,24 @@ def test_two_process_ddp_on_cpu_saves_once(train_pair_dir, tmp_path):
     assert log.count("saved the generator to") == 1, "only the main process saves the final model"
     assert ColorGenerator.from_pretrained(out / "generator").architecture == "unet"
     assert (out / "checkpoint-2" / "random_states_1.pkl").exists(), "the second process took part in the checkpoint"
+
+
+def test_init_generator_fine_tunes_given_weights_and_refuses_a_mismatch(train_pair_dir, tiny_unet, tiny_paper, tmp_path):
+    from colorgan_hf.errors import ColorGANError
+
+    start = tmp_path / "start"
+    ColorGenerator(architecture="unet", base_channels=8, depth=2).save_pretrained(start)
+    out = tmp_path / "tuned"
+    run(["--output_dir", str(out), "--dataset_dir", str(train_pair_dir), "--resolution", "32", "--init_generator", str(start),
+         "--max_train_steps", "2", "--validation_steps", "100", "--checkpointing_steps", "100", *TINY])
+    tuned = ColorGenerator.from_pretrained(out / "generator")
+    assert json.loads((out / "generator" / "config.json").read_text())["depth"] == 2, "the architecture comes from the starting weights"
+    before, after = load_file(start / "model.safetensors"), load_file(out / "generator" / "model.safetensors")
+    assert before.keys() == after.keys()
+    assert any(not torch.equal(before[k], after[k]) for k in before), "the weights were trained"
+
+    paper = tmp_path / "paper"
+    tiny_paper.save_pretrained(paper)
+    with pytest.raises(ColorGANError, match="cannot start a default run"):
+        run(["--output_dir", str(tmp_path / "bad"), "--dataset_dir", str(train_pair_dir), "--resolution", "32",
+             "--init_generator", str(paper), "--max_train_steps", "1", *TINY])

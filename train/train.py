@@ -32,6 +32,7 @@ from colorgan_hf.data import PairTransform, build_pair_dataset, with_row_index
 from colorgan_hf.io import save_image_atomic, to_pil
 from colorgan_hf.errors import ColorGANError
 from colorgan_hf.models import ColorDiscriminator, ColorGenerator, GANLoss
+from colorgan_hf.pipeline import load_model
 from colorgan_hf.rebalance import DEFAULT_LAMBDA, ChromaRebalancer, ab_histogram
 
 logger = get_logger(__name__)
@@ -70,6 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     recipe = parser.add_argument_group("recipe (unset flags take the preset's value)")
     recipe.add_argument("--preset", choices=sorted(PRESETS), default="default", help="`paper`: the paper's networks and losses as written. `default`: ours.")
     recipe.add_argument("--resolution", type=int, default=None, help="Training crop side (paper: 120, the whole squashed image; default: 128 random crops).")
+    recipe.add_argument("--init_generator", type=str, default=None,
+                        help="Start the generator from these weights instead of from scratch: a shipped name (default, paper), a "
+                             "folder saved by save_pretrained, or a Hub id. Its architecture must match the preset's.")
     recipe.add_argument("--gen_base_channels", type=int, default=None, help="Generator width.")
     recipe.add_argument("--disc_base_channels", type=int, default=None, help="Discriminator width.")
     recipe.add_argument("--pixel_loss", choices=["l1", "mse"], default=None, help="Pixel loss of the generator (paper: mse, default: l1).")
@@ -312,7 +316,13 @@ def main(args: argparse.Namespace) -> dict:
     train_loader, test_loader, train_transform = make_loaders(pairs, args)
     # Only the paper's networks have a fixed input size; the U-Net and PatchGAN take any.
     fixed_size = {"image_size": args.resolution} if args.architecture == "paper" else {}
-    generator = ColorGenerator(architecture=args.architecture, base_channels=args.gen_base_channels, **fixed_size)
+    if args.init_generator:
+        generator = load_model(args.init_generator).train()
+        if generator.architecture != args.architecture or generator.input_size not in (None, args.resolution):
+            raise ColorGANError(f"{args.init_generator}: a {generator.architecture} generator (input size {generator.input_size}) "
+                                f"cannot start a {args.preset} run at resolution {args.resolution}")
+    else:
+        generator = ColorGenerator(architecture=args.architecture, base_channels=args.gen_base_channels, **fixed_size)
     discriminator = ColorDiscriminator(architecture=args.architecture, base_channels=args.disc_base_channels, **fixed_size)
     if args.channels_last:
         generator = generator.to(memory_format=torch.channels_last)
