@@ -111,3 +111,14 @@ def test_init_generator_fine_tunes_given_weights_and_refuses_a_mismatch(train_pa
     with pytest.raises(ColorGANError, match="cannot start a default run"):
         run(["--output_dir", str(tmp_path / "bad"), "--dataset_dir", str(train_pair_dir), "--resolution", "32",
              "--init_generator", str(paper), "--max_train_steps", "1", *TINY])
+
+
+@pytest.mark.parametrize("power, expected", [(0.0, {"a": 0.5, "b": 0.5}), (0.5, {"a": 30 / 40, "b": 10 / 40}), (1.0, {"a": 0.9, "b": 0.1})])
+def test_source_balance_power_sets_each_sources_share(power, expected):
+    from training import train_script
+
+    sources = ["a"] * 900 + ["b"] * 100
+    weights = train_script.source_sample_weights(sources, power)
+    total = sum(weights)
+    share = {name: sum(w for w, s in zip(weights, sources) if s == name) / total for name in ("a", "b")}
+    assert share == pytest.approx(expected)

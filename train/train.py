@@ -65,7 +65,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--train_data_dir", type=str, nargs="+", default=None, help="Image folders (or Hub dataset ids) to build the pair set from on the fly, instead of --dataset_dir.")
     data.add_argument("--max_train_samples", type=int, default=None, help="Use only the first N training pairs (for quick runs and tests).")
     data.add_argument("--max_eval_samples", type=int, default=256, help="Evaluate on at most this many test pairs.")
-    data.add_argument("--balance_sources", action="store_true", help="Sample each source folder equally often (the Intel scenes are 78%% of photos/train).")
+    data.add_argument("--balance_sources", type=float, nargs="?", const=0.0, default=None, metavar="POWER",
+                      help="Re-weight the source folders (the Intel scenes are 78%% of photos/train): each source is drawn in "
+                           "proportion to (its photo count)**POWER. Alone, POWER is 0: every source equally often; 0.5 tempers "
+                           "the imbalance without repeating a 30-photo folder a quarter of the time; 1 is no re-weighting.")
     data.add_argument("--dataloader_num_workers", type=int, default=0, help="Data loading worker processes per training process.")
 
     recipe = parser.add_argument_group("recipe (unset flags take the preset's value)")
@@ -144,6 +147,12 @@ def load_pairs(args: argparse.Namespace, accelerator: Accelerator):
     return pairs
 
 
+def source_sample_weights(sources: list[str], power: float) -> list[float]:
+    """Per-photo sampling weights that draw each source in proportion to (its count)**power."""
+    counts = {s: sources.count(s) for s in set(sources)}
+    return [counts[s] ** power / counts[s] for s in sources]
+
+
 def make_loaders(pairs, args: argparse.Namespace) -> tuple[DataLoader, DataLoader, PairTransform]:
     train_transform = PairTransform(args.resolution, train=True, seed=args.seed)
     train_set = with_row_index(pairs["train"]).with_transform(train_transform)
@@ -153,10 +162,9 @@ def make_loaders(pairs, args: argparse.Namespace) -> tuple[DataLoader, DataLoade
         return {"rgb": torch.stack([r["rgb"] for r in rows]), "gray": torch.stack([r["gray"] for r in rows])}
 
     sampler = None
-    if args.balance_sources:
+    if args.balance_sources is not None:
         sources = pairs["train"]["source"]
-        counts = {s: sources.count(s) for s in set(sources)}
-        weights = torch.tensor([1.0 / counts[s] for s in sources], dtype=torch.double)
+        weights = torch.tensor(source_sample_weights(sources, args.balance_sources), dtype=torch.double)
         sampler = WeightedRandomSampler(weights, num_samples=len(sources), replacement=True)
     train_loader = DataLoader(train_set, batch_size=args.train_batch_size, shuffle=sampler is None, sampler=sampler,
                               collate_fn=collate, num_workers=args.dataloader_num_workers, drop_last=len(train_set) > args.train_batch_size)
