@@ -231,7 +231,8 @@ def save_grid(gray: torch.Tensor, fake: torch.Tensor, real: torch.Tensor, path: 
     return grid
 
 
-def save_loss_plot(history: list[dict], path: Path) -> None:
+def save_loss_plot(history: list[dict], path: Path, smooth: int = 10) -> None:
+    """Training losses (a running mean over ``smooth`` logged points) and the test loss; series that are all 0 are left out."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -240,14 +241,23 @@ def save_loss_plot(history: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for key, ax in (("g_pixel", axes[0]), ("g_adv", axes[0]), ("d_loss", axes[1]), ("test_pixel", axes[0])):
         points = [(h["step"], h[key]) for h in history if key in h]
-        if points:
-            ax.plot(*zip(*points), label=key, marker="." if key == "test_pixel" else None)
+        if not any(value > 0 for _, value in points):
+            continue
+        steps, values = zip(*points)
+        if key != "test_pixel" and len(values) > smooth:
+            values = [sum(values[max(0, i - smooth + 1):i + 1]) / len(values[max(0, i - smooth + 1):i + 1]) for i in range(len(values))]
+            key = f"{key} (running mean of {smooth})"
+        ax.plot(steps, values, label=key, marker="." if key == "test_pixel" else None)
     axes[0].set_title("generator")
     axes[1].set_title("discriminator (BCE)")
     for ax in axes:
         ax.set_xlabel("step")
-        ax.set_yscale("log")
-        ax.legend()
+        if ax.lines:
+            ax.set_yscale("log")
+            ax.legend()
+        else:
+            ax.text(0.5, 0.5, "not trained (--adv_weight 0)", ha="center", va="center", transform=ax.transAxes)
+            ax.set_yticks([])
     fig.tight_layout()
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp)
