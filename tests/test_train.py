@@ -16,8 +16,9 @@ from training import TINY, TRAIN_PY, run
 def test_two_steps_write_a_checkpoint_and_a_loadable_generator(preset, train_image_dir, train_pair_dir, tmp_path):
     data = ["--dataset_dir", str(train_pair_dir), "--resolution", "32"] if preset == "default" else ["--train_data_dir", str(train_image_dir)]
     out = tmp_path / "run"
+    # The default preset trains without its discriminator; --adv_weight 1 exercises the PatchGAN step too.
     result = run(["--preset", preset, "--output_dir", str(out), "--max_train_steps", "2", "--checkpointing_steps", "2",
-                  "--validation_steps", "2", *data, *TINY])
+                  "--validation_steps", "2", *(["--adv_weight", "1"] if preset == "default" else []), *data, *TINY])
     assert result["global_step"] == 2
     assert (out / "checkpoint-2").is_dir()
     generator = ColorGenerator.from_pretrained(out / "generator")
@@ -83,7 +84,8 @@ def test_two_process_ddp_on_cpu_saves_once(train_pair_dir, tmp_path):
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
            "--dynamo_backend", "no", str(TRAIN_PY), "--dataset_dir", str(train_pair_dir), "--resolution", "32",
-           "--output_dir", str(out), "--max_train_steps", "2", "--checkpointing_steps", "2", "--validation_steps", "2", *TINY]
+           "--output_dir", str(out), "--max_train_steps", "2", "--checkpointing_steps", "2", "--validation_steps", "2",
+           "--adv_weight", "1", *TINY]  # both networks under DDP
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = proc.stdout + proc.stderr
