@@ -124,3 +124,15 @@ def test_source_balance_power_sets_each_sources_share(power, expected):
     total = sum(weights)
     share = {name: sum(w for w, s in zip(weights, sources) if s == name) / total for name in ("a", "b")}
     assert share == pytest.approx(expected)
+
+
+def test_rebalance_preview_prints_the_weighted_colour_means(train_pair_dir, capsys):
+    import rebalance_preview
+
+    rows = rebalance_preview.main(rebalance_preview.parse_args(["--dataset_dir", str(train_pair_dir), "--lambdas", "0.5", "1.0",
+                                                                "--batches", "2", "--batch_size", "4"]))
+    assert [r["weighting"] for r in rows] == ["none", "lambda 0.5", "lambda 1.0"]
+    none, strong, uniform = rows
+    assert uniform["mean_chroma"] == pytest.approx(none["mean_chroma"], rel=1e-4), "lambda 1 is no re-balancing"
+    assert abs(strong["mean_chroma"] - none["mean_chroma"]) > 0.1, "re-balancing at 0.5 re-weighs the colours"
+    assert "lambda 0.5" in capsys.readouterr().out
