@@ -131,7 +131,10 @@ def cmd_card(args: argparse.Namespace) -> int:
         samples.append(grid_path.name)
         columns = " | ".join(["gray input", *compare, args.model or "default", "original"])
         rule = rule or f"every k-th photo of {args.grid_data} in sorted order, {args.grid_count} photos; columns: {columns}"
-    card = model.generate_model_card(evaluations=_read_evaluations(args.eval_json), training=training, samples=samples,
+    evaluations = _read_evaluations(args.eval_json)
+    # The model's own row of the tables: the one named as --model names it, else the first that is not gray.
+    row = str(args.model) if evaluations and str(args.model) in evaluations[0]["rows"] else None
+    card = model.generate_model_card(evaluations=evaluations, model_row=row, training=training, samples=samples,
                                      sample_rule=rule, repo_id=args.repo_id, title=args.title, summary=args.summary,
                                      datasets=args.dataset or [], limitations=limitations)
     tmp = out.with_name(f".{out.name}.tmp")

@@ -71,3 +71,20 @@ def test_card_grid_has_a_column_per_model_and_picks_photos_by_rule(tmp_path, pho
     assert abs(grid.width - 4 * tile_width) <= 4, "gray | paper | unet | original"
     text = card_path.read_text()
     assert "card_samples.jpg" in text and f"gray input | {paper_dir} | {unet_dir} | original" in text
+
+
+def test_card_takes_the_row_named_like_its_model(tmp_path, photo_paths, tiny_paper):
+    paper_dir = tmp_path / "paper"
+    tiny_paper.save_pretrained(paper_dir)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(photo_paths[0], photos / "a.jpg")
+    result_file = tmp_path / "result.json"
+    assert main(["-q", "evaluate", "--data", str(photos), "--model", "default", "--model", str(paper_dir), "--size", "64",
+                 "--output", str(result_file)]) == 0
+    rows = json.loads(result_file.read_text())["rows"]
+    card_path = tmp_path / "card.md"
+    assert main(["card", "--model", str(paper_dir), "--eval-json", str(result_file), "-o", str(card_path)]) == 0
+    metadata = yaml.safe_load(card_path.read_text().split("---")[1])
+    metrics = {m["type"]: m["value"] for m in metadata["model-index"][0]["results"][0]["metrics"]}
+    assert metrics["psnr"] == round(rows[str(paper_dir)]["psnr"], 5) != round(rows["default"]["psnr"], 5)
