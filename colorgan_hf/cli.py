@@ -121,6 +121,7 @@ def cmd_card(args: argparse.Namespace) -> int:
     training = Path(args.training).read_text() if args.training else "Not recorded."
     limitations = Path(args.limitations).read_text() if args.limitations else ""
     out = Path(args.output)
+    name = str(args.model or "default")  # how the grid's column and the evaluation tables call this model
     samples, rule = list(args.sample or []), args.sample_rule
     if args.grid_data:
         from .evaluation import sample_grid
@@ -129,11 +130,11 @@ def cmd_card(args: argparse.Namespace) -> int:
         compare = list(args.grid_compare or [])
         save_image_atomic(sample_grid(model, args.grid_data, count=args.grid_count, compare=compare), grid_path)
         samples.append(grid_path.name)
-        columns = " | ".join(["gray input", *compare, args.model or "default", "original"])
+        columns = " | ".join(["gray input", *compare, name, "original"])
         rule = rule or f"every k-th photo of {args.grid_data} in sorted order, {args.grid_count} photos; columns: {columns}"
     evaluations = _read_evaluations(args.eval_json)
-    # The model's own row of the tables: the one named as --model names it, else the first that is not gray.
-    row = str(args.model) if evaluations and str(args.model) in evaluations[0]["rows"] else None
+    # The model's own row of the tables: the one named like it, else the first that is not gray.
+    row = name if evaluations and name in evaluations[0]["rows"] else None
     card = model.generate_model_card(evaluations=evaluations, model_row=row, training=training, samples=samples,
                                      sample_rule=rule, repo_id=args.repo_id, title=args.title, summary=args.summary,
                                      datasets=args.dataset or [], limitations=limitations)

@@ -16,8 +16,8 @@ import logging
 import datasets
 import torch
 
-from colorgan_hf.rebalance import BIN_SIZE, NUM_BINS, ChromaRebalancer, ab_histogram
-from train import make_loaders, parse_args as parse_train_args, to_network_space
+from colorgan_hf.rebalance import BIN_SIZE, NUM_BINS, ChromaRebalancer
+from train import make_loaders, parse_args as parse_train_args, training_ab_counts
 
 logger = logging.getLogger("rebalance_preview")
 
@@ -36,15 +36,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(args: argparse.Namespace) -> list[dict]:
-    train_args = parse_train_args(["--dataset_dir", args.dataset_dir, "--train_batch_size", str(args.batch_size), "--seed", str(args.seed)])
-    train_args.balance_sources = args.balance_sources
-    torch.manual_seed(args.seed)
+    balance = [] if args.balance_sources is None else ["--balance_sources", str(args.balance_sources)]
+    train_args = parse_train_args(["--dataset_dir", args.dataset_dir, "--train_batch_size", str(args.batch_size),
+                                   "--seed", str(args.seed), *balance])
+    torch.manual_seed(args.seed)  # the source sampler draws from the global generator
     loader, _, _ = make_loaders(datasets.load_from_disk(args.dataset_dir), train_args)
-    counts = torch.zeros(NUM_BINS * NUM_BINS)
-    for i, batch in enumerate(loader):
-        if i >= args.batches:
-            break
-        counts += ab_histogram(to_network_space(batch, "unet")[1])
+    counts = training_ab_counts(loader, args.batches)
     centers = (torch.arange(NUM_BINS) + 0.5) * BIN_SIZE - NUM_BINS * BIN_SIZE / 2  # bin centres in Lab units
     a, b = (c.flatten() for c in torch.meshgrid(centers, centers, indexing="ij"))
     chroma = (a**2 + b**2).sqrt()

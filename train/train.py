@@ -12,12 +12,14 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import statistics
 import logging
 import math
 import os
 import re
 import shutil
 import sys
+from itertools import islice
 from pathlib import Path
 
 import torch
@@ -197,17 +199,20 @@ def to_rgb(gen_input: torch.Tensor, output: torch.Tensor, architecture: str) -> 
     return lab_to_rgb(torch.cat([denormalize_l(gen_input), denormalize_ab(output)], dim=1).float())
 
 
+def training_ab_counts(loader: DataLoader, batches: int) -> torch.Tensor:
+    """ab histogram (:func:`ab_histogram` bins) of the true colours of the first ``batches`` training batches."""
+    counts = None
+    for batch in islice(loader, batches):
+        hist = ab_histogram(to_network_space(batch, "unet")[1])
+        counts = hist if counts is None else counts + hist
+    return counts
+
+
 def estimate_rebalancer(loader: DataLoader, args: argparse.Namespace, accelerator: Accelerator) -> ChromaRebalancer | None:
     """Histogram the true ab of some training batches (summed over processes)."""
     if not args.rebalance_lambda:
         return None
-    counts = None
-    for i, batch in enumerate(loader):
-        if i >= args.rebalance_batches:
-            break
-        _, target = to_network_space(batch, "unet")
-        hist = ab_histogram(target)
-        counts = hist if counts is None else counts + hist
+    counts = training_ab_counts(loader, args.rebalance_batches)
     counts = accelerator.reduce(counts.to(accelerator.device), reduction="sum").cpu()
     return ChromaRebalancer(counts, lam=args.rebalance_lambda).to(accelerator.device)
 
@@ -249,7 +254,7 @@ def save_loss_plot(history: list[dict], path: Path, smooth: int = 10) -> None:
             continue
         steps, values = zip(*points)
         if key != "test_pixel" and len(values) > smooth:
-            values = [sum(values[max(0, i - smooth + 1):i + 1]) / len(values[max(0, i - smooth + 1):i + 1]) for i in range(len(values))]
+            values = [statistics.fmean(values[max(0, i - smooth + 1):i + 1]) for i in range(len(values))]
             key = f"{key} (running mean of {smooth})"
         ax.plot(steps, values, label=key, marker="." if key == "test_pixel" else None)
     axes[0].set_title("generator")
