@@ -357,21 +357,20 @@ def main(args: argparse.Namespace) -> dict:
     betas = (args.adam_beta1, args.adam_beta2)
     opt_g = torch.optim.Adam(generator.parameters(), lr=args.learning_rate, betas=betas)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=args.learning_rate, betas=betas)
-    steps_per_epoch = max(math.ceil(len(train_loader) / accelerator.num_processes), 1)
-    max_steps = args.max_train_steps or args.num_epochs * steps_per_epoch
-    # A prepared scheduler steps once per process at every optimizer step (as in diffusers),
-    # so its clock runs num_processes times faster than global_step.
-    schedule = functools.partial(lr_factor, warmup=args.lr_warmup_steps * accelerator.num_processes,
-                                 total=max_steps * accelerator.num_processes, kind=args.lr_scheduler)
-    sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, schedule)
-    sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, schedule)
-    generator, discriminator, opt_g, opt_d, sched_g, sched_d, train_loader, test_loader = accelerator.prepare(
-        generator, discriminator, opt_g, opt_d, sched_g, sched_d, train_loader, test_loader
+    generator, discriminator, opt_g, opt_d, train_loader, test_loader = accelerator.prepare(
+        generator, discriminator, opt_g, opt_d, train_loader, test_loader
     )
     gan_loss = GANLoss(label_noise=args.label_noise)
     rebalancer = estimate_rebalancer(train_loader, args, accelerator) if args.architecture != "paper" else None
 
     steps_per_epoch = max(len(train_loader), 1)
+    max_steps = args.max_train_steps or args.num_epochs * steps_per_epoch
+    # The schedules count optimizer steps (global steps); registered, they are saved and
+    # restored with the rest of the state.
+    schedule = functools.partial(lr_factor, warmup=args.lr_warmup_steps, total=max_steps, kind=args.lr_scheduler)
+    sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, schedule)
+    sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, schedule)
+    accelerator.register_for_checkpointing(sched_g, sched_d)
     num_epochs = math.ceil(max_steps / steps_per_epoch)
     if accelerator.is_main_process:
         accelerator.init_trackers("colorgan", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
