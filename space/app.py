@@ -101,11 +101,17 @@ def make_handler(models: dict[str, colorgan_hf.ColorGenerator], output_dir: Path
             raise gr.Error(readable(error, image), print_exception=False) from None
         elapsed = time.perf_counter() - start
         # Each request gets its own folder: concurrent uploads of same-named photos must
-        # never share (or half-read) a result file.
+        # never share (or half-read) a result file. The slider gets files written atomically
+        # here, not PIL images: Gradio writes PIL results in place under a content hash, so
+        # two identical results served at once could reach a client half-written.
         _prune(output_dir)
-        download = save_image_atomic(after, Path(tempfile.mkdtemp(dir=output_dir)) / f"{Path(image).stem}_color.png")
+        request_dir = Path(tempfile.mkdtemp(dir=output_dir))
+        stem = Path(image).stem
+        download = save_image_atomic(after, request_dir / f"{stem}_color.png")
+        before_preview = save_image_atomic(before, request_dir / f"{stem}_gray.jpg")
+        after_preview = save_image_atomic(after.convert("RGB"), request_dir / f"{stem}_color.jpg")
         info = f"Colorized {after.width}x{after.height} ({after.width * after.height / 1e6:.1f} MP) in {elapsed:.2f} s with the {model_name} model."
-        return (before, after.convert("RGB")), str(download), info
+        return (str(before_preview), str(after_preview)), str(download), info
 
     return run
 
@@ -125,7 +131,7 @@ def build_demo(models: dict[str, colorgan_hf.ColorGenerator]) -> gr.Blocks:
                 saturation = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Saturation")
                 button = gr.Button("Colorize", variant="primary", elem_id="colorize-button")
             with gr.Column(scale=2):
-                slider = gr.ImageSlider(label="Before / after", type="pil", format="jpeg", elem_id="result-slider")
+                slider = gr.ImageSlider(label="Before / after", type="filepath", elem_id="result-slider")
                 download = gr.File(label="Download the colorized photo (original size, PNG)", elem_id="download")
                 timing = gr.Markdown(elem_id="timing")
         gr.Examples(
