@@ -96,8 +96,11 @@ def cmd_build_dataset(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_models, format_table, save_json
 
+    if args.saturation < 0:
+        raise ColorGANError(f"--saturation must be >= 0, got {args.saturation}")
     models = args.model or [None]
-    result = evaluate_models(models, args.data, size=args.size, limit=args.limit, progress=not args.quiet)
+    result = evaluate_models(models, args.data, size=args.size, limit=args.limit, progress=not args.quiet,
+                             saturation=args.saturation)
     if args.output:
         save_json(result, args.output)
     print(json.dumps(result, indent=2) if args.json else format_table(result))
@@ -181,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", required=True, help="A folder of colour photos (recursive), a pair set saved by build-dataset (its test split), or a Hub dataset id.")
     e.add_argument("--size", type=int, default=DEFAULT_SIZE, help=f"Working resolution (short side) of the pipeline (default {DEFAULT_SIZE}).")
     e.add_argument("--limit", type=int, default=None, help="Score only the first N photos.")
+    e.add_argument("--saturation", type=float, default=1.0,
+                   help="Multiply every model's predicted chroma by this, as `colorize --saturation` does (default 1.0): "
+                        "measures the trade between colourfulness and colour error.")
     e.add_argument("--json", action="store_true", help="Print the result as JSON instead of a table.")
     e.add_argument("--output", default=None, help="Also write the JSON result to this file.")
     e.set_defaults(func=cmd_evaluate)

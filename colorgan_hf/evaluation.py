@@ -71,10 +71,13 @@ def gray_baseline(rgb: torch.Tensor) -> torch.Tensor:
 
 
 def evaluate_models(models: Sequence[str | None], data: str, size: int = DEFAULT_SIZE, limit: int | None = None,
-                    progress: bool = True) -> dict:
+                    progress: bool = True, saturation: float = 1.0) -> dict:
     """Score each model (and the gray baseline) on every photo of ``data``.
 
-    Returns ``{"data", "images", "size", "truth_colorfulness", "rows": {name: {metric: value}}}``.
+    ``saturation`` is the pipeline's chroma multiplier (as in :func:`colorize`), applied to
+    every model row: it measures the trade between colourfulness and colour error.
+
+    Returns ``{"data", "images", "size", "saturation", "truth_colorfulness", "rows": {name: {metric: value}}}``.
     """
     names = [GRAY_BASELINE] + [str(m) if m is not None else "default" for m in models]
     generators = {name: load_model(model) for name, model in zip(names[1:], models)}
@@ -87,7 +90,7 @@ def evaluate_models(models: Sequence[str | None], data: str, size: int = DEFAULT
         reference_image = to_array(reference)
         outputs = {GRAY_BASELINE: gray_input}
         for name, generator in generators.items():
-            outputs[name] = np.asarray(colorize(gray_input, generator, size=size))
+            outputs[name] = np.asarray(colorize(gray_input, generator, size=size, saturation=saturation))
         for name, output in outputs.items():
             metrics[name].add(predictions=output, references=reference_image)
         count += 1
@@ -97,7 +100,7 @@ def evaluate_models(models: Sequence[str | None], data: str, size: int = DEFAULT
     for name in names:
         rows[name] = metrics[name].compute()
     truth = rows[GRAY_BASELINE]["colorfulness_true"]
-    return {"data": data, "images": count, "size": size, "truth_colorfulness": truth, "rows": rows}
+    return {"data": data, "images": count, "size": size, "saturation": saturation, "truth_colorfulness": truth, "rows": rows}
 
 
 def sample_files(folder: str | os.PathLike, count: int) -> list[Path]:
@@ -141,7 +144,9 @@ def format_table(result: dict) -> str:
                        for key, _, fmt in COLUMNS] for name, row in result["rows"].items()]
     widths = [max(len(r[i]) for r in [header] + lines) for i in range(len(header))]
     render = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
-    out = [f"{result['data']}: {result['images']} images, working size {result['size']}, "
+    saturation = result.get("saturation", 1.0)
+    shown = f", saturation {saturation:g}" if saturation != 1.0 else ""
+    out = [f"{result['data']}: {result['images']} images, working size {result['size']}{shown}, "
            f"true colourfulness {result['truth_colorfulness']:.1f}", render(header), render(["-" * w for w in widths])]
     out += [render(line) for line in lines]
     return "\n".join(out)

@@ -88,3 +88,22 @@ def test_card_takes_the_row_named_like_its_model(tmp_path, photo_paths, tiny_pap
     metadata = yaml.safe_load(card_path.read_text().split("---")[1])
     metrics = {m["type"]: m["value"] for m in metadata["model-index"][0]["results"][0]["metrics"]}
     assert metrics["psnr"] == round(rows[str(paper_dir)]["psnr"], 5) != round(rows["default"]["psnr"], 5)
+
+
+def test_evaluate_saturation_scales_the_predicted_chroma_only(tmp_path, photo_paths, capsys, caplog):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(photo_paths[0], photos / "a.jpg")
+    rows = {}
+    for saturation in ("1.0", "0.5", "0"):
+        assert main(["-q", "evaluate", "--data", str(photos), "--size", "64", "--saturation", saturation, "--json"]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert result["saturation"] == float(saturation)
+        rows[saturation] = result["rows"]
+    full, half, none = (rows[s]["default"]["colorfulness_pred"] for s in ("1.0", "0.5", "0"))
+    assert 0.35 * full < half < 0.65 * full, (full, half)
+    assert none < 0.5 < half, "saturation 0 gives the gray photo back"
+    assert rows["0.5"]["gray"] == rows["1.0"]["gray"], "the baseline row does not depend on it"
+
+    assert main(["-q", "evaluate", "--data", str(photos), "--saturation", "-1"]) == 1
+    assert "--saturation must be >= 0" in caplog.text
