@@ -96,8 +96,6 @@ def cmd_build_dataset(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_models, format_table, save_json
 
-    if args.saturation < 0:
-        raise ColorGANError(f"--saturation must be >= 0, got {args.saturation}")
     models = args.model or [None]
     result = evaluate_models(models, args.data, size=args.size, limit=args.limit, progress=not args.quiet,
                              saturation=args.saturation)
@@ -242,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(format="colorgan: %(levelname)s: %(message)s", level=logging.INFO)
     args = build_parser().parse_args(argv)
     try:
+        # Checked once for every command that takes it, before any model or photo is loaded.
+        if getattr(args, "saturation", 0.0) < 0:
+            raise ColorGANError(f"--saturation must be >= 0, got {args.saturation}")
         return args.func(args)
     except ColorGANError as error:
         logger.error("%s", error)

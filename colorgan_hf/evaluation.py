@@ -144,8 +144,7 @@ def format_table(result: dict) -> str:
                        for key, _, fmt in COLUMNS] for name, row in result["rows"].items()]
     widths = [max(len(r[i]) for r in [header] + lines) for i in range(len(header))]
     render = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
-    saturation = result.get("saturation", 1.0)
-    shown = f", saturation {saturation:g}" if saturation != 1.0 else ""
+    shown = f", saturation {result['saturation']:g}" if result["saturation"] != 1.0 else ""
     out = [f"{result['data']}: {result['images']} images, working size {result['size']}{shown}, "
            f"true colourfulness {result['truth_colorfulness']:.1f}", render(header), render(["-" * w for w in widths])]
     out += [render(line) for line in lines]

@@ -95,7 +95,7 @@ def make_handler(models: dict[str, colorgan_hf.ColorGenerator], output_dir: Path
         start = time.perf_counter()
         try:
             loaded = load_image(image, max_pixels=MAX_PIXELS)  # decoded once, for both sides of the slider
-            before = to_pil(loaded.rgb).convert("L").convert("RGB")
+            before = to_pil(loaded.rgb).convert("L")
             after = colorize(loaded, models[model_name], size=int(size), saturation=float(saturation), max_pixels=MAX_PIXELS)
         except ColorGANError as error:
             raise gr.Error(readable(error, image), print_exception=False) from None

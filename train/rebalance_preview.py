@@ -19,8 +19,6 @@ import torch
 from colorgan_hf.rebalance import BIN_SIZE, NUM_BINS, ChromaRebalancer
 from train import make_loaders, parse_args as parse_train_args, training_ab_counts
 
-logger = logging.getLogger("rebalance_preview")
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

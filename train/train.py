@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import statistics
 import logging
 import math
 import os
 import re
 import shutil
+import statistics
 import sys
 from itertools import islice
 from pathlib import Path
