@@ -208,7 +208,7 @@ def main() -> None:
         return
 
     from colorgan_hf import ColorGenerator
-    from colorgan_hf.pipeline import SHIPPED_MODELS, WEIGHTS_DIR
+    from colorgan_hf.registry import shipped_models
     from pix2pix_reference import Pix2PixUNet
 
     repeats = 2 if args.quick else 5
@@ -219,7 +219,7 @@ def main() -> None:
     print(f"torch {results['torch']}, {results['threads']} threads, {results['cpu_count']} CPUs")
 
     if "end_to_end" in parts:
-        models = [m for m in SHIPPED_MODELS if (WEIGHTS_DIR / m / "model.safetensors").is_file()]
+        models = shipped_models()
         results["end_to_end"] = end_to_end(models, repeats=2 if args.quick else 3)
         print("\n1. colorize end to end (decode, inference, recombination, JPEG encode)")
         print(table(results["end_to_end"], ["model", "size", "megapixels", "seconds", "peak_rss_mb"]))

@@ -6,7 +6,8 @@
 
 from .errors import ColorGANError, ImageLoadError, ModelLoadError
 from .models import ColorDiscriminator, ColorGenerator, GANLoss
-from .pipeline import colorize, load_default, load_model
+from .pipeline import colorize
+from .registry import load_default, load_model
 
 __version__ = "0.1.0"
 

@@ -43,7 +43,8 @@ def _output_path(relative: Path, out_dir: Path, fmt: str | None) -> Path:
 
 
 def cmd_colorize(args: argparse.Namespace) -> int:
-    from .pipeline import colorize, load_model
+    from .pipeline import colorize
+    from .registry import load_model
 
     jobs = _collect_inputs(args.inputs)
     if not jobs:
@@ -116,7 +117,7 @@ def _read_evaluations(paths: list[str] | None) -> list[dict]:
 
 
 def cmd_card(args: argparse.Namespace) -> int:
-    from .pipeline import load_model
+    from .registry import load_model
 
     model = load_model(args.model)
     training = Path(args.training).read_text() if args.training else "Not recorded."

@@ -22,7 +22,8 @@ from .color import lab_to_rgb, rgb_to_lab
 from .errors import ColorGANError
 from .io import find_images, load_image
 from .metrics.modules import load_metric, to_array
-from .pipeline import DEFAULT_SIZE, colorize, load_model
+from .pipeline import DEFAULT_SIZE, colorize
+from .registry import load_model
 
 GRAY_BASELINE = "gray"
 # Table columns: (result key, header, format).

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence, overload
 
 import numpy as np
@@ -19,9 +18,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .color import lab_to_srgb8, lightness
-from .errors import ModelLoadError
 from .io import ImageInput, LoadedImage, load_image, to_pil
 from .models import ColorGenerator
+from .registry import load_model
 
 DEFAULT_SIZE = 256
 # Full-resolution recombination works on bands of this many rows.
@@ -29,35 +28,6 @@ BAND_ROWS = 128
 # The working image's long side is at most this many times its short side, so a
 # 1x5000 strip does not become a 256x1,280,000 network input.
 MAX_ASPECT = 4
-WEIGHTS_DIR = Path(__file__).parent / "weights"
-SHIPPED_MODELS = ("default", "paper")
-
-
-def load_default(name: str = "default") -> ColorGenerator:
-    """Load a generator shipped inside the package (no network needed).
-
-    Args:
-        name: ``"default"`` (our Lab U-Net) or ``"paper"`` (the paper's network, once shipped).
-    """
-    if name not in SHIPPED_MODELS:
-        raise ModelLoadError(f"unknown shipped model {name!r}: expected one of {', '.join(SHIPPED_MODELS)}")
-    path = WEIGHTS_DIR / name
-    if not (path / "model.safetensors").is_file():
-        raise ModelLoadError(f"{path}: the shipped {name!r} model is not in this installation")
-    return ColorGenerator.from_pretrained(path).eval()
-
-
-def load_model(model: str | os.PathLike | ColorGenerator | None) -> ColorGenerator:
-    """A generator from itself, a shipped name (``"default"``, ``"paper"``), a local folder or a Hub id."""
-    if model is None:
-        return load_default()
-    if isinstance(model, ColorGenerator):
-        return model
-    if str(model) in SHIPPED_MODELS:
-        return load_default(str(model))
-    return ColorGenerator.from_pretrained(model).eval()
-
-
 def working_shape(height: int, width: int, model: ColorGenerator, size: int = DEFAULT_SIZE) -> tuple[int, int]:
     """The (h, w) the network runs at for a ``height`` x ``width`` photo.
 

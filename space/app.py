@@ -25,7 +25,8 @@ except ImportError:  # running from a checkout without `pip install -e .`
 
 from colorgan_hf import ColorGANError, colorize, load_model
 from colorgan_hf.io import load_image, save_image_atomic, to_pil
-from colorgan_hf.pipeline import DEFAULT_SIZE, SHIPPED_MODELS, WEIGHTS_DIR
+from colorgan_hf.pipeline import DEFAULT_SIZE
+from colorgan_hf.registry import shipped_models
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES_DIR = HERE / "examples"
@@ -68,7 +69,7 @@ class UploadedImage(gr.Image):
 def load_models(default: str | None) -> dict[str, colorgan_hf.ColorGenerator]:
     """The generators the page offers, loaded once at start-up."""
     models = {DEFAULT_LABEL: load_model(default or "default")}
-    if (WEIGHTS_DIR / "paper" / "model.safetensors").is_file() and "paper" in SHIPPED_MODELS:
+    if "paper" in shipped_models():
         models[PAPER_LABEL] = load_model("paper")
     return models
 

@@ -34,7 +34,7 @@ from colorgan_hf.data import PairTransform, build_pair_dataset, with_row_index
 from colorgan_hf.io import save_image_atomic, to_pil
 from colorgan_hf.errors import ColorGANError
 from colorgan_hf.models import ColorDiscriminator, ColorGenerator, GANLoss
-from colorgan_hf.pipeline import load_model
+from colorgan_hf.registry import load_model
 from colorgan_hf.rebalance import ChromaRebalancer, ab_histogram
 
 logger = get_logger(__name__)

@@ -1,0 +1,42 @@
+"""The models shipped inside the package, and one way to get a generator from any reference to one."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import ModelLoadError
+from .models import ColorGenerator
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+SHIPPED_MODELS = ("default", "paper")
+
+
+def shipped_models() -> list[str]:
+    """The shipped names whose weights are in this installation."""
+    return [name for name in SHIPPED_MODELS if (WEIGHTS_DIR / name / "model.safetensors").is_file()]
+
+
+def load_default(name: str = "default") -> ColorGenerator:
+    """Load a generator shipped inside the package (no network needed).
+
+    Args:
+        name: ``"default"`` (our recipe) or ``"paper"`` (the paper's network).
+    """
+    if name not in SHIPPED_MODELS:
+        raise ModelLoadError(f"unknown shipped model {name!r}: expected one of {', '.join(SHIPPED_MODELS)}")
+    path = WEIGHTS_DIR / name
+    if name not in shipped_models():
+        raise ModelLoadError(f"{path}: the shipped {name!r} model is not in this installation")
+    return ColorGenerator.from_pretrained(path).eval()
+
+
+def load_model(model: str | os.PathLike | ColorGenerator | None) -> ColorGenerator:
+    """A generator from itself, a shipped name (``"default"``, ``"paper"``), a local folder or a Hub id."""
+    if model is None:
+        return load_default()
+    if isinstance(model, ColorGenerator):
+        return model
+    if str(model) in SHIPPED_MODELS:
+        return load_default(str(model))
+    return ColorGenerator.from_pretrained(model).eval()
