@@ -15,7 +15,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .errors import ColorGANError
-from .io import find_images, save_image_atomic
+from .images import find_images, save_image_atomic
 from .pipeline import DEFAULT_SIZE
 
 logger = logging.getLogger("colorgan")

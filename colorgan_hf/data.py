@@ -23,7 +23,7 @@ from PIL import Image
 
 from .color import rgb_to_lab
 from .errors import ColorGANError, ImageLoadError
-from .io import find_images, load_image, to_pil
+from .images import find_images, load_image, to_pil
 
 # Below this mean chroma (Lab units) a photo counts as grayscale.
 GRAY_CHROMA = 2.0

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .color import lab_to_rgb, rgb_to_lab
 from .errors import ColorGANError
-from .io import find_images, load_image
+from .images import find_images, load_image
 from .metrics.modules import load_metric, to_array
 from .pipeline import DEFAULT_SIZE, colorize
 from .registry import load_model

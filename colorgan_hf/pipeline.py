@@ -7,10 +7,11 @@ every detail of the input survives, whatever its size.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Sequence, overload
+from typing import Iterator, Sequence, overload
 
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .color import lab_to_srgb8, lightness
-from .io import ImageInput, LoadedImage, load_image, to_pil
+from .images import ImageInput, LoadedImage, load_image, to_pil
 from .models import ColorGenerator
 from .registry import load_model
 
@@ -28,6 +29,8 @@ BAND_ROWS = 128
 # The working image's long side is at most this many times its short side, so a
 # 1x5000 strip does not become a 256x1,280,000 network input.
 MAX_ASPECT = 4
+
+
 def working_shape(height: int, width: int, model: ColorGenerator, size: int = DEFAULT_SIZE) -> tuple[int, int]:
     """The (h, w) the network runs at for a ``height`` x ``width`` photo.
 
@@ -45,6 +48,25 @@ def working_shape(height: int, width: int, model: ColorGenerator, size: int = DE
         return max(model.stride, round(side * scale / model.stride) * model.stride)
 
     return snap(height), snap(width)
+
+
+@contextlib.contextmanager
+def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    """Run ``model`` in eval mode inside the block, then give each of its modules back its own mode.
+
+    A model already wholly in eval mode (the shipped ones, the Space's) is not touched at
+    all, so concurrent calls on it never write its state.
+    """
+    training = [module for module in model.modules() if module.training]
+    if not training:
+        yield
+        return
+    model.eval()
+    try:
+        yield
+    finally:
+        for module in training:
+            module.training = True  # the flag alone: train(True) would also switch its children
 
 
 @dataclass
@@ -97,6 +119,8 @@ def colorize(
 ) -> Image.Image | list[Image.Image]:
     """Colorize a photo (or a list of photos) of any size and mode.
 
+    The model runs in eval mode; a model passed in training mode is given back in training mode.
+
     Args:
         image: a path, PIL image or numpy array (gray, colour, 16-bit, palette, CMYK,
             with or without alpha), or a list of them for a batched call.
@@ -106,7 +130,7 @@ def colorize(
             network always runs at its fixed 120x120).
         saturation: multiplies the predicted chroma (0 gives the gray photo back).
         batch_size: how many photos of a list go through the network together.
-        max_pixels: refuse images larger than this (default: :func:`colorgan_hf.io.max_pixels_setting`).
+        max_pixels: refuse images larger than this (default: :func:`colorgan_hf.images.max_pixels_setting`).
 
     Returns:
         a PIL image of exactly the input's size (after EXIF rotation): RGB, or RGBA when
@@ -122,20 +146,21 @@ def colorize(
     single = isinstance(image, (str, os.PathLike, Image.Image, np.ndarray, LoadedImage))
     sources = [image] if single else list(image)
     generator = load_model(model)
-    generator.eval()
     device = next(generator.parameters()).device
     results: list[Image.Image] = []
-    # Photos are read batch_size at a time so a long list never sits in memory at once.
-    for start in range(0, len(sources), batch_size):
-        prepared = [_prepare(s, generator, size, max_pixels) for s in sources[start : start + batch_size]]
-        by_shape: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for index, item in enumerate(prepared):
-            by_shape[tuple(item.l_small.shape[2:])].append(index)
-        ab_small: list[torch.Tensor | None] = [None] * len(prepared)
-        for indices in by_shape.values():
-            batch = torch.cat([prepared[i].l_small for i in indices]).to(device)  # (b, 1, h, w)
-            predicted = generator.predict_ab(batch)  # (b, 2, h, w)
-            for i, ab in zip(indices, predicted):
-                ab_small[i] = ab
-        results.extend(_finish(item, ab, saturation) for item, ab in zip(prepared, ab_small))
+    # A caller's model in training mode runs in eval mode here and is given back as it came.
+    with _eval_mode(generator):
+        # Photos are read batch_size at a time so a long list never sits in memory at once.
+        for start in range(0, len(sources), batch_size):
+            prepared = [_prepare(s, generator, size, max_pixels) for s in sources[start : start + batch_size]]
+            by_shape: dict[tuple[int, int], list[int]] = defaultdict(list)
+            for index, item in enumerate(prepared):
+                by_shape[tuple(item.l_small.shape[2:])].append(index)
+            ab_small: list[torch.Tensor | None] = [None] * len(prepared)
+            for indices in by_shape.values():
+                batch = torch.cat([prepared[i].l_small for i in indices]).to(device)  # (b, 1, h, w)
+                predicted = generator.predict_ab(batch)  # (b, 2, h, w)
+                for i, ab in zip(indices, predicted):
+                    ab_small[i] = ab
+            results.extend(_finish(item, ab, saturation) for item, ab in zip(prepared, ab_small))
     return results[0] if single else results

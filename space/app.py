@@ -24,7 +24,7 @@ except ImportError:  # running from a checkout without `pip install -e .`
     import colorgan_hf
 
 from colorgan_hf import ColorGANError, colorize, load_model
-from colorgan_hf.io import load_image, save_image_atomic, to_pil
+from colorgan_hf.images import load_image, save_image_atomic, to_pil
 from colorgan_hf.pipeline import DEFAULT_SIZE
 from colorgan_hf.registry import shipped_models
 

@@ -8,7 +8,7 @@ from PIL import Image
 
 from colorgan_hf import ImageLoadError, colorize
 from colorgan_hf.cli import main
-from colorgan_hf.io import load_image
+from colorgan_hf.images import load_image
 
 from hostile import CASES, ERROR_CASES, expected_size, make_all
 

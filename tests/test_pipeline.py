@@ -130,6 +130,20 @@ def test_batched_call_matches_single_calls(model, photo_paths):
         assert np.abs(np.asarray(out, dtype=np.int16) - np.asarray(single, dtype=np.int16)).max() <= 2
 
 
+def test_model_in_train_mode_stays_in_train_mode_and_gives_the_eval_result(photo):
+    model = load_default().train()  # a copy of its own: the module's fixture is not touched
+    next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)).eval()  # a mixed state, as fine-tuning may leave
+    modes = [m.training for m in model.modules()]
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    out = colorize(photo, model)
+    assert [m.training for m in model.modules()] == modes, "every module keeps its own mode"
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items()), "batch-norm statistics were not updated"
+    assert np.array_equal(np.asarray(out), np.asarray(colorize(photo, model.eval())))
+    l_channel = torch.rand(1, 1, 64, 64) * 100
+    with torch.inference_mode():  # the two modes differ, so the equality above means eval mode was used
+        assert not torch.equal(model.train().predict_ab(l_channel), model.eval().predict_ab(l_channel))
+
+
 def test_paper_model_keeps_full_resolution_luminance(tiny_paper, photo):
     out = colorize(photo.convert("L"), tiny_paper)
     assert out.size == photo.size

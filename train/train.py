@@ -31,8 +31,8 @@ from tqdm.auto import tqdm
 
 from colorgan_hf.color import denormalize_ab, denormalize_l, lab_to_rgb, normalize_ab, normalize_l, rgb_to_lab
 from colorgan_hf.data import PairTransform, build_pair_dataset, with_row_index
-from colorgan_hf.io import save_image_atomic, to_pil
 from colorgan_hf.errors import ColorGANError
+from colorgan_hf.images import save_image_atomic, to_pil
 from colorgan_hf.models import ColorDiscriminator, ColorGenerator, GANLoss
 from colorgan_hf.registry import load_model
 from colorgan_hf.rebalance import ChromaRebalancer, ab_histogram

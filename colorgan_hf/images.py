@@ -7,8 +7,6 @@ whose message names the file and the reason.
 from __future__ import annotations
 
 import os
-import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -18,9 +16,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageLoadError
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+from .files import atomic_path
 
 ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, "LoadedImage"]
 
@@ -28,6 +24,13 @@ ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, "LoadedImage"]
 # "decompression bomb" is a small file that decodes to gigabytes). Override with the
 # COLORGAN_MAX_PIXELS environment variable or the ``max_pixels`` argument.
 DEFAULT_MAX_PIXELS = 100_000_000
+
+# Pillow's own bomb check is a process-wide setting (a warning, then an error, above a
+# fixed size): it is switched off once, here, and never touched again. The check that
+# counts is ours, :func:`_check_pixels`, made per call with the caller's limit from the
+# size in the file's header, before any pixel is decoded; concurrent calls with
+# different limits cannot disturb each other.
+Image.MAX_IMAGE_PIXELS = None
 
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 _SIXTEEN_BIT_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
@@ -99,23 +102,19 @@ def _open_path(path: Path, max_pixels: int) -> Image.Image:
     if path.stat().st_size == 0:
         raise ImageLoadError(f"{name}: empty file (0 bytes)")
     try:
-        # Pillow's own bomb check runs inside open(); ours below is the one that counts.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            previous = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = None
-            try:
-                image = Image.open(path)
-            finally:
-                Image.MAX_IMAGE_PIXELS = previous
+        image = Image.open(path)  # reads the header only
     except UnidentifiedImageError:
         raise ImageLoadError(f"{name}: not an image file, or a format Pillow cannot read") from None
     except Exception as error:  # hostile files make decoders raise all sorts of things
         raise ImageLoadError(f"{name}: cannot be read ({type(error).__name__}: {error})") from None
-    _check_pixels(image.width, image.height, name, max_pixels)
     try:
+        _check_pixels(image.width, image.height, name, max_pixels)
         image.load()
+    except ImageLoadError:
+        image.close()
+        raise
     except Exception as error:
+        image.close()
         raise ImageLoadError(f"{name}: truncated or corrupt image data ({type(error).__name__}: {error})") from None
     return image
 
@@ -238,14 +237,7 @@ def save_image_atomic(image: Image.Image, path: str | os.PathLike) -> Path:
         background = Image.new("RGB", image.size, (255, 255, 255))
         background.paste(image, mask=image.getchannel("A"))
         image = background
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
             image.save(handle, format=fmt)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a saved photo gets the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
