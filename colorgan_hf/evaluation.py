@@ -21,12 +21,28 @@ from tqdm.auto import tqdm
 from .color import lab_to_rgb, rgb_to_lab
 from .errors import ColorGANError
 from .images import find_images, load_image
+from .metrics.functional import HUE_CLASS_LABELS, HUE_CLASSES, HUE_MIN_PIXELS, PRED_CHROMA_MIN, TRUTH_CHROMA_MIN
 from .metrics.modules import load_metric, to_array
 from .pipeline import DEFAULT_SIZE, colorize
 from .registry import load_model
 
 GRAY_BASELINE = "gray"
-# Table columns: (result key, header, format).
+# The row (and grid column) of the shipped default model, named by no --model.
+DEFAULT_ROW = "default"
+# The first and last columns of the sample grid, around one column per model.
+GRID_INPUT, GRID_ORIGINAL = "gray input", "original"
+# The per-class hue recalls, in HUE_CLASSES order, shown together in one column.
+HUE_CLASS_KEYS = tuple(f"hue_recall_{name}" for name in HUE_CLASSES)
+HUE_CLASSES_TITLE = "/".join(name[0] for name in HUE_CLASSES) + " %"  # "r/y/g/b/p %"
+
+
+def format_hue_classes(row: dict) -> str:
+    """The per-class hue recalls of a result row in one compact cell, in percent: "62/10/55/31/-" (- for no such pixels)."""
+    values = [row.get(key, math.nan) for key in HUE_CLASS_KEYS]
+    return "/".join("-" if value is None or math.isnan(value) else f"{100 * value:.0f}" for value in values)
+
+
+# Table columns: (result key, header, format string or a function of the whole row).
 COLUMNS = (
     ("psnr", "PSNR dB", "{:.2f}"),
     ("ssim", "SSIM", "{:.4f}"),
@@ -37,7 +53,31 @@ COLUMNS = (
     ("b_shift", "b* shift", "{:+.2f}"),
     ("ab_auc", "AuC", "{:.4f}"),
     ("mse_weighted_mean", "paper MSE", "{:.5f}"),
+    ("hue_recall", "hue rec", "{:.3f}"),
+    ("hue_recall_*", HUE_CLASSES_TITLE, format_hue_classes),
+    ("hue_precision", "hue prec", "{:.3f}"),
+    ("ab_hist", "ab hist", "{:.3f}"),
 )
+TABLE_LEGEND = (
+    f"hue rec: hue recall pooled over the set, mean over the classes with > {HUE_MIN_PIXELS} truth pixels of chroma >= "
+    f"{TRUTH_CHROMA_MIN:g}; {HUE_CLASSES_TITLE}: per class ({', '.join(HUE_CLASS_LABELS)}); hue prec: hue precision of "
+    f"predicted pixels with chroma >= {PRED_CHROMA_MIN:g}; ab hist: a*b* histogram intersection."
+)
+
+
+def row_name(model: str | None) -> str:
+    """How the evaluation tables (and the card's sample grid) call a model: its name or path as given, or "default"."""
+    return str(model) if model is not None else DEFAULT_ROW
+
+
+def grid_legend(model: str | None, compare: Sequence = ()) -> str:
+    """The columns of :func:`sample_grid` for ``model`` after ``compare``, as "gray input | A | B | original"."""
+    return " | ".join([GRID_INPUT, *(row_name(m) for m in compare), row_name(model), GRID_ORIGINAL])
+
+
+def sample_rule(folder: str | os.PathLike, count: int) -> str:
+    """The rule :func:`sample_files` picks photos by, in words."""
+    return f"every k-th photo of {folder} in sorted order, {count} photos"
 
 
 def iter_references(data: str, limit: int | None = None) -> Iterator[tuple[str, torch.Tensor]]:
@@ -79,10 +119,17 @@ def evaluate_models(models: Sequence[str | None], data: str, size: int = DEFAULT
     every model row: it measures the trade between colourfulness and colour error.
 
     Returns ``{"data", "images", "size", "saturation", "truth_colorfulness", "rows": {name: {metric: value}}}``.
+    Each row holds the means over photos (psnr, ssim, ciede2000, colorfulness_pred/_true/_ratio,
+    a_shift, b_shift, ab_auc, mse, mse_weighted_mean, mse_per_batch) and the set metrics pooled
+    over every pixel: hue_recall (mean over classes with > 1,000 counted truth pixels),
+    hue_recall_<class> and hue_truth_pixels_<class> for red, yellow, green, blue, purple,
+    hue_precision and ab_hist (see :class:`colorgan_hf.metrics.functional.PooledColorStats`;
+    nan where undefined, e.g. hue_precision of the gray row).
     """
-    names = [GRAY_BASELINE] + [str(m) if m is not None else "default" for m in models]
+    names = [GRAY_BASELINE] + [row_name(m) for m in models]
     generators = {name: load_model(model) for name, model in zip(names[1:], models)}
-    # One module per row; each loads once (evaluate.load copies the module script).
+    # One module per row; each loads once (evaluate.load copies the module script). The
+    # colorization module converts each photo to Lab once, for the per-photo and the pooled metrics.
     metrics = {name: load_metric("colorization") for name in names}
     count = 0
     for _, reference in tqdm(iter_references(data, limit), desc="Evaluating", unit="img", disable=not progress):
@@ -116,7 +163,7 @@ def sample_files(folder: str | os.PathLike, count: int) -> list[Path]:
 def sample_grid(model, folder: str | os.PathLike, count: int = 12, size: int = DEFAULT_SIZE, tile: int = 256,
                 compare: Sequence = ()):
     """A grid of gray input | colorized (by each of ``compare``, then ``model``) | original rows
-    for :func:`sample_files`, as a PIL image."""
+    (:func:`grid_legend`) for :func:`sample_files`, as a PIL image."""
     from PIL import Image
 
     generators = [load_model(m) for m in (*compare, model)]
@@ -138,17 +185,26 @@ def sample_grid(model, folder: str | os.PathLike, count: int = 12, size: int = D
     return grid
 
 
+def _cell(row: dict, key: str, fmt) -> str:
+    if callable(fmt):
+        return fmt(row)
+    value = row.get(key)
+    if value is None:
+        return "-"  # a result saved before this column existed
+    return "nan" if isinstance(value, float) and math.isnan(value) else fmt.format(value)
+
+
 def format_table(result: dict) -> str:
-    """The result of :func:`evaluate_models` as an aligned text table."""
+    """The result of :func:`evaluate_models` as an aligned text table, with a legend of the set metrics."""
     header = ["model"] + [title for _, title, _ in COLUMNS]
-    lines = [[name] + [fmt.format(row[key]) if not (isinstance(row[key], float) and math.isnan(row[key])) else "nan"
-                       for key, _, fmt in COLUMNS] for name, row in result["rows"].items()]
+    lines = [[name] + [_cell(row, key, fmt) for key, _, fmt in COLUMNS] for name, row in result["rows"].items()]
     widths = [max(len(r[i]) for r in [header] + lines) for i in range(len(header))]
     render = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
     shown = f", saturation {result['saturation']:g}" if result["saturation"] != 1.0 else ""
     out = [f"{result['data']}: {result['images']} images, working size {result['size']}{shown}, "
            f"true colourfulness {result['truth_colorfulness']:.1f}", render(header), render(["-" * w for w in widths])]
     out += [render(line) for line in lines]
+    out.append(TABLE_LEGEND)
     return "\n".join(out)
 
 

@@ -1,13 +1,19 @@
 """Colorization metrics on batches of RGB images, in torch.
 
-Every function takes ``prediction`` and ``reference`` as (B, 3, H, W) sRGB in [0, 1] and
-returns one value per image, shape (B,), so callers can average, weight or batch them.
-The `evaluate` modules beside this file wrap them; `colorgan evaluate` uses them too.
+Every per-image function takes ``prediction`` and ``reference`` as (B, 3, H, W) sRGB in
+[0, 1] and returns one value per image, shape (B,), so callers can average, weight or batch
+them. The `evaluate` modules beside this file wrap them; `colorgan evaluate` uses them too.
+
+The set metrics at the end (hue recall and precision, ab histogram intersection) are pooled
+over a whole eval set, not averaged per image: :class:`PooledColorStats` accumulates their
+counts from CIELAB batches, and :func:`pooled_color_metrics` (or :func:`hue_recall`,
+:func:`hue_precision`, :func:`ab_hist`) scores a list or batch of RGB images at once.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 from kornia.metrics import psnr as _kornia_psnr
@@ -25,6 +31,22 @@ RGB_MAX = 255.0
 # Zhang et al. (2016): area under the curve of the fraction of pixels whose ab error is
 # within a threshold, thresholds 0..150 in Lab units.
 AUC_MAX_THRESHOLD = 150
+
+# Hue classes of the CIELAB hue angle h = atan2(b*, a*) in degrees, taken in [-25, 335) so
+# that h >= 335 wraps to red: red [-25, 45), orange/yellow [45, 110), green [110, 170),
+# cyan/blue [170, 310), purple [310, 335).
+HUE_CLASSES = ("red", "yellow", "green", "blue", "purple")  # the names in the result keys
+HUE_CLASS_LABELS = ("red", "orange/yellow", "green", "cyan/blue", "purple")  # and in words
+HUE_EDGES = (-25.0, 45.0, 110.0, 170.0, 310.0, 335.0)
+# A truth pixel counts when its chroma is at least this; a predicted pixel when at least PRED_CHROMA_MIN.
+TRUTH_CHROMA_MIN = 15.0
+PRED_CHROMA_MIN = 8.0
+# hue_recall (the mean) averages the classes with more than this many counted truth pixels.
+HUE_MIN_PIXELS = 1000
+# ab histograms: AB_HIST_BINS x AB_HIST_BINS bins over [-AB_HIST_RANGE, AB_HIST_RANGE] in a* and b*;
+# values outside go into the edge bins.
+AB_HIST_BINS = 22
+AB_HIST_RANGE = 110.0
 
 
 def _check(prediction: torch.Tensor, reference: torch.Tensor) -> None:
@@ -133,11 +155,16 @@ def _ab_auc_from_error(error: torch.Tensor, max_threshold: int) -> torch.Tensor:
     return torch.trapezoid(within, thresholds, dim=1) / max_threshold
 
 
-def all_metrics(prediction: torch.Tensor, reference: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Every per-image metric of this module at once, converting to Lab only once."""
+def all_metrics(prediction: torch.Tensor, reference: torch.Tensor, pooled: PooledColorStats | None = None) -> dict[str, torch.Tensor]:
+    """Every per-image metric of this module at once, converting to Lab only once.
+
+    With ``pooled``, the same Lab batches are also added to it (the set metrics' counts).
+    """
     _check(prediction, reference)
     prediction, reference = prediction.float(), reference.float()
     lab_pred, lab_true = rgb_to_lab(prediction), rgb_to_lab(reference)
+    if pooled is not None:
+        pooled.add(lab_pred, lab_true)
     shift = (lab_pred[:, 1:] - lab_true[:, 1:]).flatten(2).mean(2)
     return {
         "psnr": psnr(prediction, reference),
@@ -158,3 +185,169 @@ def batch_weighted_mean(values: list[float], sizes: list[int]) -> float:
     if not total:
         return math.nan
     return sum(v * n for v, n in zip(values, sizes)) / total
+
+
+# ------------------------------------------------------------------------------------------
+# Set metrics, pooled over every pixel of an eval set: counts accumulate batch by batch.
+# ------------------------------------------------------------------------------------------
+
+
+def chroma(lab: torch.Tensor) -> torch.Tensor:
+    """C* = sqrt(a*^2 + b*^2) of Lab (B, 3, H, W) -> (B, H, W)."""
+    return torch.hypot(lab[:, 1].float(), lab[:, 2].float())
+
+
+def hue_angle(lab: torch.Tensor) -> torch.Tensor:
+    """CIELAB hue angle atan2(b*, a*) in degrees, in [-25, 335) (see HUE_EDGES), of Lab (B, 3, H, W) -> (B, H, W)."""
+    h = torch.rad2deg(torch.atan2(lab[:, 2].double(), lab[:, 1].double()))  # (-180, 180]
+    low = HUE_EDGES[0]
+    return torch.remainder(h - low, 360.0) + low
+
+
+def hue_class(lab: torch.Tensor) -> torch.Tensor:
+    """Index into HUE_CLASSES of each pixel's hue angle, Lab (B, 3, H, W) -> (B, H, W) int64."""
+    h = hue_angle(lab)
+    inner = torch.tensor(HUE_EDGES[1:-1], dtype=h.dtype, device=h.device)
+    return torch.bucketize(h, inner, right=True)  # edges[i] <= h < edges[i + 1] -> i
+
+
+def hue_counts(lab_pred: torch.Tensor, lab_true: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Hue-class pixel counts of one Lab batch, each (len(HUE_CLASSES),) int64:
+
+    ``truth``: truth pixels with chroma >= TRUTH_CHROMA_MIN, by their class;
+    ``hit``: those whose prediction has chroma >= PRED_CHROMA_MIN and the same class;
+    ``pred``: predicted pixels with chroma >= PRED_CHROMA_MIN, by their class.
+    """
+    if lab_pred.shape != lab_true.shape or lab_pred.ndim != 4 or lab_pred.shape[1] != 3:
+        raise ValueError(f"expected two Lab (B, 3, H, W) batches of the same shape, got {tuple(lab_pred.shape)} and {tuple(lab_true.shape)}")
+    k = len(HUE_CLASSES)
+    class_true, class_pred = hue_class(lab_true), hue_class(lab_pred)
+    truth_ok = chroma(lab_true) >= TRUTH_CHROMA_MIN
+    pred_ok = chroma(lab_pred) >= PRED_CHROMA_MIN
+    hit = truth_ok & pred_ok & (class_pred == class_true)
+    return {
+        "truth": torch.bincount(class_true[truth_ok], minlength=k).cpu(),
+        "hit": torch.bincount(class_true[hit], minlength=k).cpu(),
+        "pred": torch.bincount(class_pred[pred_ok], minlength=k).cpu(),
+    }
+
+
+def ab_histograms(lab: torch.Tensor) -> torch.Tensor:
+    """Per-image a*b* histograms of Lab (B, 3, H, W) -> (B, AB_HIST_BINS, AB_HIST_BINS) float64, each summing to 1.
+
+    Axis 1 is a*, axis 2 is b*; bins split [-AB_HIST_RANGE, AB_HIST_RANGE] evenly and values
+    outside it are clipped into the edge bins.
+    """
+    n = AB_HIST_BINS
+    width = 2 * AB_HIST_RANGE / n
+    index = ((lab[:, 1:].double() + AB_HIST_RANGE) / width).floor().clamp_(0, n - 1).long()  # (B, 2, H, W)
+    flat = (index[:, 0] * n + index[:, 1]).flatten(1)  # (B, N)
+    offsets = torch.arange(flat.shape[0], device=flat.device)[:, None] * (n * n)
+    counts = torch.bincount((flat + offsets).flatten(), minlength=flat.shape[0] * n * n).reshape(-1, n, n)
+    return (counts.double() / flat.shape[1]).cpu()
+
+
+def histogram_intersection(first: torch.Tensor, second: torch.Tensor) -> float:
+    """Sum of the elementwise minimum of two histograms, each normalised to sum 1 first (nan if either is empty)."""
+    first, second = first.double(), second.double()
+    if first.sum() <= 0 or second.sum() <= 0:
+        return math.nan
+    return torch.minimum(first / first.sum(), second / second.sum()).sum().item()
+
+
+class PooledColorStats:
+    """Counts of the set metrics, accumulated over Lab batches with :meth:`add`; :meth:`result` scores the set.
+
+    hue_recall_<class>: of the truth pixels with chroma >= 15 in that hue class, the share whose
+    prediction has chroma >= 8 and the same class (nan when the class has none);
+    hue_recall: the mean of those over the classes with more than HUE_MIN_PIXELS such truth pixels
+    (nan when none has); hue_precision: of the predicted pixels with chroma >= 8, the share whose
+    truth has chroma >= 15 and the same class (nan when there are none);
+    ab_hist: intersection of the pooled a*b* histograms of predictions and truth, each image's
+    histogram normalised by its pixel count before pooling.
+    """
+
+    def __init__(self) -> None:
+        k, n = len(HUE_CLASSES), AB_HIST_BINS
+        self.truth = torch.zeros(k, dtype=torch.int64)
+        self.hit = torch.zeros(k, dtype=torch.int64)
+        self.pred = torch.zeros(k, dtype=torch.int64)
+        self.hist_pred = torch.zeros(n, n, dtype=torch.float64)
+        self.hist_true = torch.zeros(n, n, dtype=torch.float64)
+        self.images = 0
+
+    def add(self, lab_pred: torch.Tensor, lab_true: torch.Tensor) -> PooledColorStats:
+        """Add one Lab batch (B, 3, H, W) of predictions and their truth."""
+        counts = hue_counts(lab_pred, lab_true)
+        self.truth += counts["truth"]
+        self.hit += counts["hit"]
+        self.pred += counts["pred"]
+        self.hist_pred += ab_histograms(lab_pred).sum(0)
+        self.hist_true += ab_histograms(lab_true).sum(0)
+        self.images += lab_pred.shape[0]
+        return self
+
+    def add_rgb(self, prediction: torch.Tensor, reference: torch.Tensor) -> PooledColorStats:
+        """Add one sRGB batch (B, 3, H, W) in [0, 1], or one (3, H, W) image."""
+        prediction = prediction[None] if prediction.ndim == 3 else prediction
+        reference = reference[None] if reference.ndim == 3 else reference
+        _check(prediction, reference)
+        return self.add(rgb_to_lab(prediction.float()), rgb_to_lab(reference.float()))
+
+    def merge(self, other: PooledColorStats) -> PooledColorStats:
+        for name in ("truth", "hit", "pred", "hist_pred", "hist_true"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.images += other.images
+        return self
+
+    def hue_recall(self) -> dict[str, float]:
+        per_class = {f"hue_recall_{name}": self.hit[i].item() / self.truth[i].item() if self.truth[i] else math.nan
+                     for i, name in enumerate(HUE_CLASSES)}
+        counted = [per_class[f"hue_recall_{name}"] for i, name in enumerate(HUE_CLASSES) if self.truth[i] > HUE_MIN_PIXELS]
+        pixels = {f"hue_truth_pixels_{name}": int(self.truth[i]) for i, name in enumerate(HUE_CLASSES)}
+        return {"hue_recall": sum(counted) / len(counted) if counted else math.nan, **per_class, **pixels}
+
+    def hue_precision(self) -> dict[str, float]:
+        predicted = int(self.pred.sum())
+        return {"hue_precision": int(self.hit.sum()) / predicted if predicted else math.nan}
+
+    def ab_hist(self) -> dict[str, float]:
+        return {"ab_hist": histogram_intersection(self.hist_pred, self.hist_true)}
+
+    def result(self) -> dict[str, float]:
+        return {**self.hue_recall(), **self.hue_precision(), **self.ab_hist()}
+
+
+def _pooled(predictions, references) -> PooledColorStats:
+    """Counts of a (B, 3, H, W) sRGB batch, or of sequences of (3, H, W) / (1, 3, H, W) images of any sizes."""
+    if isinstance(predictions, torch.Tensor) and predictions.ndim == 4:
+        predictions, references = list(predictions.split(1)), list(references.split(1))
+    if len(predictions) != len(references) or not len(predictions):
+        raise ValueError(f"need as many predictions as references, and at least one (got {len(predictions)} and {len(references)})")
+    stats = PooledColorStats()
+    for prediction, reference in zip(predictions, references):
+        stats.add_rgb(prediction, reference)
+    return stats
+
+
+def pooled_color_metrics(predictions: torch.Tensor | Sequence[torch.Tensor],
+                         references: torch.Tensor | Sequence[torch.Tensor]) -> dict[str, float]:
+    """Every set metric (see :class:`PooledColorStats`) of a whole eval set of sRGB images in [0, 1]:
+    a (B, 3, H, W) batch, or lists of (3, H, W) images of any sizes."""
+    return _pooled(predictions, references).result()
+
+
+def hue_recall(predictions, references) -> dict[str, float]:
+    """``hue_recall`` (mean over classes with > HUE_MIN_PIXELS truth pixels), ``hue_recall_<class>`` and
+    ``hue_truth_pixels_<class>``, pooled over the set."""
+    return _pooled(predictions, references).hue_recall()
+
+
+def hue_precision(predictions, references) -> float:
+    """Share of the set's predicted pixels with chroma >= 8 whose truth has chroma >= 15 and the same hue class."""
+    return _pooled(predictions, references).hue_precision()["hue_precision"]
+
+
+def ab_hist(predictions, references) -> float:
+    """Intersection of the set's pooled a*b* histograms of predictions and truth, in [0, 1]."""
+    return _pooled(predictions, references).ab_hist()["ab_hist"]

@@ -12,8 +12,12 @@ import evaluate
 import numpy as np
 import torch
 
+from colorgan_hf.metrics.functional import PooledColorStats
+
 METRICS_DIR = Path(__file__).parent
-METRIC_NAMES = ("psnr", "ssim", "ciede2000", "colorfulness", "ab_shift", "ab_auc", "paper_mse", "colorization")
+# "colorization" (all of them in one pass) stays last.
+METRIC_NAMES = ("psnr", "ssim", "ciede2000", "colorfulness", "ab_shift", "ab_auc", "paper_mse",
+                "hue_recall", "hue_precision", "ab_hist", "colorization")
 
 
 def image_features():
@@ -54,6 +58,11 @@ INPUTS_DESCRIPTION = (
 )
 
 
+def check_pairs(predictions, references) -> None:
+    if len(predictions) != len(references) or not predictions:
+        raise ValueError(f"need as many predictions as references, and at least one (got {len(predictions)} and {len(references)})")
+
+
 class ImageMetric(evaluate.Metric):
     """Base of the shipped metrics: scores each (prediction, reference) pair with
     :meth:`score` (per-image values) and averages over images in :meth:`summarize`."""
@@ -72,7 +81,21 @@ class ImageMetric(evaluate.Metric):
         return {key: float(np.mean([row[key] for row in per_image])) for key in per_image[0]}
 
     def _compute(self, predictions, references, **kwargs):
-        if len(predictions) != len(references) or not predictions:
-            raise ValueError(f"need as many predictions as references, and at least one (got {len(predictions)} and {len(references)})")
+        check_pairs(predictions, references)
         per_image = [self.score(to_batch([p]), to_batch([r])) for p, r in zip(predictions, references)]
         return self.summarize(per_image, **kwargs)
+
+
+class PooledImageMetric(ImageMetric):
+    """Base of the set metrics: pixel counts pooled over every pair given to ``add``/``add_batch``
+    (in any number of calls), scored once at the end by :meth:`select` of the pooled counts."""
+
+    def select(self, stats: PooledColorStats) -> dict[str, float]:
+        raise NotImplementedError
+
+    def _compute(self, predictions, references, **kwargs):
+        check_pairs(predictions, references)
+        stats = PooledColorStats()
+        for prediction, reference in zip(predictions, references):
+            stats.add_rgb(to_batch([prediction]), to_batch([reference]))
+        return self.select(stats)
