@@ -107,42 +107,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _read_evaluations(paths: list[str] | None) -> list[dict]:
-    evaluations = []
-    for path in paths or []:
-        try:
-            evaluations.append(json.loads(Path(path).read_text()))
-        except (OSError, json.JSONDecodeError) as error:
-            raise ColorGANError(f"{path}: not a `colorgan evaluate --output` JSON file ({error})") from None
-    return evaluations
+    from .card import read_evaluations
+
+    return read_evaluations(paths)
 
 
 def cmd_card(args: argparse.Namespace) -> int:
-    from .registry import load_model
+    from .card import write_card
 
-    model = load_model(args.model)
-    training = Path(args.training).read_text() if args.training else "Not recorded."
-    limitations = Path(args.limitations).read_text() if args.limitations else ""
-    out = Path(args.output)
-    name = str(args.model or "default")  # how the grid's column and the evaluation tables call this model
-    samples, rule = list(args.sample or []), args.sample_rule
-    if args.grid_data:
-        from .evaluation import sample_grid
-
-        grid_path = out.parent / f"{out.stem}_samples.jpg"
-        compare = list(args.grid_compare or [])
-        save_image_atomic(sample_grid(model, args.grid_data, count=args.grid_count, compare=compare), grid_path)
-        samples.append(grid_path.name)
-        columns = " | ".join(["gray input", *compare, name, "original"])
-        rule = rule or f"every k-th photo of {args.grid_data} in sorted order, {args.grid_count} photos; columns: {columns}"
-    evaluations = _read_evaluations(args.eval_json)
-    # The model's own row of the tables: the one named like it, else the first that is not gray.
-    row = name if evaluations and name in evaluations[0]["rows"] else None
-    card = model.generate_model_card(evaluations=evaluations, model_row=row, training=training, samples=samples,
-                                     sample_rule=rule, repo_id=args.repo_id, title=args.title, summary=args.summary,
-                                     datasets=args.dataset or [], limitations=limitations)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(str(card))
-    tmp.replace(out)
+    out = write_card(
+        args.output, model=args.model, eval_json=args.eval_json or [], training_file=args.training,
+        limitations_file=args.limitations, samples=args.sample or [], sample_rule=args.sample_rule, grid_data=args.grid_data,
+        grid_compare=args.grid_compare or [], grid_count=args.grid_count, repo_id=args.repo_id, title=args.title,
+        summary=args.summary, datasets=args.dataset or [],
+    )
     tqdm.write(f"wrote {out}", file=sys.stderr)
     return 0
 

@@ -4,6 +4,7 @@ import shutil
 import yaml
 
 from colorgan_hf.cli import main
+from colorgan_hf.evaluation import format_hue_classes, format_table
 
 
 def test_evaluate_prints_gray_and_model_rows_and_card_holds_the_numbers(tmp_path, photo_paths, capsys):
@@ -22,6 +23,14 @@ def test_evaluate_prints_gray_and_model_rows_and_card_holds_the_numbers(tmp_path
     default, gray = result["rows"]["default"], result["rows"]["gray"]
     assert gray["colorfulness_ratio"] < 0.05, "the baseline has (almost) no colour"
     assert f"{default['psnr']:.2f}" in next(line for line in lines if line.startswith("default "))
+    # The set metrics, pooled over the photos: JSON keys, table columns and the legend under the table.
+    for key in ("hue_recall", "hue_precision", "ab_hist", *(f"hue_recall_{c}" for c in ("red", "yellow", "green", "blue", "purple"))):
+        assert key in default and key in gray, key
+    assert gray["hue_recall"] == 0.0 and gray["ab_hist"] < default["ab_hist"] <= 1.0
+    assert "hue rec" in lines[1] and "r/y/g/b/p %" in lines[1] and "hue prec" in lines[1] and "ab hist" in lines[1]
+    default_line = next(line for line in lines if line.startswith("default "))
+    assert f"{default['hue_recall']:.3f}" in default_line and f"{default['ab_hist']:.3f}" in default_line
+    assert lines[-1].startswith("hue rec: ")
 
     card_path = tmp_path / "card.md"
     assert main(["card", "--eval-json", str(result_file), "-o", str(card_path)]) == 0
@@ -32,7 +41,27 @@ def test_evaluate_prints_gray_and_model_rows_and_card_holds_the_numbers(tmp_path
     assert metrics["psnr"] == round(default["psnr"], 5)
     assert metrics["ciede2000"] == round(default["ciede2000"], 5)
     assert metrics["b_shift"] == round(default["b_shift"], 5)
+    assert metrics["hue_recall"] == round(default["hue_recall"], 5) and metrics["ab_hist"] == round(default["ab_hist"], 5)
     assert f"{default['psnr']:.2f}" in text, "the results table shows the printed figure"
+    assert "| hue recall | r/y/g/b/p % | hue precision | ab hist |" in text
+    default_row = next(line for line in text.splitlines() if line.startswith("| default |"))
+    assert default_row.endswith(f"| {default['hue_recall']:.3f} | {format_hue_classes(default)} | "
+                                f"{default['hue_precision']:.3f} | {default['ab_hist']:.3f} |")
+    assert "## Training\n\nNot recorded." in text and not list(tmp_path.glob(".card.md*")), "no temporary file left"
+
+    # A result saved before the set metrics existed still makes a card, without their columns.
+    old = json.loads(result_file.read_text())
+    for row in old["rows"].values():
+        for key in [k for k in row if k.startswith(("hue_", "ab_hist"))]:
+            del row[key]
+    old_file = tmp_path / "old.json"
+    old_file.write_text(json.dumps(old))
+    assert main(["card", "--eval-json", str(old_file), "-o", str(card_path)]) == 0
+    text = card_path.read_text()
+    metrics = {m["type"]: m["value"] for m in yaml.safe_load(text.split("---")[1])["model-index"][0]["results"][0]["metrics"]}
+    assert "hue_recall" not in metrics and metrics["psnr"] == round(default["psnr"], 5)
+    assert "hue recall" not in text and "| model | PSNR dB |" in text
+    assert "hue rec" in format_table(old) and "  -  " in format_table(old)
 
 
 def test_evaluate_json_mode_with_two_models(tmp_path, photo_paths, capsys, tiny_unet):
