@@ -26,8 +26,7 @@ from pathlib import Path
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-from run import make_photo  # noqa: E402  (the same real photo, resized, as the main benchmark)
+from run import make_photo  # the same real photo, resized, as the main benchmark (bench/ is on the path as the script's folder)
 
 
 def start_app() -> tuple[subprocess.Popen, str]:

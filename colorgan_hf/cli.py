@@ -126,7 +126,7 @@ def cmd_card(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    from .hub import push_model
+    from .push import push_model
 
     training = Path(args.training).read_text() if args.training else "Not recorded."
     url = push_model(args.model, args.repo_id, evaluations=_read_evaluations(args.eval_json), training=training, private=args.private)

@@ -1,140 +1,136 @@
-"""The generator, the discriminator and the GAN loss, for both recipes.
+"""The generators, the discriminators and the GAN loss, for every recipe.
 
-Two architectures live side by side, chosen by ``architecture=``:
+Each architecture is a class in a registry (as timm's), and knows its own spaces: what
+it takes in, what it gives out, what it is trained against, and what its discriminator
+judges. :class:`ColorGenerator` and :class:`ColorDiscriminator` are the Hub models users
+load: ``architecture=`` picks the registry entry, the other keyword arguments are that
+entry's own, and all of them go to ``config.json``.
 
-* ``"paper"``: the networks of Demirel & Yuce, "Black and white image colorization using
-  generative adversarial networks", section 3.2, as written: gray 120x120 in, RGB out; a
-  CNN discriminator that ends in fully connected layers.
-* ``"unet"`` (the default): ours. A pix2pix-style Lab U-Net that predicts the a*b*
-  chroma from L, fully convolutional so it runs at any size that is a multiple of its
-  stride, paired with a spectrally normalised PatchGAN discriminator.
+Generators (``ColorGenerator(architecture=...)``):
 
-Both classes are :class:`huggingface_hub.PyTorchModelHubMixin` models: their keyword
-arguments are written to ``config.json`` and weights to ``model.safetensors``.
+* ``"paper"``: Demirel & Yuce, "Black and white image colorization using generative
+  adversarial networks", section 3.2, as written: gray 120x120 in, RGB out.
+* ``"unet"``: a Lab U-Net regressing a*b* from L (the earlier default).
+* ``"unet_bins"``: the same trunk classifying a*b* into quantized bins (Zhang et al.
+  2016) at half resolution, decoded by an annealed mean whose temperature is the
+  ``vividness`` knob.
+
+Discriminators (``ColorDiscriminator(architecture=...)``): ``"paper"`` (CNN + fully
+connected, on RGB) and ``"patchgan"`` (pix2pix's PatchGAN with spectral norm, on L+ab).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import typing
-from typing import Literal
+from typing import Callable, ClassVar, TypeVar
 
 import torch
 import torch.nn.functional as F
-from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
-from .color import denormalize_ab, gray_from_l, normalize_l, rgb_to_lab
+from .color import AB_SCALE, denormalize_ab, denormalize_l, gray_from_l, lab_to_rgb, normalize_ab, normalize_l, rgb_to_lab
+from .errors import ModelLoadError
+from .hub import HUB_METADATA, SafetensorsHubMixin, check_options
 
-ARCHITECTURES = ("unet", "paper")
-HUB_METADATA = dict(
-    library_name="colorgan-hf",
-    pipeline_tag="image-to-image",
-    license="mit",
-    tags=["colorization", "image-colorization", "gan", "pytorch"],
-    repo_url="https://github.com/colorgan-hf/colorgan-hf",
-)
+Batch = dict[str, torch.Tensor]
 
 
-def _resolve_file(model_id: str, filename: str, why: str, download: dict) -> str:
-    """The local path of ``filename`` in a folder or a Hub repository (downloaded to the cache)."""
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
-
-    from .errors import ModelLoadError
-
-    if os.path.isdir(model_id):
-        path = os.path.join(model_id, filename)
-        if not os.path.isfile(path):
-            raise ModelLoadError(f"{model_id}: no {filename}{why}")
-        return path
-    try:
-        return hf_hub_download(repo_id=model_id, filename=filename, revision=download.get("revision"),
-                               cache_dir=download.get("cache_dir"), force_download=download.get("force_download", False),
-                               token=download.get("token"), local_files_only=download.get("local_files_only", False))
-    except EntryNotFoundError:
-        raise ModelLoadError(f"{model_id}: no {filename} in the repository{why}") from None
+# --------------------------------------------------------------------------------------
+# Registries
+# --------------------------------------------------------------------------------------
 
 
-class SafetensorsHubMixin(PyTorchModelHubMixin):
-    """``PyTorchModelHubMixin`` that loads safetensors only, and strictly.
+class GeneratorNet(nn.Module):
+    """What every generator architecture tells the pipeline and the trainer about itself."""
 
-    The stock mixin falls back to a pickled ``pytorch_model.bin`` and loads with
-    ``strict=False``; here a repository without ``model.safetensors`` is refused, and
-    weights whose names or shapes do not match the config raise a clear error.
-    """
+    architecture: ClassVar[str]
+    # The discriminator architecture this generator is trained against.
+    discriminator: ClassVar[str]
+    # Config keys that older configs of this architecture may carry and that mean nothing to it.
+    LEGACY_KEYS: ClassVar[tuple[str, ...]] = ()
+    BOUNDS: ClassVar[dict[str, tuple[float, float]]] = {}
 
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
-        """Load from a local folder or a Hub id, after checking ``config.json``.
+    @property
+    def stride(self) -> int:
+        """Input sides must be multiples of this."""
+        raise NotImplementedError
 
-        Unknown keys, values of the wrong type and an unknown architecture are refused
-        with :class:`~colorgan_hf.errors.ModelLoadError` before any weights are read.
-        """
-        cls.validate_config(cls._read_config(str(pretrained_model_name_or_path), kwargs), str(pretrained_model_name_or_path))
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+    @property
+    def input_size(self) -> int | None:
+        """The fixed square input side, or None when the network takes any size."""
+        return None
 
-    @classmethod
-    def _read_config(cls, model_id: str, kwargs: dict) -> dict:
-        from huggingface_hub import constants
+    def config(self) -> dict:
+        """This architecture's own constructor arguments."""
+        raise NotImplementedError
 
-        from .errors import ModelLoadError
+    def encode(self, l_channel: torch.Tensor) -> torch.Tensor:
+        """L (B, 1, H, W) in [0, 100] -> the network's input."""
+        raise NotImplementedError
 
-        path = _resolve_file(model_id, constants.CONFIG_NAME, "", kwargs)
-        try:
-            with open(path, encoding="utf-8") as handle:
-                config = json.load(handle)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise ModelLoadError(f"{path}: not a readable JSON config ({error})") from None
-        if not isinstance(config, dict):
-            raise ModelLoadError(f"{path}: the config must be a JSON object, got {type(config).__name__}")
-        return config
+    def training_pair(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch of ``rgb`` (B, 3, S, S) and ``gray`` (B, 1, S, S) in [0, 1] -> (input, target)."""
+        raise NotImplementedError
 
-    @classmethod
-    def validate_config(cls, config: dict, where: str = "config.json") -> None:
-        """Refuse unknown keys and values whose type differs from the ``__init__`` annotation."""
-        from .errors import ModelLoadError
+    def image(self, output: torch.Tensor) -> torch.Tensor:
+        """The network output as an image in the target's space (differentiable): what
+        the pixel loss compares and the discriminator judges."""
+        return output
 
-        hints = typing.get_type_hints(cls.__init__)
-        hints.pop("return", None)
-        unknown = sorted(set(config) - set(hints))
-        if unknown:
-            raise ModelLoadError(f"{where}: unknown config keys {unknown} for {cls.__name__} (expected some of {sorted(hints)})")
-        for key, value in config.items():
-            expected = hints[key]
-            if isinstance(value, bool) or not isinstance(value, expected):
-                raise ModelLoadError(f"{where}: config key {key!r} must be {expected.__name__}, got {value!r}")
-        if "architecture" in config and config["architecture"] not in ARCHITECTURES:
-            raise ModelLoadError(f"{where}: unknown architecture {config['architecture']!r}: expected one of {', '.join(ARCHITECTURES)}")
+    def decode_ab(self, output: torch.Tensor, **options) -> torch.Tensor:
+        """The network output -> a*b* (B, 2, H, W) in Lab units, at the input's size."""
+        raise NotImplementedError
 
-    @classmethod
-    def _from_pretrained(cls, *, model_id: str, revision: str | None, cache_dir, force_download: bool,
-                         local_files_only: bool, token, map_location: str = "cpu", strict: bool = True, **model_kwargs):
-        from huggingface_hub import constants
-        from safetensors.torch import load_file
+    def to_rgb(self, net_input: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+        """RGB in [0, 1] for pictures of the training run."""
+        raise NotImplementedError
 
-        from .errors import ModelLoadError
-
-        model = cls(**model_kwargs)  # a bad config fails here, before any weights are read
-        download = dict(revision=revision, cache_dir=cache_dir, force_download=force_download, token=token,
-                        local_files_only=local_files_only)
-        weights = _resolve_file(model_id, constants.SAFETENSORS_SINGLE_FILE, "; colorgan-hf loads safetensors weights only, never pickles",
-                                download)
-        try:
-            state = load_file(weights, device=str(map_location))
-        except Exception as error:  # safetensors raises its own error types for corrupt files
-            raise ModelLoadError(f"{weights}: not a readable safetensors file ({error})") from None
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as error:
-            raise ModelLoadError(f"{weights}: weights do not match config.json ({model_kwargs}): {error}") from None
-        return model
+    def auxiliary_loss(self, output: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor | None:
+        """A loss of this architecture's own beside the pixel loss (None: there is none)."""
+        return None
 
 
-def _check_architecture(architecture: str) -> None:
-    if architecture not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {architecture!r}: expected one of {', '.join(ARCHITECTURES)}")
+class DiscriminatorNet(nn.Module):
+    """What every discriminator architecture tells the trainer about itself."""
+
+    architecture: ClassVar[str]
+    LEGACY_KEYS: ClassVar[tuple[str, ...]] = ()
+    BOUNDS: ClassVar[dict[str, tuple[float, float]]] = {}
+
+    def config(self) -> dict:
+        raise NotImplementedError
+
+    def judge_input(self, gen_input: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        """What the discriminator sees of a (generator input, real or generated image) pair."""
+        raise NotImplementedError
+
+
+GENERATORS: dict[str, type[GeneratorNet]] = {}
+DISCRIMINATORS: dict[str, type[DiscriminatorNet]] = {}
+# Discriminator configs saved before the registry named the PatchGAN after its generator.
+DISCRIMINATOR_ALIASES = {"unet": "patchgan"}
+NetT = TypeVar("NetT", bound=type)
+
+
+def _register(registry: dict) -> Callable[[str], Callable[[NetT], NetT]]:
+    def register(name: str) -> Callable[[NetT], NetT]:
+        def add(cls: NetT) -> NetT:
+            cls.architecture = name
+            registry[name] = cls
+            return cls
+
+        return add
+
+    return register
+
+
+register_generator = _register(GENERATORS)
+register_discriminator = _register(DISCRIMINATORS)
+
+
+def _lookup(registry: dict, architecture: str) -> type:
+    if architecture not in registry:
+        raise ValueError(f"unknown architecture {architecture!r}: expected one of {', '.join(sorted(registry))}")
+    return registry[architecture]
 
 
 # --------------------------------------------------------------------------------------
@@ -146,7 +142,8 @@ def _paper_conv(c_in: int, c_out: int, k: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, k, padding=k // 2), nn.LeakyReLU(0.2, inplace=True))
 
 
-class PaperGenerator(nn.Module):
+@register_generator("paper")
+class PaperGenerator(GeneratorNet):
     """The paper's U-Net generator (section 3.2, figure 4).
 
     Written from the text; where it is silent we chose, as noted:
@@ -159,12 +156,19 @@ class PaperGenerator(nn.Module):
       encoder output, then conv3x3 -> conv3x3 -> conv5x5 with LeakyReLU;
     * output: a 1x1 convolution to 3 channels and a sigmoid, so RGB lands in [0, 1].
 
-    Input (B, 1, 120, 120) gray in [0, 1]; output (B, 3, 120, 120) RGB in [0, 1]. The
-    spatial size must be divisible by 8; the paper trains and infers at 120x120.
+    Input (B, 1, S, S) gray in [0, 1]; output (B, 3, S, S) RGB in [0, 1], S = ``image_size``
+    (120 in the paper, a multiple of 8).
     """
 
-    def __init__(self, base_channels: int = 32) -> None:
+    discriminator = "paper"
+    LEGACY_KEYS = ("depth",)
+    BOUNDS = {"base_channels": (1, 256), "image_size": (8, 512)}
+
+    def __init__(self, base_channels: int = 32, image_size: int = 120) -> None:
         super().__init__()
+        if image_size % 8:
+            raise ValueError(f"image_size must be a multiple of 8 for the paper network, got {image_size}")
+        self.base_channels, self.image_size = base_channels, image_size
         widths = [base_channels, 2 * base_channels, 4 * base_channels]
         self.encoders = nn.ModuleList()
         c_in = 1
@@ -181,6 +185,17 @@ class PaperGenerator(nn.Module):
             c_in = c
         self.head = nn.Sequential(nn.Conv2d(c_in, 3, 1), nn.Sigmoid())
 
+    @property
+    def stride(self) -> int:
+        return 8
+
+    @property
+    def input_size(self) -> int:
+        return self.image_size
+
+    def config(self) -> dict:
+        return {"base_channels": self.base_channels, "image_size": self.image_size}
+
     def forward(self, gray: torch.Tensor) -> torch.Tensor:
         x = gray  # (B, 1, 120, 120), gray in [0, 1]
         skips = []
@@ -193,8 +208,23 @@ class PaperGenerator(nn.Module):
             x = decoder(torch.cat([upsample(x), skip], dim=1))
         return self.head(x)  # (B, 3, 120, 120), RGB in [0, 1]
 
+    def encode(self, l_channel: torch.Tensor) -> torch.Tensor:
+        # The network was trained on gamma-encoded gray images: show L as one.
+        return gray_from_l(l_channel)
 
-class PaperDiscriminator(nn.Module):
+    def training_pair(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        return batch["gray"], batch["rgb"]  # (B, 1, S, S) gray and (B, 3, S, S) RGB, both in [0, 1]
+
+    def decode_ab(self, output: torch.Tensor, **options) -> torch.Tensor:
+        # Only the chroma of the RGB output is kept: the photo keeps its own lightness.
+        return rgb_to_lab(output.float())[:, 1:]
+
+    def to_rgb(self, net_input: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+        return output.float().clamp(0, 1)
+
+
+@register_discriminator("paper")
+class PaperDiscriminator(DiscriminatorNet):
     """The paper's CNN discriminator (section 3.2, figure 5).
 
     Four blocks of two conv3x3 (the paper's "n x n"; we pick 3) with LeakyReLU 0.2 and a
@@ -207,8 +237,12 @@ class PaperDiscriminator(nn.Module):
     Input (B, 3, S, S) RGB in [0, 1] with S = ``image_size``; output (B,) logits.
     """
 
+    LEGACY_KEYS = ()
+    BOUNDS = {"base_channels": (1, 256), "image_size": (16, 512)}
+
     def __init__(self, base_channels: int = 32, image_size: int = 120) -> None:
         super().__init__()
+        self.base_channels, self.image_size = base_channels, image_size
         widths = [base_channels, 2 * base_channels, 4 * base_channels, 4 * base_channels]
         layers: list[nn.Module] = []
         c_in, side = 3, image_size
@@ -227,8 +261,14 @@ class PaperDiscriminator(nn.Module):
             nn.Linear(64, 1),
         )
 
+    def config(self) -> dict:
+        return {"base_channels": self.base_channels, "image_size": self.image_size}
+
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(rgb)).squeeze(1)  # (B,) logits
+
+    def judge_input(self, gen_input: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        return image  # the RGB image alone, as in the paper
 
 
 # --------------------------------------------------------------------------------------
@@ -244,7 +284,8 @@ def _conv_bn_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
     )
 
 
-class UNetGenerator(nn.Module):
+@register_generator("unet")
+class UNetGenerator(GeneratorNet):
     """Lab U-Net: L in, a*b* out, fully convolutional.
 
     Each level halves the resolution with a strided conv and doubles the width (capped at
@@ -261,64 +302,214 @@ class UNetGenerator(nn.Module):
     whether the whole scene is a snowfield or a sunset: cheap, and it helps chroma that
     depends on the whole picture.
 
-    With the defaults (``base_channels=32``, ``depth=4``) it has 1.81 M parameters and costs
-    4.5 GFLOPs at 256x256 (``python bench/model_stats.py`` measures both); the size must be
-    a multiple of ``2**depth`` (16).
-    Input (B, 1, H, W) L scaled to [-1, 1]; output (B, 2, H, W) ab scaled to [-1, 1].
+    With ``base_channels=32, depth=4`` it has 1.81 M parameters and costs 4.5 GFLOPs at
+    256x256 (``python bench/model_stats.py`` measures both); the size must be a multiple
+    of ``2**depth``. Input (B, 1, H, W) L scaled to [-1, 1]; output (B, 2, H, W) ab in [-1, 1].
     """
+
+    discriminator = "patchgan"
+    LEGACY_KEYS = ("image_size",)
+    BOUNDS = {"base_channels": (1, 256), "depth": (1, 7)}
+    # The decoder level the head reads (0: full resolution).
+    head_level: int = 0
 
     def __init__(self, base_channels: int = 32, depth: int = 4) -> None:
         super().__init__()
-        widths = [max(base_channels // 2, 8)] + [min(base_channels * 2**i, 8 * base_channels) for i in range(depth)]
+        self.base_channels, self.depth = base_channels, depth
+        self.widths = [max(base_channels // 2, 8)] + [min(base_channels * 2**i, 8 * base_channels) for i in range(depth)]
+        widths = self.widths
         self.stem = _conv_bn_relu(1, widths[0])
         self.downs = nn.ModuleList(
             nn.Sequential(_conv_bn_relu(widths[i], widths[i + 1], stride=2), _conv_bn_relu(widths[i + 1], widths[i + 1]))
             for i in range(depth)
         )
         self.context = nn.Sequential(nn.Linear(widths[-1], widths[-1]), nn.ReLU(inplace=True))
-        self.ups = nn.ModuleList(nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in reversed(range(depth)))
-        self.fuses = nn.ModuleList(_conv_bn_relu(2 * widths[i], widths[i]) for i in reversed(range(depth)))
-        self.head = nn.Sequential(nn.Conv2d(widths[0], 2, 1), nn.Tanh())
+        # Decoder levels depth-1 .. head_level; a head at level 1 skips the full-resolution one.
+        levels = list(reversed(range(self.head_level, depth)))
+        self.ups = nn.ModuleList(nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in levels)
+        self.fuses = nn.ModuleList(_conv_bn_relu(2 * widths[i], widths[i]) for i in levels)
+        self.head = self.make_head(widths[self.head_level])
 
-    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+    def make_head(self, channels: int) -> nn.Module:
+        return nn.Sequential(nn.Conv2d(channels, 2, 1), nn.Tanh())
+
+    @property
+    def stride(self) -> int:
+        return 2**self.depth
+
+    def config(self) -> dict:
+        return {"base_channels": self.base_channels, "depth": self.depth}
+
+    def features(self, l_norm: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W) -> the decoder's output at ``head_level``, (B, c, H / 2**level, W / 2**level)."""
         x = self.stem(l_norm)  # (B, c0, H, W)
         skips = [x]
         for down in self.downs:
             x = down(x)
             skips.append(x)  # (B, c_i, H / 2**i, W / 2**i)
         skips.pop()  # the bottleneck is no skip of its own
-        x = x + self.context(x.mean(dim=(2, 3)))[:, :, None, None]  # (B, c_N, H/16, W/16)
-        for up, fuse, skip in zip(self.ups, self.fuses, reversed(skips)):
+        x = x + self.context(x.mean(dim=(2, 3)))[:, :, None, None]  # (B, c_N, H / 2**N, W / 2**N)
+        for up, fuse, skip in zip(self.ups, self.fuses, reversed(skips[self.head_level:])):
             x = fuse(torch.cat([up(x), skip], dim=1))
-        return self.head(x)  # (B, 2, H, W), ab in [-1, 1]
+        return x
+
+    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(l_norm))  # (B, 2, H, W), ab in [-1, 1]
+
+    def encode(self, l_channel: torch.Tensor) -> torch.Tensor:
+        return normalize_l(l_channel)
+
+    def training_pair(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        lab = rgb_to_lab(batch["rgb"].float())
+        return normalize_l(lab[:, :1]), normalize_ab(lab[:, 1:])  # (B, 1, S, S) and (B, 2, S, S) in [-1, 1]
+
+    def decode_ab(self, output: torch.Tensor, **options) -> torch.Tensor:
+        return denormalize_ab(self.image(output, **options).float())
+
+    def to_rgb(self, net_input: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+        return lab_to_rgb(torch.cat([denormalize_l(net_input), denormalize_ab(self.image(output))], dim=1).float())
 
 
-class PatchDiscriminator(nn.Module):
-    """PatchGAN discriminator (Isola et al. 2017) with spectral normalisation.
+def ab_bin_centers(bin_size: float) -> torch.Tensor:
+    """(Q, 2) centres, in [-1, 1] ab units, of the ``bin_size`` grid cells of the ab plane
+    that hold an sRGB colour at some lightness (Zhang et al. 2016: 313 for a grid of 10)."""
+    cells = int(round(2 * AB_SCALE / bin_size))
+    edges = torch.linspace(-AB_SCALE, AB_SCALE, cells + 1)
+    fine = 8  # sample each cell on a fine grid: a cell is in gamut if any sample is
+    offsets = (torch.arange(fine) + 0.5) / fine * bin_size
+    samples_1d = (edges[:-1, None] + offsets).flatten()  # (cells * fine,)
+    a, b = torch.meshgrid(samples_1d, samples_1d, indexing="ij")
+    l_values = torch.linspace(1, 99, 50)
+    lab = torch.stack([l_values[:, None, None].expand(-1, *a.shape), a.expand(len(l_values), -1, -1),
+                       b.expand(len(l_values), -1, -1)], dim=1)  # (L, 3, n, n)
+    rgb = lab_to_rgb(lab, clip=False)
+    inside = ((rgb >= 0) & (rgb <= 1)).all(dim=1).any(dim=0)  # (n, n)
+    inside = inside.reshape(cells, fine, cells, fine).any(dim=3).any(dim=1)  # (cells, cells)
+    centers = (edges[:-1] + edges[1:]) / 2
+    ia, ib = inside.nonzero(as_tuple=True)
+    return torch.stack([centers[ia], centers[ib]], dim=1) / AB_SCALE
 
-    conv4x4 stride 2 three times, then two stride-1 convs: each output logit judges a
-    70x70 patch of the input, so the loss looks at local colour realism at any image size.
-    Input (B, 3, H, W): L and ab, each scaled to [-1, 1]; output (B, 1, H/8 - 2, W/8 - 2) logits.
+
+@register_generator("unet_bins")
+class UNetBinsGenerator(UNetGenerator):
+    """The Lab U-Net trunk classifying a*b* into quantized bins (Zhang et al. 2016).
+
+    The head reads the decoder at half resolution (the full-resolution level, 14% of the
+    trunk's FLOPs, is not built: chroma needs no more detail than that, the pipeline
+    upsamples it anyway) and gives a distribution over the in-gamut cells of a
+    ``bin_size`` grid of the ab plane. :meth:`image` decodes it to a*b* by the annealed
+    mean: the mean of the distribution sharpened by a temperature T,
+    ``softmax(logits / T)``. T = 1 is the plain mean (the safest, most muted colours);
+    lower T moves towards the most likely colour (more vivid, sometimes wrong).
+    ``vividness`` v in [0, 1] sets T = 1 - 0.9 v; the config's ``vividness`` is the default.
+
+    Input (B, 1, H, W) L in [-1, 1]; output (B, Q, H/2, W/2) logits.
     """
 
-    def __init__(self, base_channels: int = 64) -> None:
+    LEGACY_KEYS = ()
+    BOUNDS = {"base_channels": (1, 256), "depth": (2, 7), "bin_size": (5, 40), "vividness": (0.0, 1.0)}
+    head_level = 1
+
+    def __init__(self, base_channels: int = 32, depth: int = 4, bin_size: int = 10, vividness: float = 0.5) -> None:
+        centers = ab_bin_centers(bin_size)  # (Q, 2) in [-1, 1]: a function of bin_size, so not saved
+        self.bin_size, self.vividness, self.num_bins = bin_size, float(vividness), len(centers)  # make_head needs num_bins
+        super().__init__(base_channels, depth)
+        self.register_buffer("centers", centers, persistent=False)
+        # (cells, cells) grid cell -> class index, -1 outside the gamut.
+        cells = int(round(2 * AB_SCALE / bin_size))
+        cell_of = ((centers + 1) * cells / 2 - 0.5).round().long()  # (Q, 2)
+        grid_to_class = torch.full((cells, cells), -1, dtype=torch.long)
+        grid_to_class[cell_of[:, 0], cell_of[:, 1]] = torch.arange(len(centers))
+        self.register_buffer("grid_to_class", grid_to_class, persistent=False)
+
+    def make_head(self, channels: int) -> nn.Module:
+        return nn.Conv2d(channels, self.num_bins, 1)
+
+    def config(self) -> dict:
+        return {**super().config(), "bin_size": self.bin_size, "vividness": self.vividness}
+
+    @staticmethod
+    def temperature(vividness: float) -> float:
+        if not 0.0 <= vividness <= 1.0:
+            raise ValueError(f"vividness must be in [0, 1], got {vividness}")
+        return 1.0 - 0.9 * vividness
+
+    def image(self, output: torch.Tensor, vividness: float | None = None) -> torch.Tensor:
+        """Logits (B, Q, h, w) -> annealed-mean ab (B, 2, 2h, 2w) in [-1, 1]."""
+        t = self.temperature(self.vividness if vividness is None else vividness)
+        probs = torch.softmax(output.float() / t, dim=1)
+        ab = torch.einsum("bqhw,qc->bchw", probs, self.centers)  # (B, 2, h, w)
+        return F.interpolate(ab, scale_factor=2, mode="bilinear", align_corners=False)
+
+    def soft_targets(self, ab_norm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """True ab (B, 2, H, W) in [-1, 1] -> the bins around each half-resolution pixel's colour and their weights.
+
+        Soft encoding (Zhang et al. use a Gaussian over the 5 nearest bins): here the 4 grid
+        cells whose centres surround the colour, weighted bilinearly, which costs four
+        gathers instead of a distance to every bin. Cells outside the gamut get weight 0.
+        Returns class indices (B, 4, h, w) and weights (B, 4, h, w) summing to 1.
+        """
+        cells = self.grid_to_class.shape[0]
+        # Position on the grid of cell centres: centre k sits at -1 + (k + 0.5) * 2 / cells.
+        pos = ((F.avg_pool2d(ab_norm.float(), 2) + 1) * cells / 2 - 0.5).clamp(0, cells - 1)  # (B, 2, h, w)
+        low = pos.floor().clamp(max=cells - 2)
+        frac = pos - low
+        low = low.long()
+        index, weight = [], []
+        for da in (0, 1):
+            for db in (0, 1):
+                wa = frac[:, 0] if da else 1 - frac[:, 0]
+                wb = frac[:, 1] if db else 1 - frac[:, 1]
+                cls = self.grid_to_class[low[:, 0] + da, low[:, 1] + db]
+                index.append(cls.clamp(min=0))
+                weight.append(wa * wb * (cls >= 0))
+        index, weight = torch.stack(index, dim=1), torch.stack(weight, dim=1)
+        return index, weight / weight.sum(dim=1, keepdim=True).clamp_min(1e-6)
+
+    def auxiliary_loss(self, output: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+        """Cross-entropy against the soft-encoded true colours, each pixel weighted by its colour's rarity."""
+        index, soft = self.soft_targets(target)
+        ce = -(F.log_softmax(output.float(), dim=1).gather(1, index) * soft).sum(dim=1, keepdim=True)  # (B, 1, h, w)
+        if weights is not None:
+            ce = ce * F.avg_pool2d(weights, 2)
+        return ce.mean()
+
+
+@register_discriminator("patchgan")
+class PatchDiscriminator(DiscriminatorNet):
+    """PatchGAN discriminator (Isola et al. 2017) with spectral normalisation.
+
+    ``n_layers`` conv4x4 of stride 2, then two of stride 1: with 3 layers each output logit
+    judges a 70x70 patch, so the loss looks at local colour realism at any image size.
+    Its cost grows with the square of ``base_channels``: at 128x128 the base-64 net costs
+    about 1.4 times the default generator's FLOPs per image, base 32 a third of that.
+    Input (B, 3, H, W): L and ab, each scaled to [-1, 1]; output (B, 1, h, w) logits.
+    """
+
+    LEGACY_KEYS = ("image_size",)
+    BOUNDS = {"base_channels": (1, 512), "n_layers": (1, 5)}
+
+    def __init__(self, base_channels: int = 64, n_layers: int = 3) -> None:
         super().__init__()
+        self.base_channels, self.n_layers = base_channels, n_layers
         sn = nn.utils.spectral_norm
         c = base_channels
-        self.net = nn.Sequential(
-            sn(nn.Conv2d(3, c, 4, stride=2, padding=1)),
-            nn.LeakyReLU(0.2, inplace=True),
-            sn(nn.Conv2d(c, 2 * c, 4, stride=2, padding=1)),
-            nn.LeakyReLU(0.2, inplace=True),
-            sn(nn.Conv2d(2 * c, 4 * c, 4, stride=2, padding=1)),
-            nn.LeakyReLU(0.2, inplace=True),
-            sn(nn.Conv2d(4 * c, 8 * c, 4, stride=1, padding=1)),
-            nn.LeakyReLU(0.2, inplace=True),
-            sn(nn.Conv2d(8 * c, 1, 4, stride=1, padding=1)),
-        )
+        layers: list[nn.Module] = [sn(nn.Conv2d(3, c, 4, stride=2, padding=1)), nn.LeakyReLU(0.2, inplace=True)]
+        for i in range(1, n_layers):
+            layers += [sn(nn.Conv2d(c * 2 ** (i - 1), c * 2**i, 4, stride=2, padding=1)), nn.LeakyReLU(0.2, inplace=True)]
+        top = c * 2 ** (n_layers - 1)
+        layers += [sn(nn.Conv2d(top, 2 * top, 4, stride=1, padding=1)), nn.LeakyReLU(0.2, inplace=True),
+                   sn(nn.Conv2d(2 * top, 1, 4, stride=1, padding=1))]
+        self.net = nn.Sequential(*layers)
+
+    def config(self) -> dict:
+        return {"base_channels": self.base_channels, "n_layers": self.n_layers}
 
     def forward(self, lab_norm: torch.Tensor) -> torch.Tensor:
         return self.net(lab_norm)
+
+    def judge_input(self, gen_input: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        return torch.cat([gen_input, image.to(gen_input.dtype)], dim=1)  # L and ab together: is this chroma right for this L?
 
 
 # --------------------------------------------------------------------------------------
@@ -326,47 +517,48 @@ class PatchDiscriminator(nn.Module):
 # --------------------------------------------------------------------------------------
 
 
+def _options_from_config(registry: dict, config: dict, where: str, aliases: dict | None = None) -> dict:
+    config = dict(config)
+    architecture = config.pop("architecture", "unet")
+    architecture = (aliases or {}).get(architecture, architecture)
+    if not isinstance(architecture, str) or architecture not in registry:
+        raise ModelLoadError(f"{where}: unknown architecture {architecture!r}: expected one of {', '.join(sorted(registry))}")
+    net_class = registry[architecture]
+    for key in net_class.LEGACY_KEYS:
+        config.pop(key, None)
+    check_options(net_class, config, where)
+    return {"architecture": architecture, **config}
+
+
 class ColorGenerator(nn.Module, SafetensorsHubMixin, **HUB_METADATA):
-    """Colorization generator: ``architecture="unet"`` (ours, default) or ``"paper"``.
+    """Colorization generator: ``architecture=`` picks the network, the other keyword
+    arguments are that network's own (see :data:`GENERATORS`).
 
-    Args:
-        architecture: ``"unet"`` (Lab, L -> ab, any size that is a multiple of ``stride``)
-            or ``"paper"`` (gray 120x120 -> RGB, the paper's network).
-        base_channels: width of the first level; both networks scale from it.
-        depth: number of downsamplings of the ``unet`` (the paper's network always has 3).
-        image_size: the fixed input side of the ``paper`` network (120 in the paper);
-            the ``unet`` has no fixed size.
-
-    ``forward`` speaks each network's own language (see :class:`UNetGenerator` and
-    :class:`PaperGenerator`); :meth:`predict_ab` is the common one the pipeline uses.
+    ``forward`` speaks the network's own language; :meth:`predict_ab` is the common one
+    the pipeline uses: L in, a*b* out, for every architecture.
     """
 
-    def __init__(self, architecture: str = "unet", base_channels: int = 32, depth: int = 4, image_size: int = 120) -> None:
+    def __init__(self, architecture: str = "unet", **options) -> None:
         super().__init__()
-        _check_architecture(architecture)
-        if architecture == "paper" and image_size % 8:
-            raise ValueError(f"image_size must be a multiple of 8 for the paper network, got {image_size}")
+        self.net: GeneratorNet = _lookup(GENERATORS, architecture)(**options)
         self.architecture = architecture
-        self.image_size = image_size
-        self.depth = 3 if architecture == "paper" else depth
-        if architecture == "paper":
-            self.net: nn.Module = PaperGenerator(base_channels)
-        else:
-            self.net = UNetGenerator(base_channels, depth)
+        self._hub_mixin_config = {"architecture": architecture, **self.net.config()}
+
+    @classmethod
+    def options_from_config(cls, config: dict, where: str) -> dict:
+        return _options_from_config(GENERATORS, config, where)
 
     @property
     def stride(self) -> int:
-        """Input sides must be multiples of this."""
-        return 2**self.depth
+        return self.net.stride
 
     @property
     def input_size(self) -> int | None:
-        """The fixed square input side, or None when the network takes any size."""
-        return self.image_size if self.architecture == "paper" else None
+        return self.net.input_size
 
     @property
-    def input_space(self) -> Literal["gray", "lab"]:
-        return "gray" if self.architecture == "paper" else "lab"
+    def discriminator_architecture(self) -> str:
+        return self.net.discriminator
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -378,39 +570,31 @@ class ColorGenerator(nn.Module, SafetensorsHubMixin, **HUB_METADATA):
 
         return make_card(self._hub_mixin_config, sum(p.numel() for p in self.parameters()), **kwargs)
 
-    def predict_ab(self, l_channel: torch.Tensor) -> torch.Tensor:
+    def predict_ab(self, l_channel: torch.Tensor, **options) -> torch.Tensor:
         """L (B, 1, H, W) in [0, 100] -> predicted a*b* (B, 2, H, W) in Lab units.
 
-        For the paper network the L channel is shown to it as a gray image and the chroma
-        of its RGB output is kept; its lightness is discarded, so both architectures leave
-        the lightness of a photo untouched.
+        ``options`` go to the architecture's decoding (``vividness=`` for ``unet_bins``).
         """
-        if self.architecture == "paper":
-            rgb = self(gray_from_l(l_channel))  # (B, 3, S, S) in [0, 1]
-            return rgb_to_lab(rgb.float())[:, 1:]
-        return denormalize_ab(self(normalize_l(l_channel)).float())  # (B, 2, H, W)
+        return self.net.decode_ab(self(self.net.encode(l_channel)), **options)
 
 
 class ColorDiscriminator(nn.Module, SafetensorsHubMixin, **HUB_METADATA):
-    """Discriminator matched to :class:`ColorGenerator`'s architecture.
-
-    Args:
-        architecture: ``"unet"`` (PatchGAN on Lab) or ``"paper"`` (CNN + FC on RGB).
-        base_channels: width of the first convolution.
-        image_size: input side of the ``paper`` discriminator (its FC layers fix it).
+    """Discriminator: ``architecture="patchgan"`` (L+ab patches) or ``"paper"`` (CNN + FC on RGB).
 
     ``forward`` returns logits (the paper's sigmoid is applied in the loss, or by
     :meth:`probability`).
     """
 
-    def __init__(self, architecture: str = "unet", base_channels: int = 64, image_size: int = 120) -> None:
+    def __init__(self, architecture: str = "patchgan", **options) -> None:
         super().__init__()
-        _check_architecture(architecture)
+        architecture = DISCRIMINATOR_ALIASES.get(architecture, architecture)
+        self.net: DiscriminatorNet = _lookup(DISCRIMINATORS, architecture)(**options)
         self.architecture = architecture
-        if architecture == "paper":
-            self.net: nn.Module = PaperDiscriminator(base_channels, image_size)
-        else:
-            self.net = PatchDiscriminator(base_channels)
+        self._hub_mixin_config = {"architecture": architecture, **self.net.config()}
+
+    @classmethod
+    def options_from_config(cls, config: dict, where: str) -> dict:
+        return _options_from_config(DISCRIMINATORS, config, where, DISCRIMINATOR_ALIASES)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -439,3 +623,4 @@ class GANLoss(nn.Module):
         noise = self.label_noise * torch.rand_like(logits) if self.label_noise else torch.zeros_like(logits)
         target = 1.0 - noise if target_is_real else noise
         return F.binary_cross_entropy_with_logits(logits.float(), target.float())
+

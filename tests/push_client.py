@@ -6,7 +6,7 @@ import sys
 import torch
 
 from colorgan_hf import ColorGenerator
-from colorgan_hf.hub import push_model
+from colorgan_hf.push import push_model
 
 run_dir, evaluation_json = sys.argv[1], sys.argv[2]
 local = ColorGenerator.from_pretrained(f"{run_dir}/generator").eval()

@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 
 from colorgan_hf import ColorGenerator
 
+from colorgan_hf import training as train_lib
 from training import TINY, TRAIN_PY, run
 
 
@@ -16,13 +17,12 @@ from training import TINY, TRAIN_PY, run
 def test_two_steps_write_a_checkpoint_and_a_loadable_generator(preset, train_image_dir, train_pair_dir, tmp_path):
     data = ["--dataset_dir", str(train_pair_dir), "--resolution", "32"] if preset == "default" else ["--train_data_dir", str(train_image_dir)]
     out = tmp_path / "run"
-    # The default preset trains without its discriminator; --adv_weight 1 exercises the PatchGAN step too.
     result = run(["--preset", preset, "--output_dir", str(out), "--max_train_steps", "2", "--checkpointing_steps", "2",
                   "--validation_steps", "2", *(["--adv_weight", "1"] if preset == "default" else []), *data, *TINY])
     assert result["global_step"] == 2
     assert (out / "checkpoint-2").is_dir()
     generator = ColorGenerator.from_pretrained(out / "generator")
-    assert generator.architecture == ("paper" if preset == "paper" else "unet")
+    assert generator.architecture == ("paper" if preset == "paper" else "unet_bins")
     assert (out / "samples" / "step-0000002.png").is_file()
     assert (out / "loss_curves.png").is_file()
     history = json.loads((out / "history.json").read_text())
@@ -52,7 +52,8 @@ def test_resume_continues_at_the_right_step_with_the_same_state(train_pair_dir, 
     history_straight = [(h["step"], h["lr"]) for h in json.loads((straight / "history.json").read_text()) if "lr" in h]
     history_resumed = [(h["step"], h["lr"]) for h in json.loads((stopped / "history.json").read_text()) if "lr" in h]
     assert [step for step, _ in history_resumed] == [1, 2, 3, 4]
-    assert history_resumed == pytest.approx(history_straight)
+    # Compared as flat lists: pytest.approx does not take nested structures (pytest >= 9.2).
+    assert [lr for _, lr in history_resumed] == pytest.approx([lr for _, lr in history_straight])
 
 
 @pytest.mark.parametrize("kind", ["constant", "cosine"])
@@ -90,7 +91,7 @@ def test_two_process_ddp_on_cpu_saves_once(train_pair_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = proc.stdout + proc.stderr
     assert log.count("saved the generator to") == 1, "only the main process saves the final model"
-    assert ColorGenerator.from_pretrained(out / "generator").architecture == "unet"
+    assert ColorGenerator.from_pretrained(out / "generator").architecture == "unet_bins"
     assert (out / "checkpoint-2" / "random_states_1.pkl").exists(), "the second process took part in the checkpoint"
 
 
@@ -101,7 +102,7 @@ def test_init_generator_fine_tunes_given_weights_and_refuses_a_mismatch(train_pa
     ColorGenerator(architecture="unet", base_channels=8, depth=2).save_pretrained(start)
     out = tmp_path / "tuned"
     run(["--output_dir", str(out), "--dataset_dir", str(train_pair_dir), "--resolution", "32", "--init_generator", str(start),
-         "--max_train_steps", "2", "--validation_steps", "100", "--checkpointing_steps", "100", *TINY])
+         "--architecture", "unet", "--max_train_steps", "2", "--validation_steps", "100", "--checkpointing_steps", "100", *TINY])
     tuned = ColorGenerator.from_pretrained(out / "generator")
     assert json.loads((out / "generator" / "config.json").read_text())["depth"] == 2, "the architecture comes from the starting weights"
     before, after = load_file(start / "model.safetensors"), load_file(out / "generator" / "model.safetensors")
@@ -117,10 +118,8 @@ def test_init_generator_fine_tunes_given_weights_and_refuses_a_mismatch(train_pa
 
 @pytest.mark.parametrize("power, expected", [(0.0, {"a": 0.5, "b": 0.5}), (0.5, {"a": 30 / 40, "b": 10 / 40}), (1.0, {"a": 0.9, "b": 0.1})])
 def test_source_balance_power_sets_each_sources_share(power, expected):
-    from training import train_script
-
     sources = ["a"] * 900 + ["b"] * 100
-    weights = train_script.source_sample_weights(sources, power)
+    weights = train_lib.source_sample_weights(sources, power)
     total = sum(weights)
     share = {name: sum(w for w, s in zip(weights, sources) if s == name) / total for name in ("a", "b")}
     assert share == pytest.approx(expected)
@@ -136,3 +135,18 @@ def test_rebalance_preview_prints_the_weighted_colour_means(train_pair_dir, caps
     assert uniform["mean_chroma"] == pytest.approx(none["mean_chroma"], rel=1e-4), "lambda 1 is no re-balancing"
     assert abs(strong["mean_chroma"] - none["mean_chroma"]) > 0.1, "re-balancing at 0.5 re-weighs the colours"
     assert "lambda 0.5" in capsys.readouterr().out
+
+
+def test_init_generator_starts_a_new_head_on_a_trained_trunk(train_pair_dir, tmp_path):
+    start = tmp_path / "start"
+    ColorGenerator(architecture="unet", base_channels=8, depth=2).save_pretrained(start)
+    out = tmp_path / "bins"
+    run(["--output_dir", str(out), "--dataset_dir", str(train_pair_dir), "--resolution", "32", "--init_generator", str(start),
+         "--max_train_steps", "1", "--learning_rate", "1e-12", "--validation_steps", "100", *TINY])
+    config = json.loads((out / "generator" / "config.json").read_text())
+    assert config["architecture"] == "unet_bins" and config["depth"] == 2, "the trunk's sizes come from the starting weights"
+    before, after = load_file(start / "model.safetensors"), load_file(out / "generator" / "model.safetensors")
+    shared = [k for k in after if k in before and before[k].shape == after[k].shape and "running" not in k and "num_batches" not in k]
+    assert "net.stem.0.weight" in shared and "net.head.weight" not in shared
+    for name in shared:
+        torch.testing.assert_close(after[name], before[name], atol=1e-6, rtol=0, msg=f"{name} was not taken from the trunk")

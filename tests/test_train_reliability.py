@@ -7,11 +7,13 @@ import sys
 import time
 
 import pytest
+
 import torch
 from PIL import Image
 
 from colorgan_hf.errors import ColorGANError
 
+from colorgan_hf import training as train_lib
 from training import PHOTOS_DIR, TINY as TINY_FLAGS, TRAIN_PY, run, train_script
 
 TINY = [*TINY_FLAGS, "--resolution", "32", "--validation_steps", "1000"]
@@ -31,7 +33,7 @@ def test_kill_9_then_resume_from_the_last_complete_checkpoint(train_pair_dir, tm
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    complete = train_script.list_checkpoints(out)
+    complete = train_lib.list_checkpoints(out)
     assert complete, "at least one complete checkpoint survives"
     last = complete[-1]
     for name in ("model.safetensors", "model_1.safetensors", "optimizer.bin", "optimizer_1.bin"):
@@ -45,14 +47,14 @@ def test_kill_9_then_resume_from_the_last_complete_checkpoint(train_pair_dir, tm
 
 def test_non_finite_loss_stops_with_the_last_good_checkpoint_intact(train_pair_dir, tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = train_script.pixel_loss
+    real = train_lib.pixel_loss
 
     def poisoned(*args, **kwargs):
         calls["n"] += 1
         value = real(*args, **kwargs)
         return value * float("nan") if calls["n"] > 2 else value
 
-    monkeypatch.setattr(train_script, "pixel_loss", poisoned)
+    monkeypatch.setattr(train_lib, "pixel_loss", poisoned)
     out = tmp_path / "run"
     with pytest.raises(ColorGANError, match="non-finite loss at step 2"):
         run(["--dataset_dir", str(train_pair_dir), "--output_dir", str(out), "--max_train_steps", "10", "--checkpointing_steps", "2", *TINY])

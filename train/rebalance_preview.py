@@ -17,7 +17,7 @@ import datasets
 import torch
 
 from colorgan_hf.rebalance import BIN_SIZE, NUM_BINS, ChromaRebalancer
-from train import make_loaders, parse_args as parse_train_args, training_ab_counts
+from colorgan_hf.training import PRESETS, make_loaders, training_ab_counts
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -34,11 +34,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(args: argparse.Namespace) -> list[dict]:
-    balance = [] if args.balance_sources is None else ["--balance_sources", str(args.balance_sources)]
-    train_args = parse_train_args(["--dataset_dir", args.dataset_dir, "--train_batch_size", str(args.batch_size),
-                                   "--seed", str(args.seed), *balance])
     torch.manual_seed(args.seed)  # the source sampler draws from the global generator
-    loader, _, _ = make_loaders(datasets.load_from_disk(args.dataset_dir), train_args)
+    loader, _, _ = make_loaders(datasets.load_from_disk(args.dataset_dir), PRESETS["default"]["resolution"], args.batch_size,
+                                args.seed, args.balance_sources)
     counts = training_ab_counts(loader, args.batches)
     centers = (torch.arange(NUM_BINS) + 0.5) * BIN_SIZE - NUM_BINS * BIN_SIZE / 2  # bin centres in Lab units
     a, b = (c.flatten() for c in torch.meshgrid(centers, centers, indexing="ij"))

@@ -1,0 +1,530 @@
+"""Everything a training run is made of: the presets, the data loaders, the losses, one
+:func:`train_step`, evaluation, checkpoints and pictures. ``train/train.py`` is the
+script around it (arguments, the loop); the bench and the tests import the same pieces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import inspect
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import signal
+import statistics
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, WeightedRandomSampler
+
+from .color import normalize_ab, rgb_to_lab
+from .data import PairTransform, build_pair_dataset, with_row_index
+from .errors import ColorGANError
+from .files import atomic_path, write_atomic
+from .images import save_image_atomic, to_pil
+from .models import GENERATORS, ColorDiscriminator, ColorGenerator, GANLoss
+from .rebalance import NUM_BINS, ChromaRebalancer, ab_histogram
+
+logger = logging.getLogger(__name__)
+
+# Preset values fill every training flag left unset on the command line.
+PRESETS: dict[str, dict] = {
+    # Section 3-4 of the paper: 120x120 RGB, its networks, Adam 5e-4, batch 64, MSE for the
+    # generator, BCE with noisy 0/1 label matrices for the discriminator. The paper writes
+    # "mean squared error was chosen for the generator loss" yet trains a GAN (its eq. 1):
+    # we add the adversarial term with a small weight, 1e-3 (as SRGAN weighs it against a
+    # pixel loss), so the generator error stays the MSE that Table 1 reports while the
+    # discriminator still shapes it. --adv_weight 0 gives the pure-MSE reading.
+    "paper": dict(architecture="paper", resolution=120, learning_rate=5e-4, adam_beta1=0.9, train_batch_size=64,
+                  pixel_loss="mse", pixel_weight=1.0, class_weight=0.0, adv_weight=1e-3, label_noise=0.1, rebalance_lambda=0.0,
+                  gen_base_channels=32, disc_base_channels=32),
+    # Ours: Lab, L -> a distribution over a*b* bins at half resolution (Zhang et al.'s
+    # classification), trained with cross-entropy on soft-encoded true colours plus L1 on
+    # its annealed mean (so the colour the user sees is pulled to the truth too), both
+    # weighted by colour rarity mixed with the uniform distribution at 0.9 (Zhang's 0.5
+    # turns everything sepia on these photos), and pix2pix's PatchGAN term. The PatchGAN is
+    # base 32: base 64 costs more than the generator per image on a CPU (bench/model_stats.py).
+    "default": dict(architecture="unet_bins", resolution=128, learning_rate=2e-4, adam_beta1=0.5, train_batch_size=16,
+                    pixel_loss="l1", pixel_weight=10.0, class_weight=1.0, adv_weight=0.1, label_noise=0.0, rebalance_lambda=0.9,
+                    gen_base_channels=32, disc_base_channels=32),
+}
+CHECKPOINT_PREFIX = "checkpoint-"
+HISTORY_FILE = "history.json"
+# A checkpoint is complete once this file is in it (written last).
+COMPLETE_MARKER = "complete.json"
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """How the generator's loss is put together; see :func:`train_step`."""
+
+    pixel_loss: str = "l1"
+    pixel_weight: float = 1.0
+    class_weight: float = 0.0
+    adv_weight: float = 0.0
+    label_noise: float = 0.0
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "LossWeights":
+        return cls(args.pixel_loss, args.pixel_weight, args.class_weight, args.adv_weight, args.label_noise)
+
+
+# ------------------------------------------------------------------------------ networks
+
+
+def build_networks(args: argparse.Namespace) -> tuple[ColorGenerator, ColorDiscriminator]:
+    """The generator (new, or from ``--init_generator``) and its matching discriminator."""
+    from .registry import load_model
+
+    # Only the paper's networks have a fixed input size; the U-Nets and the PatchGAN take any.
+    fixed_size = {"image_size": args.resolution} if args.architecture == "paper" else {}
+    if not args.init_generator:
+        generator = ColorGenerator(architecture=args.architecture, base_channels=args.gen_base_channels, **fixed_size)
+    else:
+        start = load_model(args.init_generator)
+        if start.input_size not in (None, args.resolution):
+            raise ColorGANError(f"{args.init_generator}: a {start.architecture} generator of input size {start.input_size} "
+                                f"cannot start a {args.preset} run at resolution {args.resolution}")
+        if start.architecture == args.architecture:
+            generator = start  # the architecture and its sizes come from the starting weights
+        else:
+            # Another head on the same trunk: the trunk's sizes and weights come from the starting weights.
+            options = {k: v for k, v in start.net.config().items() if k in inspect.signature(GENERATORS[args.architecture]).parameters}
+            generator = ColorGenerator(architecture=args.architecture, **options)
+            own = generator.state_dict()
+            shared = {k: v for k, v in start.state_dict().items() if k in own and own[k].shape == v.shape}
+            if not shared:
+                raise ColorGANError(f"{args.init_generator}: a {start.architecture} generator cannot start a {args.preset} run "
+                                    f"({args.architecture}): they share no weights")
+            generator.load_state_dict(shared, strict=False)
+            logger.info(f"initialised {len(shared)} of {len(own)} generator tensors from {args.init_generator}")
+    discriminator = ColorDiscriminator(architecture=generator.discriminator_architecture, base_channels=args.disc_base_channels,
+                                       **fixed_size)
+    return generator.train(), discriminator.train()
+
+
+# ---------------------------------------------------------------------------------- data
+
+
+def load_pairs(args: argparse.Namespace, main_process_first) -> "datasets.DatasetDict":  # noqa: F821
+    """The train/test DatasetDict, from disk or built from folders (by the main process first)."""
+    import datasets
+
+    if args.dataset_dir:
+        try:
+            pairs = datasets.load_from_disk(args.dataset_dir)
+        except FileNotFoundError as error:
+            raise ColorGANError(f"{args.dataset_dir}: not a saved pair set ({error})") from None
+    else:
+        mode = "square" if args.architecture == "paper" else "short_side"
+        size = args.resolution if mode == "square" else 2 * args.resolution
+        with main_process_first():
+            pairs, report = build_pair_dataset(args.train_data_dir, size=size, resize_mode=mode, seed=args.seed)
+        logger.info(f"pair set: {json.dumps(report.as_dict())}")
+    if len(pairs["train"]) == 0:
+        raise ColorGANError("the training split has no usable images")
+    if args.max_train_samples:
+        pairs["train"] = pairs["train"].select(range(min(args.max_train_samples, len(pairs["train"]))))
+    if args.max_eval_samples:
+        pairs["test"] = pairs["test"].select(range(min(args.max_eval_samples, len(pairs["test"]))))
+    return pairs
+
+
+def source_sample_weights(sources: list[str], power: float) -> list[float]:
+    """Per-photo sampling weights that draw each source in proportion to (its count)**power."""
+    counts = {s: sources.count(s) for s in set(sources)}
+    return [counts[s] ** power / counts[s] for s in sources]
+
+
+def _collate(rows: list[dict]) -> dict[str, torch.Tensor]:
+    return {"rgb": torch.stack([r["rgb"] for r in rows]), "gray": torch.stack([r["gray"] for r in rows])}
+
+
+def make_loaders(pairs, resolution: int, batch_size: int, seed: int = 0, balance_sources: float | None = None,
+                 num_workers: int = 0) -> tuple[DataLoader, DataLoader, PairTransform]:
+    """Training loader (random ``resolution`` crops and flips; with ``balance_sources`` each source drawn in
+    proportion to its count to that power), test loader (central crops), and the training transform."""
+    train_transform = PairTransform(resolution, train=True, seed=seed)
+    train_set = with_row_index(pairs["train"]).with_transform(train_transform)
+    test_set = pairs["test"].with_transform(PairTransform(resolution, train=False))
+    sampler = None
+    if balance_sources is not None:
+        sources = pairs["train"]["source"]
+        weights = torch.tensor(source_sample_weights(sources, balance_sources), dtype=torch.double)
+        sampler = WeightedRandomSampler(weights, num_samples=len(sources), replacement=True)
+    train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=sampler is None, sampler=sampler, collate_fn=_collate,
+                              num_workers=num_workers, drop_last=len(train_set) > batch_size)
+    test_loader = DataLoader(test_set, batch_size=batch_size, shuffle=False, collate_fn=_collate, num_workers=num_workers)
+    return train_loader, test_loader, train_transform
+
+
+def training_ab_counts(loader: DataLoader, batches: int) -> torch.Tensor:
+    """ab histogram (:func:`ab_histogram` bins) of the true colours of the first ``batches`` training batches."""
+    counts = torch.zeros(NUM_BINS * NUM_BINS)
+    for batch in islice(loader, batches):
+        counts += ab_histogram(normalize_ab(rgb_to_lab(batch["rgb"].float())[:, 1:]))
+    return counts
+
+
+# -------------------------------------------------------------------------------- losses
+
+
+def pixel_loss(output: torch.Tensor, target: torch.Tensor, kind: str, weights: torch.Tensor | None) -> torch.Tensor:
+    """Mean L1 or squared error, each pixel weighted by ``weights`` (B, 1, H, W) when given."""
+    error = (output.float() - target.float()).abs() if kind == "l1" else (output.float() - target.float()) ** 2
+    return (error * weights).mean() if weights is not None else error.mean()
+
+
+def lr_factor(step: int, warmup: int, total: int, kind: str) -> float:
+    """Multiplier of the base learning rate at an optimizer step: linear warm-up, then constant or cosine to 0."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if kind == "constant":
+        return 1.0
+    progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def train_step(batch: dict[str, torch.Tensor], generator, discriminator, opt_g, opt_d, losses: LossWeights, gan_loss: GANLoss,
+               rebalancer: ChromaRebalancer | None, accelerator) -> dict[str, torch.Tensor]:
+    """One optimisation step of the discriminator (when the adversarial term is on), then of the generator.
+
+    ``generator`` and ``discriminator`` may be wrapped by Accelerate (DDP); their
+    architectures' own methods are reached through ``unwrap_model``. Returns the loss
+    terms (0-dim tensors): ``g_pixel``, ``g_class``, ``g_adv``, ``g_total``, ``d_loss``.
+    """
+    g_net = accelerator.unwrap_model(generator).net
+    d_net = accelerator.unwrap_model(discriminator).net
+    gen_input, target = g_net.training_pair(batch)
+    output = generator(gen_input)
+    fake = g_net.image(output)
+    zero = torch.zeros((), device=gen_input.device)
+
+    # Discriminator: real and fake in one forward, so DDP sees a single pass. With the
+    # adversarial term off it cannot influence the generator, so it is not trained at all.
+    d_loss = zero
+    if losses.adv_weight:
+        judged = torch.cat([d_net.judge_input(gen_input, target), d_net.judge_input(gen_input, fake.detach())])
+        real_logits, fake_logits = discriminator(judged).chunk(2)
+        d_loss = gan_loss(real_logits, True) + gan_loss(fake_logits, False)
+        opt_d.zero_grad(set_to_none=True)
+        accelerator.backward(d_loss)
+        opt_d.step()
+
+    # Generator: pixel loss and the architecture's own loss (both re-balanced), plus the
+    # adversarial term. The D gradients this backward leaves are cleared before D's next
+    # step; no_sync spares their all-reduce.
+    weights = rebalancer(target) if rebalancer is not None else None
+    g_pixel = pixel_loss(fake, target, losses.pixel_loss, weights)
+    g_class = g_net.auxiliary_loss(output, target, weights) if losses.class_weight else None
+    g_class = zero if g_class is None else g_class
+    g_adv = zero
+    if losses.adv_weight:
+        with accelerator.no_sync(discriminator):
+            g_adv = gan_loss(discriminator(d_net.judge_input(gen_input, fake)), True)
+    g_total = losses.pixel_weight * g_pixel + losses.class_weight * g_class + losses.adv_weight * g_adv
+    if not (torch.isfinite(g_total) and torch.isfinite(d_loss)):
+        raise NonFiniteLossError(f"generator {g_total.item()}, discriminator {d_loss.item()}")
+    opt_g.zero_grad(set_to_none=True)
+    accelerator.backward(g_total)
+    opt_g.step()
+    return {"g_pixel": g_pixel.detach(), "g_class": g_class.detach(), "g_adv": g_adv.detach(), "g_total": g_total.detach(),
+            "d_loss": d_loss.detach()}
+
+
+def estimate_rebalancer(loader: DataLoader, args: argparse.Namespace, accelerator) -> ChromaRebalancer | None:
+    """Per-pixel colour-rarity weights from the true ab of some training batches (summed over processes)."""
+    if not args.rebalance_lambda or args.architecture == "paper":
+        return None
+    counts = training_ab_counts(loader, args.rebalance_batches)
+    counts = accelerator.reduce(counts.to(accelerator.device), reduction="sum").cpu()
+    return ChromaRebalancer(counts, lam=args.rebalance_lambda).to(accelerator.device)
+
+
+# ---------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def evaluate_generator(generator, loader: DataLoader, kind: str, accelerator) -> tuple[list[float], float]:
+    """Pixel loss of the generator per test batch and their size-weighted mean (the paper's Table 2)."""
+    g_net = accelerator.unwrap_model(generator).net
+    generator.eval()
+    per_batch, sizes = [], []
+    for batch in loader:
+        gen_input, target = g_net.training_pair(batch)
+        loss = pixel_loss(g_net.image(generator(gen_input)), target, kind, None)
+        gathered = accelerator.gather_for_metrics((loss.reshape(1), torch.tensor([len(target)], device=loss.device)))
+        per_batch.extend(gathered[0].tolist())
+        sizes.extend(gathered[1].tolist())
+    generator.train()
+    mean = sum(value * n for value, n in zip(per_batch, sizes)) / max(sum(sizes), 1)
+    return per_batch, mean
+
+
+GRID_COLUMNS = ("gray input", "predicted", "original")
+
+
+def save_grid(gray: torch.Tensor, fake: torch.Tensor, real: torch.Tensor, path: Path) -> torch.Tensor:
+    """Rows of gray | predicted | true under a header naming the columns, saved as PNG; returns the (3, H, W) grid."""
+    from PIL import ImageDraw
+
+    rows = [torch.cat([g.expand(3, -1, -1), f, r], dim=2) for g, f, r in zip(gray, fake, real)]
+    grid = torch.cat(rows, dim=1).clamp(0, 1).cpu()
+    header_height, tile = 14, gray.shape[-1]
+    header = torch.ones(3, header_height, grid.shape[2])
+    grid = torch.cat([header, grid], dim=1)
+    image = to_pil(grid)
+    draw = ImageDraw.Draw(image)
+    for i, name in enumerate(GRID_COLUMNS):
+        draw.text((i * tile + 2, 1), name, fill=(0, 0, 0))
+    save_image_atomic(image, path)
+    return torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255.0
+
+
+def save_loss_plot(history: list[dict], path: Path, smooth: int = 10) -> None:
+    """Training losses (a running mean over ``smooth`` logged points) and the test loss; series that are all 0 are left out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for key, ax in (("g_pixel", axes[0]), ("g_class", axes[0]), ("g_adv", axes[0]), ("d_loss", axes[1]), ("test_pixel", axes[0])):
+        points = [(h["step"], h[key]) for h in history if key in h]
+        if not any(value > 0 for _, value in points):
+            continue
+        steps, values = zip(*points)
+        if key != "test_pixel" and len(values) > smooth:
+            values = [statistics.fmean(values[max(0, i - smooth + 1):i + 1]) for i in range(len(values))]
+            key = f"{key} (running mean of {smooth})"
+        ax.plot(steps, values, label=key, marker="." if key == "test_pixel" else None)
+    axes[0].set_title("generator")
+    axes[1].set_title("discriminator (BCE)")
+    for ax in axes:
+        ax.set_xlabel("step")
+        if ax.lines:
+            ax.set_yscale("log")
+            ax.legend()
+        else:
+            ax.text(0.5, 0.5, "not trained (--adv_weight 0)", ha="center", va="center", transform=ax.transAxes)
+            ax.set_yticks([])
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def list_checkpoints(output_dir: Path) -> list[Path]:
+    """Complete checkpoints, oldest first (a ``.tmp`` folder is a save that never finished)."""
+    found = [p for p in Path(output_dir).glob(f"{CHECKPOINT_PREFIX}*") if re.fullmatch(rf"{CHECKPOINT_PREFIX}\d+", p.name) and p.is_dir()]
+    return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
+
+
+def save_checkpoint(accelerator, output_dir: Path, step: int, limit: int | None, history: list[dict]) -> Path:
+    """save_state into a temporary folder, then rename: `latest` is never half-written.
+
+    The logged history goes with the state, so a resumed run's curves start at step 0.
+    """
+    final = output_dir / f"{CHECKPOINT_PREFIX}{step}"
+    tmp = output_dir / f"{CHECKPOINT_PREFIX}{step}.tmp"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp), safe_serialization=True)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        write_atomic(tmp / HISTORY_FILE, json.dumps(history))
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        if limit:
+            for old in list_checkpoints(output_dir)[:-limit]:
+                shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    logger.info(f"saved {final}")
+    return final
+
+
+class StopRequest:
+    """Turns SIGINT/SIGTERM into a flag the loop checks between steps, so a stop ends in a checkpoint."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+        logger.warning(f"signal {signum}: saving a checkpoint after this step, then stopping")
+
+    def __enter__(self) -> "StopRequest":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: signals stay as they are
+                pass
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def epoch_batches(loader, skip: int, accelerator) -> Iterator:
+    """The loader, skipping the first ``skip`` batches of a resumed epoch."""
+    return accelerator.skip_first_batches(loader, skip) if skip else loader
+
+
+# ------------------------------------------------------------------------------ the run
+
+
+class NonFiniteLossError(ColorGANError):
+    """A loss became NaN or infinite; the step was not taken."""
+
+
+@contextlib.contextmanager
+def claim_output_dir(output_dir: Path, args: argparse.Namespace, accelerator) -> Iterator[None]:
+    """Lock ``output_dir`` for this run and refuse to mix two runs in one folder.
+
+    A folder that already holds checkpoints or a generator is only used again to resume
+    (``--resume_from_checkpoint``) or when ``--overwrite_output_dir`` says to start over
+    (its checkpoints are then removed, so `latest` cannot point into the old run). The
+    lock is held by the main process until the block ends.
+    """
+    import fcntl
+
+    if not accelerator.is_main_process:
+        yield
+        return
+    output_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(output_dir / ".lock", "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise ColorGANError(f"{output_dir}: another training run is using this folder") from None
+    used = list_checkpoints(output_dir) or (output_dir / "generator").is_dir()
+    if used and not args.resume_from_checkpoint:
+        if not args.overwrite_output_dir:
+            handle.close()
+            raise ColorGANError(f"{output_dir}: holds an earlier run (checkpoints or generator/); resume it with "
+                                f"--resume_from_checkpoint latest, start over with --overwrite_output_dir, or choose another --output_dir")
+        for old in list_checkpoints(output_dir):
+            shutil.rmtree(old)
+        shutil.rmtree(output_dir / "generator", ignore_errors=True)
+        shutil.rmtree(output_dir / "discriminator", ignore_errors=True)
+        logger.warning(f"{output_dir}: --overwrite_output_dir: the earlier run's checkpoints and models were removed")
+    try:
+        yield
+    finally:
+        handle.close()
+
+
+def resume_state(accelerator, args: argparse.Namespace, output_dir: Path) -> tuple[int, list[dict]]:
+    """Load the checkpoint ``--resume_from_checkpoint`` names (``latest``: the newest); returns (step, history)."""
+    if not args.resume_from_checkpoint:
+        return 0, []
+    if args.resume_from_checkpoint == "latest":
+        found = list_checkpoints(output_dir)
+        if not found:
+            if (output_dir / "generator").is_dir():
+                raise ColorGANError(f"{output_dir}: no checkpoint to resume from, but a finished generator/ is there: "
+                                    f"refusing to start over on top of it (use --overwrite_output_dir to do that)")
+            logger.warning(f"no checkpoint in {output_dir}: starting a new run from step 0")
+            return 0, []
+        path = found[-1]
+    else:
+        path = Path(args.resume_from_checkpoint)
+        if not path.is_dir():
+            raise ColorGANError(f"{path}: no such checkpoint folder")
+    accelerator.load_state(str(path))
+    history = json.loads((path / HISTORY_FILE).read_text()) if (path / HISTORY_FILE).is_file() else []
+    step = int(path.name[len(CHECKPOINT_PREFIX):])
+    logger.info(f"resumed from {path} at step {step}")
+    return step, history
+
+
+@torch.no_grad()
+def validate(generator, test_loader: DataLoader, fixed_batch: dict, args: argparse.Namespace, accelerator, step: int,
+             history: list[dict], output_dir: Path) -> None:
+    """Test loss per batch and its weighted mean (logged), and a gray | predicted | true grid of the fixed batch."""
+    per_batch, mean = evaluate_generator(generator, test_loader, args.pixel_loss, accelerator)
+    accelerator.log({"test_pixel": mean}, step=step)
+    history.append({"step": step, "test_pixel": mean})
+    logger.info(f"step {step}: test {args.pixel_loss} per batch {[round(v, 5) for v in per_batch]}, weighted mean {mean:.5f}")
+    if not accelerator.is_main_process:
+        return
+    model = accelerator.unwrap_model(generator)
+    model.eval()
+    gen_input, _ = model.net.training_pair(fixed_batch)
+    fake = model.net.to_rgb(gen_input[:8], model(gen_input[:8]))
+    model.train()
+    grid = save_grid(fixed_batch["gray"][:8], fake, fixed_batch["rgb"][:8], output_dir / "samples" / f"step-{step:07d}.png")
+    for tracker in accelerator.trackers:
+        if tracker.name == "tensorboard":
+            tracker.writer.add_image("samples", grid, step)
+
+
+class RunLog:
+    """The history of logged losses (saved with every checkpoint) and the per-epoch means (the paper's Table 1)."""
+
+    def __init__(self, accelerator, history: list[dict], every: int, adversarial: bool) -> None:
+        self.accelerator, self.history, self.every, self.adversarial = accelerator, history, every, adversarial
+        self.sums: dict[str, float] = {}
+        self.count = 0
+
+    def step(self, step: int, logs: dict[str, float], last: bool) -> None:
+        for key in ("g_pixel", "d_loss"):
+            self.sums[key] = self.sums.get(key, 0.0) + logs[key]
+        self.count += 1
+        if step % self.every == 0 or last:
+            self.accelerator.log(logs, step=step)
+            self.history.append({"step": step, **logs})
+
+    def end_epoch(self, epoch: int, step: int, pixel_loss_name: str) -> None:
+        if not self.count:
+            return
+        means = {f"epoch_{key}": value / self.count for key, value in self.sums.items()}
+        self.accelerator.log(means, step=step)
+        self.history.append({"step": step, "epoch": epoch, **means})
+        d_part = f", discriminator BCE {means['epoch_d_loss']:.4f}" if self.adversarial else ""
+        logger.info(f"epoch {epoch}: generator {pixel_loss_name} {means['epoch_g_pixel']:.5f}{d_part}")
+        self.sums, self.count = {}, 0
+
+
+def finish_run(accelerator, generator, discriminator, args: argparse.Namespace, history: list[dict], output_dir: Path) -> None:
+    """Save the generator (and the discriminator, when it was trained), the history, the loss plot; push if asked."""
+    if not accelerator.is_main_process:
+        return
+    gen = accelerator.unwrap_model(generator).eval()
+    save_pretrained_atomic(gen, output_dir / "generator")
+    if args.adv_weight:
+        save_pretrained_atomic(accelerator.unwrap_model(discriminator), output_dir / "discriminator")
+    write_atomic(output_dir / HISTORY_FILE, json.dumps(history, indent=1))
+    if history:
+        save_loss_plot(history, output_dir / "loss_curves.png")
+    logger.info(f"saved the generator to {output_dir / 'generator'}")
+    if args.push_to_hub:
+        gen.push_to_hub(args.hub_model_id)
+
+
+def save_pretrained_atomic(model, folder: Path) -> None:
+    """``save_pretrained`` into a temporary folder beside ``folder``, then swap it in."""
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    old = folder.with_name(f".{folder.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
