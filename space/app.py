@@ -63,7 +63,46 @@ class UploadedImage(gr.Image):
         return "image"
 
     def preprocess(self, payload) -> str | None:
-        return None if payload is None else payload.path
+        return None if payload is None else checked_upload(payload.path)
+
+
+# The one answer to any image path that is not a file of Gradio's own upload cache: it says
+# nothing about the path (whether it exists, is a folder, or is an image).
+NOT_AN_UPLOAD = "This photo was not uploaded to the demo: upload the file, then press Colorize."
+
+
+def upload_cache() -> Path:
+    """Gradio's upload cache, resolved (the app's private folder once :func:`use_private_cache` ran)."""
+    from gradio.utils import get_upload_folder
+
+    return Path(os.path.realpath(get_upload_folder()))
+
+
+def checked_upload(path: str | os.PathLike) -> str:
+    """``path`` if its real path (symlinks resolved) is a regular file inside Gradio's upload
+    cache; anything else raises one message that says nothing about the path.
+
+    Gradio checks uploaded paths only when the API payload carries ``meta``: a bare
+    ``{"path": "/any/file"}`` would otherwise reach the app as it is.
+    """
+    try:
+        real = Path(os.path.realpath(os.fspath(path)))
+        inside = real.is_relative_to(upload_cache()) and real != upload_cache() and real.is_file()
+    except (OSError, TypeError, ValueError):
+        inside = False
+    if not inside:
+        raise gr.Error(NOT_AN_UPLOAD, print_exception=False)
+    return str(real)
+
+
+def use_private_cache() -> Path:
+    """Point Gradio's upload cache at a new folder of this app alone (removed at exit): only
+    this app's uploads and results are ever accepted as inputs or served."""
+    base = os.environ.get("GRADIO_TEMP_DIR") or tempfile.gettempdir()
+    Path(base).mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="colorgan-space-", dir=base)).resolve()
+    os.environ["GRADIO_TEMP_DIR"] = str(folder)
+    return folder
 
 
 def load_models(default: str | None) -> dict[str, colorgan_hf.ColorGenerator]:
@@ -156,6 +195,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    use_private_cache()
     demo = build_demo(load_models(args.model))
     demo.launch(server_name=args.host, server_port=args.port, max_file_size=MAX_UPLOAD,
                 allowed_paths=[str(EXAMPLES_DIR)], theme=gr.themes.Soft(), footer_links=["api"])

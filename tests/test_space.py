@@ -22,6 +22,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync"]
 TEST_MAX_PIXELS = 4_000_000
 TEST_MAX_UPLOAD = "1mb"
+SPACE: dict = {}  # what the running app's fixture knows: its cache base folder, its process
 
 
 def free_port() -> int:
@@ -34,11 +35,13 @@ def free_port() -> int:
 def space_url(tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("space") / "app.log"
+    cache_base = tmp_path_factory.mktemp("gradio_tmp")
     env = {**os.environ, "COLORGAN_SPACE_MAX_PIXELS": str(TEST_MAX_PIXELS), "COLORGAN_SPACE_MAX_UPLOAD": TEST_MAX_UPLOAD,
-           "GRADIO_ANALYTICS_ENABLED": "False"}
+           "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(cache_base)}
     with open(log, "w") as handle:
         proc = subprocess.Popen([sys.executable, str(ROOT / "space" / "app.py"), "--port", str(port)],
                                 stdout=handle, stderr=subprocess.STDOUT, env=env)
+    SPACE.update(cache_base=cache_base, proc=proc, log=log)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -55,6 +58,27 @@ def space_url(tmp_path_factory):
     yield url
     proc.terminate()
     proc.wait(timeout=30)
+
+
+def app_cache() -> Path:
+    """The app's private upload cache: the one colorgan-space-* folder under the fixture's GRADIO_TEMP_DIR."""
+    folders = [p for p in SPACE["cache_base"].iterdir() if p.name.startswith("colorgan-space-")]
+    assert len(folders) <= 1, folders
+    return folders[0] if folders else SPACE["cache_base"]
+
+
+def call_api(space_url: str, data: list, api_name: str = "colorize") -> tuple[str, str]:
+    """POST /gradio_api/call/NAME with a raw JSON payload (no gradio_client), then read the
+    event stream: (event, data) of its last event."""
+    import json
+
+    request = urllib.request.Request(f"{space_url}/gradio_api/call/{api_name}", data=json.dumps({"data": data}).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    event_id = json.load(urllib.request.urlopen(request, timeout=30))["event_id"]
+    stream = urllib.request.urlopen(f"{space_url}/gradio_api/call/{api_name}/{event_id}", timeout=120).read().decode()
+    events = [block for block in stream.split("\n\n") if block.strip()]
+    last = dict(line.split(": ", 1) for line in events[-1].splitlines() if ": " in line)
+    return last.get("event", ""), last.get("data", "")
 
 
 def chroma(image: Image.Image) -> float:
@@ -203,3 +227,50 @@ def test_concurrent_requests_for_same_named_photos_each_get_their_own_result(spa
             thread.join()
     assert not errors, errors[:3]
     assert results == [Image.open(photo_paths[3]).size] * (rounds * clients)
+
+
+def test_api_payload_without_meta_cannot_read_server_files(space_url, photo_paths, tmp_path):
+    """Issue 16.1: a bare {"path": ...} (no `meta`) used to skip Gradio's check and colorize any file on the server."""
+    import shutil
+
+    secret = tmp_path / "secret.jpg"
+    shutil.copy(photo_paths[0], secret)
+    folder = tmp_path / "a_folder"
+    folder.mkdir()
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    outside_link = app_cache() / "link_to_secret.jpg"  # a symlink inside the upload cache pointing out of it
+    outside_link.symlink_to(secret)
+    targets = [str(secret), str(tmp_path / "missing.jpg"), str(folder), str(text), "/etc/passwd", "/etc/shadow",
+               str(outside_link), f"{app_cache()}/../{secret.name}", str(app_cache()), "http://127.0.0.1:1/x.jpg"]
+    answers = set()
+    for target in targets:
+        event, data = call_api(space_url, [{"path": target}, 256, 0, "default (ours)"])
+        assert event == "error", (target, data[:300])
+        for word in ("secret", "missing", "a_folder", "notes", "passwd", "shadow", "link_to", "directory", "no such", "not an image"):
+            assert word not in data, (target, data)
+        answers.add(data)
+    assert len(answers) == 1, answers
+    assert "not uploaded to the demo" in answers.pop()
+    outside_link.unlink()
+    assert "Traceback" not in SPACE["log"].read_text()
+
+
+def upload(space_url: str, *paths: Path) -> list[str]:
+    """POST files to /gradio_api/upload; the server paths of the uploads."""
+    import httpx
+
+    files = [("files", (path.name, path.read_bytes())) for path in paths]
+    response = httpx.post(f"{space_url}/gradio_api/upload", files=files, timeout=60)
+    response.raise_for_status()
+    return response.json()
+
+
+def test_api_payload_without_meta_naming_a_real_upload_still_works(space_url, photo_paths):
+    """The same bare payload, naming a file that went through /upload, is colorized."""
+    import json
+
+    (path,) = upload(space_url, photo_paths[2])
+    event, data = call_api(space_url, [{"path": path}, 128, 1.0, "default (ours)"])
+    assert event == "complete", data[:500]
+    assert "Colorized" in json.loads(data)[2]
