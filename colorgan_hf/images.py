@@ -213,11 +213,12 @@ def load_image(source: ImageInput, max_pixels: int | None = None) -> LoadedImage
     return LoadedImage(pixels=pixels, alpha=alpha, name=name)
 
 
-def to_pil(rgb: torch.Tensor, alpha: np.ndarray | None = None) -> Image.Image:
-    """(3, H, W) RGB, uint8 or float in [0, 1] (+ optional (H, W) uint8 alpha) -> 8-bit PIL image."""
+def to_pil(rgb: torch.Tensor, alpha: np.ndarray | None = None, channels_last: bool = False) -> Image.Image:
+    """(3, H, W) RGB (or (H, W, 3) with ``channels_last``), uint8 or float in [0, 1] (+ optional
+    (H, W) uint8 alpha) -> 8-bit PIL image."""
     if rgb.dtype != torch.uint8:
         rgb = rgb.mul(UINT8_MAX).add_(0.5).clamp_(0, UINT8_MAX).to(torch.uint8)
-    array = rgb.permute(1, 2, 0).numpy()
+    array = rgb.numpy() if channels_last else rgb.permute(1, 2, 0).numpy()
     if alpha is not None:
         return Image.fromarray(np.dstack([array, alpha]), mode="RGBA")
     return Image.fromarray(np.ascontiguousarray(array), mode="RGB")

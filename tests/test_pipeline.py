@@ -190,3 +190,46 @@ def test_shipped_paper_model_loads_and_colorizes_at_full_size(photo):
     assert paper.architecture == "paper" and paper.input_size == 120
     out = colorize(photo.convert("L"), paper)
     assert out.size == photo.size
+
+
+PEAK_SCRIPT = """
+import resource, sys
+import numpy as np
+from PIL import Image
+from colorgan_hf import colorize, load_default
+model = load_default()
+rng = np.random.default_rng(0)
+Image.fromarray(rng.integers(0, 256, (2400, 3600, 3), dtype=np.uint8)).save(sys.argv[1], quality=90)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+out = colorize(sys.argv[1], model)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print((peak - base) * 1024 / (out.width * out.height))
+"""
+# What the demo's memory bound (README) is built on: colorize's peak above the loaded model.
+COLORIZE_BYTES_PER_PIXEL = 20
+
+
+def test_colorize_memory_per_pixel_is_bounded(tmp_path):
+    """An 8.6 MP colour photo, in a fresh process: the peak memory above the loaded model stays under
+    COLORIZE_BYTES_PER_PIXEL bytes a pixel (it was 34: lightness indexed the whole photo with int64, and the
+    full-size chroma was held at once)."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(tmp_path / "big.jpg")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    per_pixel = float(result.stdout.strip().splitlines()[-1])
+    assert per_pixel < COLORIZE_BYTES_PER_PIXEL, f"{per_pixel:.1f} bytes a pixel"
+
+
+def test_banded_chroma_upsampling_equals_interpolate():
+    import torch.nn.functional as F
+
+    from colorgan_hf.pipeline import BAND_ROWS, _upsample_rows
+
+    for h, w, height, width in [(8, 8, 37, 53), (64, 96, 1000, 1500), (5, 7, 5, 7), (16, 16, 8, 8), (2, 2, 700, 3)]:
+        small = torch.randn(1, 2, h, w)
+        reference = F.interpolate(small, size=(height, width), mode="bilinear", align_corners=False)[0]
+        columns = F.interpolate(small, size=(h, width), mode="bilinear", align_corners=False)[0]
+        bands = [_upsample_rows(columns, top, min(top + BAND_ROWS, height), height) for top in range(0, height, BAND_ROWS)]
+        assert torch.allclose(torch.cat(bands, dim=1), reference, atol=1e-4)
