@@ -71,12 +71,13 @@ class GeneratorNet(nn.Module):
         """A batch of ``rgb`` (B, 3, S, S) and ``gray`` (B, 1, S, S) in [0, 1] -> (input, target)."""
         raise NotImplementedError
 
-    def image(self, output: torch.Tensor) -> torch.Tensor:
+    def image(self, output: torch.Tensor, vividness: float | None = None) -> torch.Tensor:
         """The network output as an image in the target's space (differentiable): what
-        the pixel loss compares and the discriminator judges."""
+        the pixel loss compares and the discriminator judges. ``vividness`` matters only to
+        architectures that predict a distribution of colours (``unet_bins``)."""
         return output
 
-    def decode_ab(self, output: torch.Tensor, **options) -> torch.Tensor:
+    def decode_ab(self, output: torch.Tensor, vividness: float | None = None) -> torch.Tensor:
         """The network output -> a*b* (B, 2, H, W) in Lab units, at the input's size."""
         raise NotImplementedError
 
@@ -215,7 +216,7 @@ class PaperGenerator(GeneratorNet):
     def training_pair(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         return batch["gray"], batch["rgb"]  # (B, 1, S, S) gray and (B, 3, S, S) RGB, both in [0, 1]
 
-    def decode_ab(self, output: torch.Tensor, **options) -> torch.Tensor:
+    def decode_ab(self, output: torch.Tensor, vividness: float | None = None) -> torch.Tensor:
         # Only the chroma of the RGB output is kept: the photo keeps its own lightness.
         return rgb_to_lab(output.float())[:, 1:]
 
@@ -363,8 +364,8 @@ class UNetGenerator(GeneratorNet):
         lab = rgb_to_lab(batch["rgb"].float())
         return normalize_l(lab[:, :1]), normalize_ab(lab[:, 1:])  # (B, 1, S, S) and (B, 2, S, S) in [-1, 1]
 
-    def decode_ab(self, output: torch.Tensor, **options) -> torch.Tensor:
-        return denormalize_ab(self.image(output, **options).float())
+    def decode_ab(self, output: torch.Tensor, vividness: float | None = None) -> torch.Tensor:
+        return denormalize_ab(self.image(output, vividness).float())
 
     def to_rgb(self, net_input: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
         return lab_to_rgb(torch.cat([denormalize_l(net_input), denormalize_ab(self.image(output))], dim=1).float())
@@ -570,12 +571,14 @@ class ColorGenerator(nn.Module, SafetensorsHubMixin, **HUB_METADATA):
 
         return make_card(self._hub_mixin_config, sum(p.numel() for p in self.parameters()), **kwargs)
 
-    def predict_ab(self, l_channel: torch.Tensor, **options) -> torch.Tensor:
+    def predict_ab(self, l_channel: torch.Tensor, vividness: float | None = None) -> torch.Tensor:
         """L (B, 1, H, W) in [0, 100] -> predicted a*b* (B, 2, H, W) in Lab units.
 
-        ``options`` go to the architecture's decoding (``vividness=`` for ``unet_bins``).
+        ``vividness`` in [0, 1] (None: the model's default) sharpens the colour
+        distribution of a ``unet_bins`` model before its mean is taken; the regression
+        architectures predict one colour per pixel and ignore it.
         """
-        return self.net.decode_ab(self(self.net.encode(l_channel)), **options)
+        return self.net.decode_ab(self(self.net.encode(l_channel)), vividness)
 
 
 class ColorDiscriminator(nn.Module, SafetensorsHubMixin, **HUB_METADATA):

@@ -137,6 +137,7 @@ def colorize(
     *,
     size: int = DEFAULT_SIZE,
     saturation: float = 1.0,
+    vividness: float | None = None,
     batch_size: int = 8,
     max_pixels: int | None = None,
 ) -> Image.Image | list[Image.Image]:
@@ -152,6 +153,10 @@ def colorize(
         size: short side of the working resolution the network runs at (the ``paper``
             network always runs at its fixed 120x120).
         saturation: multiplies the predicted chroma (0 gives the gray photo back).
+        vividness: in [0, 1], how far a model that predicts a distribution of colours
+            (the default ``unet_bins`` model) moves from their mean (0: the safest, most
+            muted colours) towards the most likely one (1: the most vivid, sometimes wrong);
+            ``None`` takes the model's own default. Models that predict one colour ignore it.
         batch_size: how many photos of a list go through the network together.
         max_pixels: refuse images larger than this (default: :func:`colorgan_hf.images.max_pixels_setting`).
 
@@ -164,6 +169,8 @@ def colorize(
     """
     if saturation < 0:
         raise ValueError(f"saturation must be >= 0, got {saturation}")
+    if vividness is not None and not 0.0 <= vividness <= 1.0:
+        raise ValueError(f"vividness must be in [0, 1], got {vividness}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     single = isinstance(image, (str, os.PathLike, Image.Image, np.ndarray, LoadedImage))
@@ -182,7 +189,7 @@ def colorize(
             ab_small: list[torch.Tensor | None] = [None] * len(prepared)
             for indices in by_shape.values():
                 batch = torch.cat([prepared[i].l_small for i in indices]).to(device)  # (b, 1, h, w)
-                predicted = generator.predict_ab(batch)  # (b, 2, h, w)
+                predicted = generator.predict_ab(batch, vividness)  # (b, 2, h, w)
                 for i, ab in zip(indices, predicted):
                     ab_small[i] = ab
             results.extend(_finish(item, ab, saturation) for item, ab in zip(prepared, ab_small))
