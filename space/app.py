@@ -8,11 +8,17 @@ The app holds no model logic: it loads generators once and calls ``colorgan_hf.c
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
+import uuid
+import zipfile
 from pathlib import Path
 
 import gradio as gr
@@ -23,20 +29,41 @@ except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import colorgan_hf
 
+from PIL import Image, ImageOps
+
 from colorgan_hf import ColorGANError, colorize, load_model
-from colorgan_hf.images import load_image, save_image_atomic, to_pil
+from colorgan_hf.images import load_image, save_image_atomic
 from colorgan_hf.pipeline import DEFAULT_SIZE
 from colorgan_hf.registry import shipped_models
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES_DIR = HERE / "examples"
 API_NAME = "colorize"
-# Limits of the public demo; each can be raised by an environment variable.
-MAX_UPLOAD = os.environ.get("COLORGAN_SPACE_MAX_UPLOAD", "25mb")
+BATCH_API_NAME = "colorize_batch"
+MB = 1024 * 1024
+
+
+def _size_setting(name: str, default: str) -> tuple[str, int]:
+    """A size from the environment ("25mb", "2gb", or bytes): (as written, bytes)."""
+    from gradio.utils import _parse_file_size
+
+    text = os.environ.get(name, default)
+    return text, int(_parse_file_size(text) if not text.isdigit() else int(text))
+
+
+# Limits of the public demo; each can be changed by an environment variable.
+MAX_UPLOAD, MAX_UPLOAD_BYTES = _size_setting("COLORGAN_SPACE_MAX_UPLOAD", "25mb")  # one upload request, all its files together
+MAX_DISK, MAX_DISK_BYTES = _size_setting("COLORGAN_SPACE_MAX_DISK", "2gb")  # everything the app keeps on disk at once
 MAX_PIXELS = int(os.environ.get("COLORGAN_SPACE_MAX_PIXELS", 50_000_000))
 CONCURRENCY = int(os.environ.get("COLORGAN_SPACE_CONCURRENCY", 2))
 QUEUE_SIZE = int(os.environ.get("COLORGAN_SPACE_QUEUE_SIZE", 100))
-OUTPUT_MAX_AGE_S = 3600
+FILE_TTL_S = float(os.environ.get("COLORGAN_SPACE_FILE_TTL", 900))  # uploads and results are removed after this at the latest
+BATCH_MAX_FILES = int(os.environ.get("COLORGAN_SPACE_BATCH_MAX_FILES", 20))
+# A result needs at most this many bytes a pixel on disk (an 8-bit RGB PNG is at most ~3,
+# the gray JPEG preview well under 1): what a request reserves before it runs.
+DISK_BYTES_PER_PIXEL = 4
+# Multipart framing around the files of one upload request.
+MULTIPART_SLACK = 64 * 1024
 DEFAULT_LABEL = "default (ours)"
 PAPER_LABEL = "paper (Demirel & Yuce)"
 
@@ -46,29 +73,15 @@ DESCRIPTION = f"""
 Upload an old photo (or paste one, or use the webcam), press **Colorize**, and drag the
 slider to compare. The result keeps your photo's full resolution and every detail of its
 lightness: only the colours are predicted. Photos up to {MAX_UPLOAD.upper()} and
-{MAX_PIXELS / 1e6:.0f} megapixels.
+{MAX_PIXELS / 1e6:.0f} megapixels; the **Batch** tab takes up to {BATCH_MAX_FILES} photos
+at once ({MAX_UPLOAD.upper()} in all) and gives back a zip.
 """
-
-
-class UploadedImage(gr.Image):
-    """``gr.Image`` that hands the app the uploaded file itself, undecoded.
-
-    Gradio's own preprocessing decodes (and re-encodes) the upload: it would drop 16-bit
-    depth and fail with a generic "Error" on a bad file. The package reads the original file
-    and says clearly what is wrong with it.
-    """
-
-    @classmethod
-    def get_block_name(cls) -> str:
-        return "image"
-
-    def preprocess(self, payload) -> str | None:
-        return None if payload is None else checked_upload(payload.path)
-
 
 # The one answer to any image path that is not a file of Gradio's own upload cache: it says
 # nothing about the path (whether it exists, is a folder, or is an image).
 NOT_AN_UPLOAD = "This photo was not uploaded to the demo: upload the file, then press Colorize."
+DISK_FULL = "The demo has no disk space left for this right now: try again in a few minutes, or a smaller photo."
+NO_PHOTO = "Upload a photo first."
 
 
 def upload_cache() -> Path:
@@ -95,14 +108,185 @@ def checked_upload(path: str | os.PathLike) -> str:
     return str(real)
 
 
-def use_private_cache() -> Path:
-    """Point Gradio's upload cache at a new folder of this app alone (removed at exit): only
-    this app's uploads and results are ever accepted as inputs or served."""
-    base = os.environ.get("GRADIO_TEMP_DIR") or tempfile.gettempdir()
-    Path(base).mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix="colorgan-space-", dir=base)).resolve()
-    os.environ["GRADIO_TEMP_DIR"] = str(folder)
-    return folder
+class UploadedImage(gr.Image):
+    """``gr.Image`` that hands the app the uploaded file itself, undecoded, and only an upload.
+
+    Gradio's own preprocessing decodes (and re-encodes) the upload: it would drop 16-bit
+    depth and fail with a generic "Error" on a bad file. The package reads the original file
+    and says clearly what is wrong with it.
+    """
+
+    @classmethod
+    def get_block_name(cls) -> str:
+        return "image"
+
+    def preprocess(self, payload) -> str | None:
+        return None if payload is None else checked_upload(payload.path)
+
+
+class UploadedFiles(gr.File):
+    """``gr.File`` (several files) whose every path must be an upload, as :class:`UploadedImage`."""
+
+    @classmethod
+    def get_block_name(cls) -> str:
+        return "file"
+
+    def preprocess(self, payload) -> list[str] | None:
+        files = super().preprocess(payload)
+        if files is None:
+            return None
+        return [checked_upload(path) for path in (files if isinstance(files, list) else [files])]
+
+
+class Storage:
+    """Everything the app writes lives in one private folder (Gradio's upload cache, pointed
+    there by :func:`use_private_cache`), bounded in total by ``limit`` bytes.
+
+    What is there when the app starts (the examples Gradio copied in) stays. Uploads and
+    results are removed when they are ``ttl`` seconds old, a session's results when it
+    makes its next request or closes the page, the oldest first whenever a new upload or
+    result needs the room, and the whole folder at exit.
+    """
+
+    def __init__(self, root: Path, limit: int, ttl: float) -> None:
+        self.root, self.limit, self.ttl = root, limit, ttl
+        self.permanent: set[str] = set()
+        self.lock = threading.Lock()
+        self.session_results: dict[str, Path] = {}
+        self.in_use: list[Path] = []  # files of requests running now: never removed under them
+
+    @contextlib.contextmanager
+    def using(self, *paths: str | os.PathLike):
+        """Protect ``paths`` (and the folders holding them) from removal while the block runs."""
+        real = [Path(os.path.realpath(p)) for p in paths]
+        with self.lock:
+            self.in_use.extend(real)
+        try:
+            yield
+        finally:
+            with self.lock:
+                for path in real:
+                    self.in_use.remove(path)
+
+    def freeze(self) -> None:
+        """Mark what is in the folder now (the examples) as never to be removed."""
+        self.permanent = {child.name for child in self.root.iterdir()}
+
+    @staticmethod
+    def _size(path: Path) -> int:
+        if path.is_file():
+            return path.stat().st_size
+        total = 0
+        for folder, _, files in os.walk(path):
+            for name in files:
+                try:
+                    total += os.lstat(os.path.join(folder, name)).st_size
+                except OSError:
+                    pass
+        return total
+
+    def usage(self) -> int:
+        return self._size(self.root) if self.root.exists() else 0
+
+    def _remove(self, path: Path) -> None:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+    def make_room(self, need: int) -> bool:
+        """Remove expired entries, then the oldest, until ``need`` more bytes fit; False if they cannot.
+        Nothing a running request uses is removed."""
+        if need > self.limit:
+            return False
+        with self.lock:
+            keep_paths = list(self.in_use)
+            entries = []
+            cutoff = time.time() - self.ttl
+            for child in self.root.iterdir():
+                if child.name in self.permanent or any(p == child or p.is_relative_to(child) for p in keep_paths):
+                    continue
+                try:
+                    mtime = child.stat().st_mtime
+                except OSError:
+                    continue
+                if mtime < cutoff:
+                    self._remove(child)
+                else:
+                    entries.append((mtime, child))
+            used = self.usage()
+            for _, child in sorted(entries):
+                if used + need <= self.limit:
+                    break
+                used -= self._size(child)
+                self._remove(child)
+            return used + need <= self.limit
+
+    def new_result_dir(self, session: str | None, need: int) -> Path:
+        """A fresh folder for one request's results, with ``need`` bytes of room made for it;
+        the session's previous results (already served) are removed."""
+        with self.lock:
+            previous = self.session_results.pop(session, None) if session else None
+        if previous is not None:
+            self._remove(previous)
+        if not self.make_room(need):
+            raise gr.Error(DISK_FULL, print_exception=False)
+        folder = self.root / f"result-{uuid.uuid4().hex}"
+        folder.mkdir()
+        if session:
+            with self.lock:
+                self.session_results[session] = folder
+        return folder
+
+    def end_session(self, session: str | None) -> None:
+        with self.lock:
+            previous = self.session_results.pop(session, None) if session else None
+        if previous is not None:
+            self._remove(previous)
+
+    def remove_all(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class UploadLimit:
+    """ASGI middleware in front of Gradio: a request body (an ``/upload`` of several files
+    included) is bounded as a whole, and an upload is refused when the disk budget cannot
+    take it. Gradio's own ``max_file_size`` bounds each file, not the request."""
+
+    def __init__(self, app, max_body: int, storage: Storage | None) -> None:
+        self.app, self.max_body, self.storage = app, max_body, storage
+
+    async def _refuse(self, send, status: int, text: str) -> None:
+        body = text.encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length")
+        if length is None and b"chunked" in headers.get(b"transfer-encoding", b""):
+            return await self._refuse(send, 411, "A request body needs a Content-Length here.")
+        size = int(length) if length and length.isdigit() else 0
+        if size > self.max_body + MULTIPART_SLACK:
+            return await self._refuse(send, 413, f"The upload exceeds the demo's limit of {MAX_UPLOAD.upper()} per request "
+                                                 "(all its files together).")
+        if self.storage is not None and scope["path"].endswith("/upload"):
+            if not self.storage.make_room(size):
+                return await self._refuse(send, 507, DISK_FULL)
+        received = 0
+
+        async def counted():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body + MULTIPART_SLACK:
+                raise ValueError("request body over the limit")
+            return message
+
+        return await self.app(scope, counted, send)
 
 
 def load_models(default: str | None) -> dict[str, colorgan_hf.ColorGenerator]:
@@ -118,70 +302,203 @@ def readable(error: Exception, upload: str) -> str:
     return str(error).replace(upload, Path(upload).name)
 
 
-def _prune(folder: Path, max_age_s: float = OUTPUT_MAX_AGE_S) -> None:
-    """Remove result folders older than ``max_age_s``: a long-running Space must not fill its disk."""
-    cutoff = time.time() - max_age_s
-    for child in folder.iterdir():
-        if child.stat().st_mtime < cutoff:
-            shutil.rmtree(child, ignore_errors=True)
+def gray_preview(path: str) -> Image.Image:
+    """The photo as the person sees it (EXIF rotation applied), in gray, at full size: 8-bit
+    photos through Pillow (no float copy of a 50 MP photo), deeper ones through the package."""
+    with Image.open(path) as image:
+        if image.mode not in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+            try:
+                image = ImageOps.exif_transpose(image)
+            except Exception:  # a broken EXIF block must not cost the preview
+                pass
+            return image.convert("L")
+    pixels = load_image(path, max_pixels=MAX_PIXELS).pixels[0]
+    return Image.fromarray(pixels.float().mul(255).add(0.5).clamp(0, 255).byte().numpy(), mode="L")
 
 
-def make_handler(models: dict[str, colorgan_hf.ColorGenerator], output_dir: Path):
-    def run(image: str | None, size: int, saturation: float, model_name: str):
-        if not image:
-            raise gr.Error("Upload a photo first.")
-        if model_name not in models:
-            raise gr.Error(f"Unknown model {model_name!r}.")
+def pixels_of(path: str) -> int:
+    """The pixel count read from the file's header (nothing decoded); 0 if it cannot be read."""
+    try:
+        with Image.open(path) as image:
+            return image.width * image.height
+    except Exception:  # unreadable: load_image says why, in its own words
+        return 0
+
+
+def session_of(request: gr.Request | None) -> str | None:
+    return getattr(request, "session_hash", None) if request is not None else None
+
+
+def make_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage):
+    def run(image: str | None, size: int, saturation: float, model_name: str, request: gr.Request = None):
         start = time.perf_counter()
+        if not image:
+            raise gr.Error(NO_PHOTO, print_exception=False)
+        if model_name not in models:
+            raise gr.Error(f"Unknown model {model_name!r}.", print_exception=False)
+        with storage.using(image):
+            return colorize_one(image, size, saturation, model_name, session_of(request), start)
+
+    def colorize_one(image: str, size: int, saturation: float, model_name: str, session: str | None, start: float):
         try:
-            loaded = load_image(image, max_pixels=MAX_PIXELS)  # decoded once, for both sides of the slider
-            before = to_pil(loaded.rgb).convert("L")
-            after = colorize(loaded, models[model_name], size=int(size), saturation=float(saturation), max_pixels=MAX_PIXELS)
+            pixels = pixels_of(image)
+            if not 0 < pixels <= MAX_PIXELS:
+                load_image(image, max_pixels=MAX_PIXELS)  # the package's clear message: unreadable, or over the limit
+            # Each request gets its own folder inside the private cache (Gradio serves it as it
+            # is, without a copy): concurrent uploads of same-named photos never share a file.
+            request_dir = storage.new_result_dir(session, pixels * DISK_BYTES_PER_PIXEL)
+            with storage.using(request_dir):
+                after = colorize(image, models[model_name], size=int(size), saturation=float(saturation), max_pixels=MAX_PIXELS)
+                width, height = after.size
+                stem = Path(image).stem
+                # The slider's "after" and the download are the same full-resolution PNG.
+                download = save_image_atomic(after, request_dir / f"{stem}_color.png")
+                del after  # the gray preview is decoded once the result is written: their memory never adds up
+                before = save_image_atomic(gray_preview(image), request_dir / f"{stem}_gray.jpg")
         except ColorGANError as error:
             raise gr.Error(readable(error, image), print_exception=False) from None
+        except OSError as error:
+            raise gr.Error(f"{Path(image).name}: could not be colorized ({type(error).__name__})", print_exception=False) from None
         elapsed = time.perf_counter() - start
-        # Each request gets its own folder: concurrent uploads of same-named photos must
-        # never share (or half-read) a result file. The slider gets files written atomically
-        # here, not PIL images: Gradio writes PIL results in place under a content hash, so
-        # two identical results served at once could reach a client half-written.
-        _prune(output_dir)
-        request_dir = Path(tempfile.mkdtemp(dir=output_dir))
-        stem = Path(image).stem
-        download = save_image_atomic(after, request_dir / f"{stem}_color.png")
-        before_preview = save_image_atomic(before, request_dir / f"{stem}_gray.jpg")
-        after_preview = save_image_atomic(after.convert("RGB"), request_dir / f"{stem}_color.jpg")
-        info = f"Colorized {after.width}x{after.height} ({after.width * after.height / 1e6:.1f} MP) in {elapsed:.2f} s with the {model_name} model."
-        return (str(before_preview), str(after_preview)), str(download), info
+        info = (f"Colorized {width}x{height} ({width * height / 1e6:.1f} MP) with the {model_name} model: "
+                f"{elapsed:.2f} s on the server, reading and writing the files included.")
+        return (str(before), str(download)), str(download), info
 
     return run
 
 
-def build_demo(models: dict[str, colorgan_hf.ColorGenerator]) -> gr.Blocks:
-    output_dir = Path(tempfile.mkdtemp(prefix="colorgan-space-"))
-    # Gradio's own copies of uploads and results are deleted after an hour, too.
-    with gr.Blocks(title="colorgan-hf: colorize black-and-white photos", delete_cache=(OUTPUT_MAX_AGE_S, OUTPUT_MAX_AGE_S)) as demo:
+def make_batch_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage):
+    def run_batch(files: list[str] | None, size: int, saturation: float, model_name: str, request: gr.Request = None):
+        start = time.perf_counter()
+        if not files:
+            raise gr.Error("Upload one or more photos first.", print_exception=False)
+        if len(files) > BATCH_MAX_FILES:
+            raise gr.Error(f"{len(files)} photos: the batch takes at most {BATCH_MAX_FILES} at once.", print_exception=False)
+        if model_name not in models:
+            raise gr.Error(f"Unknown model {model_name!r}.", print_exception=False)
+        need = sum(min(pixels_of(f), MAX_PIXELS) for f in files) * DISK_BYTES_PER_PIXEL
+        with storage.using(*files):
+            request_dir = storage.new_result_dir(session_of(request), need)
+            with storage.using(request_dir):
+                return colorize_all(files, request_dir, size, saturation, model_name, start)
+
+    def colorize_all(files: list[str], request_dir: Path, size: int, saturation: float, model_name: str, start: float):
+        archive = request_dir / "colorized.zip"
+        done, failures, names = 0, [], set()
+        # One photo at a time: the memory of a batch is that of its largest photo.
+        with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_STORED) as bundle:
+            for path in files:
+                name = Path(path).name
+                try:
+                    result = colorize(path, models[model_name], size=int(size), saturation=float(saturation), max_pixels=MAX_PIXELS)
+                except ColorGANError as error:
+                    failures.append(readable(error, path))
+                    continue
+                stem, n = Path(path).stem, 1
+                out_name = f"{stem}_color.png"
+                while out_name in names:
+                    n += 1
+                    out_name = f"{stem}_{n}_color.png"
+                names.add(out_name)
+                with bundle.open(out_name, "w", force_zip64=True) as handle:
+                    result.save(handle, format="PNG")
+                done += 1
+            if failures:
+                bundle.writestr("errors.txt", "\n".join(failures) + "\n")
+        elapsed = time.perf_counter() - start
+        lines = [f"Colorized {done} of {len(files)} photo(s) in {elapsed:.2f} s on the server."]
+        lines += [f"- {line}" for line in failures]
+        return str(archive), "\n".join(lines)
+
+    return run_batch
+
+
+# Shown while a request runs, and cleared by the next one: an error never sits under an old result.
+CLEAR = (None, None, "")
+# The page measures what the person waited: from the click to the result in the browser.
+START_CLOCK_JS = "(...args) => { window.colorganStart = performance.now(); return args; }"
+SHOW_WAIT_JS = """(info) => {
+  if (!info || window.colorganStart === undefined) return info;
+  const waited = ((performance.now() - window.colorganStart) / 1000).toFixed(2);
+  return `You waited ${waited} s. ${info}`;
+}"""
+
+
+def build_demo(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage) -> gr.Blocks:
+    with gr.Blocks(title="colorgan-hf: colorize black-and-white photos") as demo:
         gr.Markdown(DESCRIPTION)
-        with gr.Row():
-            with gr.Column(scale=1):
-                image = UploadedImage(label="Black-and-white photo", type="filepath", sources=["upload", "clipboard", "webcam"],
-                                 elem_id="input-image")
-                model_name = gr.Radio(list(models), value=DEFAULT_LABEL, label="Model")
-                size = gr.Slider(64, 1024, value=DEFAULT_SIZE, step=16, label="Working resolution (short side)",
-                                 info="The network sees the photo at this size; the output keeps full resolution.")
-                saturation = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Saturation")
-                button = gr.Button("Colorize", variant="primary", elem_id="colorize-button")
-            with gr.Column(scale=2):
-                slider = gr.ImageSlider(label="Before / after", type="filepath", elem_id="result-slider")
-                download = gr.File(label="Download the colorized photo (original size, PNG)", elem_id="download")
-                timing = gr.Markdown(elem_id="timing")
-        gr.Examples(
-            examples=[[str(p)] for p in sorted(EXAMPLES_DIR.glob("*")) if p.suffix.lower() in (".png", ".jpg")],
-            inputs=[image], label="Examples: real black-and-white photos, and colour photos shown in gray",
-        )
-        button.click(make_handler(models, output_dir), inputs=[image, size, saturation, model_name],
-                     outputs=[slider, download, timing], api_name=API_NAME)
+        with gr.Tab("Photo"):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    image = UploadedImage(label="Black-and-white photo", type="filepath", sources=["upload", "clipboard", "webcam"],
+                                          elem_id="input-image")
+                    model_name = gr.Radio(list(models), value=DEFAULT_LABEL, label="Model")
+                    size = gr.Slider(64, 1024, value=DEFAULT_SIZE, step=16, label="Working resolution (short side)",
+                                     info="The network sees the photo at this size; the output keeps full resolution.")
+                    saturation = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Saturation")
+                    button = gr.Button("Colorize", variant="primary", elem_id="colorize-button")
+                with gr.Column(scale=2):
+                    slider = gr.ImageSlider(label="Before / after (the download gives the full-resolution PNG)", type="filepath",
+                                            format="png", elem_id="result-slider")
+                    download = gr.File(label="Download the colorized photo (original size, PNG)", elem_id="download")
+                    timing = gr.Markdown(elem_id="timing")
+            gr.Examples(
+                examples=[[str(p)] for p in sorted(EXAMPLES_DIR.glob("*")) if p.suffix.lower() in (".png", ".jpg")],
+                inputs=[image], label="Examples: real black-and-white photos, and colour photos shown in gray",
+            )
+        with gr.Tab("Batch"):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    batch_files = UploadedFiles(label=f"Photos (up to {BATCH_MAX_FILES}, {MAX_UPLOAD.upper()} in all)",
+                                                file_count="multiple", file_types=["image"], type="filepath", elem_id="batch-files")
+                    batch_model = gr.Radio(list(models), value=DEFAULT_LABEL, label="Model")
+                    batch_size = gr.Slider(64, 1024, value=DEFAULT_SIZE, step=16, label="Working resolution (short side)")
+                    batch_saturation = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Saturation")
+                    batch_button = gr.Button("Colorize all", variant="primary", elem_id="batch-button")
+                with gr.Column(scale=2):
+                    batch_zip = gr.File(label="The colorized photos (zip of full-resolution PNGs)", elem_id="batch-zip")
+                    batch_info = gr.Markdown(elem_id="batch-info")
+
+        button.click(lambda: CLEAR, None, [slider, download, timing], queue=False, show_progress="hidden",
+                     js=START_CLOCK_JS, api_name=False).then(
+            make_handler(models, storage), inputs=[image, size, saturation, model_name], outputs=[slider, download, timing],
+            api_name=API_NAME, concurrency_id="colorize",
+        ).success(None, inputs=[timing], outputs=[timing], js=SHOW_WAIT_JS, api_name=False)
+        batch_button.click(lambda: (None, ""), None, [batch_zip, batch_info], queue=False, show_progress="hidden",
+                           js=START_CLOCK_JS, api_name=False).then(
+            make_batch_handler(models, storage), inputs=[batch_files, batch_size, batch_saturation, batch_model],
+            outputs=[batch_zip, batch_info], api_name=BATCH_API_NAME, concurrency_id="colorize",
+        ).success(None, inputs=[batch_info], outputs=[batch_info], js=SHOW_WAIT_JS, api_name=False)
+
+        def end_session(request: gr.Request) -> None:
+            storage.end_session(session_of(request))
+
+        demo.unload(end_session)
+    # Both tabs share one limit: at most CONCURRENCY colorizations run at once, whatever the tab.
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     return demo
+
+
+def use_private_cache() -> Path:
+    """Point Gradio's upload cache at a new folder of this app alone (removed at exit): only
+    this app's uploads and results are ever accepted as inputs or served."""
+    base = os.environ.get("GRADIO_TEMP_DIR") or tempfile.gettempdir()
+    Path(base).mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="colorgan-space-", dir=base)).resolve()
+    os.environ["GRADIO_TEMP_DIR"] = str(folder)
+    return folder
+
+
+def remove_at_exit(storage: Storage) -> None:
+    """Remove the private folder at exit: on Ctrl-C, SIGTERM and SIGHUP too (Gradio's main
+    loop closes the server on KeyboardInterrupt, then atexit runs)."""
+    atexit.register(storage.remove_all)
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -194,11 +511,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from starlette.middleware import Middleware
+
     args = parse_args(argv)
-    use_private_cache()
-    demo = build_demo(load_models(args.model))
+    storage = Storage(use_private_cache(), MAX_DISK_BYTES, FILE_TTL_S)
+    remove_at_exit(storage)
+    demo = build_demo(load_models(args.model), storage)
+    storage.freeze()
     demo.launch(server_name=args.host, server_port=args.port, max_file_size=MAX_UPLOAD,
-                allowed_paths=[str(EXAMPLES_DIR)], theme=gr.themes.Soft(), footer_links=["api"])
+                allowed_paths=[str(EXAMPLES_DIR)], theme=gr.themes.Soft(), footer_links=["api"],
+                app_kwargs={"middleware": [Middleware(UploadLimit, max_body=MAX_UPLOAD_BYTES, storage=storage)]})
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 import io
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -31,30 +33,39 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def space_url(tmp_path_factory):
+TEST_MAX_DISK = "40mb"
+
+
+def start_app(folder: Path, **env_extra: str) -> tuple[subprocess.Popen, str, Path, Path]:
+    """Launch space/app.py on a free port with the test limits: (process, url, its GRADIO_TEMP_DIR, its log)."""
     port = free_port()
-    log = tmp_path_factory.mktemp("space") / "app.log"
-    cache_base = tmp_path_factory.mktemp("gradio_tmp")
+    log = folder / "app.log"
+    cache_base = folder / "gradio_tmp"
+    cache_base.mkdir()
     env = {**os.environ, "COLORGAN_SPACE_MAX_PIXELS": str(TEST_MAX_PIXELS), "COLORGAN_SPACE_MAX_UPLOAD": TEST_MAX_UPLOAD,
-           "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(cache_base)}
+           "COLORGAN_SPACE_MAX_DISK": TEST_MAX_DISK, "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(cache_base),
+           **env_extra}
     with open(log, "w") as handle:
         proc = subprocess.Popen([sys.executable, str(ROOT / "space" / "app.py"), "--port", str(port)],
                                 stdout=handle, stderr=subprocess.STDOUT, env=env)
-    SPACE.update(cache_base=cache_base, proc=proc, log=log)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while time.time() < deadline:
         try:
             urllib.request.urlopen(url, timeout=2)
-            break
+            return proc, url, cache_base, log
         except (urllib.error.URLError, ConnectionError, OSError):
             if proc.poll() is not None:
                 pytest.fail(f"the app exited: {log.read_text()[-3000:]}")
             time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail(f"the app did not start: {log.read_text()[-3000:]}")
+    proc.kill()
+    pytest.fail(f"the app did not start: {log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def space_url(tmp_path_factory):
+    proc, url, cache_base, log = start_app(tmp_path_factory.mktemp("space"))
+    SPACE.update(cache_base=cache_base, proc=proc, log=log)
     yield url
     proc.terminate()
     proc.wait(timeout=30)
@@ -140,7 +151,9 @@ def test_browser_upload_colorize_and_compare(space_url, browser, photo_paths, tm
     images.nth(1).wait_for(state="visible", timeout=60_000)
     assert images.count() >= 2, "both the before and the after image are shown"
     page.locator("#timing").get_by_text("Colorized").wait_for(timeout=30_000)
+    page.locator("#timing").get_by_text("You waited").wait_for(timeout=10_000)  # what the person waited, click to result
     after_src = images.nth(1).get_attribute("src")
+    assert after_src.split("?")[0].endswith(".png"), "the slider shows (and downloads) the full-resolution PNG"
     body = page.request.get(after_src if after_src.startswith("http") else space_url + after_src).body()
     after = Image.open(io.BytesIO(body))
     assert after.size == Image.open(photo_paths[1]).size
@@ -274,3 +287,199 @@ def test_api_payload_without_meta_naming_a_real_upload_still_works(space_url, ph
     event, data = call_api(space_url, [{"path": path}, 128, 1.0, "default (ours)"])
     assert event == "complete", data[:500]
     assert "Colorized" in json.loads(data)[2]
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def smooth_gray(path: Path, width: int, height: int) -> Path:
+    """A gray gradient photo: many pixels in a small PNG."""
+    ramp = np.linspace(0, 255, width, dtype=np.float32)[None, :] * np.linspace(0.3, 1, height, dtype=np.float32)[:, None]
+    Image.fromarray(ramp.astype(np.uint8)).save(path, optimize=True)
+    return path
+
+
+def test_one_upload_request_is_bounded_as_a_whole(space_url, tmp_path):
+    """Issue 16.3: the limit was per file, so one /upload of 12 x 24 MB was accepted whole."""
+    import httpx
+
+    parts = []
+    for i in range(3):  # each under the 1 MB test limit, together over it
+        part = tmp_path / f"part{i}.bin"
+        part.write_bytes(np.random.default_rng(i).integers(0, 256, 600_000, dtype=np.uint8).tobytes())
+        parts.append(part)
+    before = folder_bytes(app_cache())
+    response = httpx.post(f"{space_url}/gradio_api/upload", files=[("files", (p.name, p.read_bytes())) for p in parts], timeout=60)
+    assert response.status_code == 413, response.text[:300]
+    assert "exceeds" in response.text and "together" in response.text
+    assert folder_bytes(app_cache()) <= before + 100_000, "nothing of the refused request stays on disk"
+    assert len(upload(space_url, parts[0])) == 1, "one file under the limit is still accepted"
+
+
+def test_a_session_keeps_only_its_latest_result_and_the_disk_stays_bounded(space_url, photo_paths, tmp_path):
+    """Issue 16.3: every request used to leave its files for an hour. A session's earlier results are removed
+    when it asks again, and the app's folder never grows past COLORGAN_SPACE_MAX_DISK."""
+    from gradio_client import Client, handle_file
+
+    def result_dirs() -> set[Path]:
+        return {p for p in app_cache().iterdir() if p.name.startswith("result-")}
+
+    client = Client(space_url, verbose=False)
+    before = result_dirs()
+    for index in range(4):
+        client.predict(handle_file(str(photo_paths[index % len(photo_paths)])), 128, 1.0, "default (ours)", api_name="/colorize")
+    assert len(result_dirs() - before) == 1, "each request of the session removed the one before"
+    # Fill the budget with big results: the folder stays under the limit, the oldest go first.
+    big = smooth_gray(tmp_path / "big.png", 2000, 1900)
+    for _ in range(3):
+        Client(space_url, verbose=False).predict(handle_file(str(big)), 64, 1.0, "default (ours)", api_name="/colorize")
+        assert folder_bytes(app_cache()) <= 40 * 1024 * 1024
+    assert "Traceback" not in SPACE["log"].read_text()
+
+
+def test_colorize_without_a_photo_is_a_message_and_no_traceback(space_url):
+    """Issue 14.7: Colorize with no photo printed a traceback in the server log."""
+    event, data = call_api(space_url, [None, 256, 1.0, "default (ours)"])
+    assert event == "error" and "Upload a photo first" in data, data
+    assert "Traceback" not in SPACE["log"].read_text()
+
+
+def test_slider_after_image_is_the_full_resolution_png_download(space_url, photo_paths):
+    """Issue 14.7: the slider's download gave a JPEG preview while the file box gave the PNG."""
+    from gradio_client import Client, handle_file
+
+    (before, after), download, info = Client(space_url, verbose=False).predict(
+        handle_file(str(photo_paths[0])), 128, 1.0, "default (ours)", api_name="/colorize")
+    assert Path(after).suffix == ".png" and Path(download).suffix == ".png"
+    assert Image.open(after).format == "PNG" and Image.open(after).size == Image.open(photo_paths[0]).size
+    assert Path(after).read_bytes() == Path(download).read_bytes()
+    assert "on the server" in info
+
+
+def test_batch_tab_gives_a_zip_with_one_png_per_photo_and_the_errors(space_url, photo_paths, tmp_path):
+    """Issue 14.7: several photos in, a zip out; a bad photo is a line of the summary, the others still come."""
+    import zipfile
+
+    from gradio_client import Client, handle_file
+
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not a photo")
+    same_name = tmp_path / "twin"
+    same_name.mkdir()
+    shutil.copy(photo_paths[1], same_name / photo_paths[0].name)
+    inputs = [photo_paths[0], bad, same_name / photo_paths[0].name, photo_paths[2]]
+    archive, info = Client(space_url, verbose=False).predict([handle_file(str(p)) for p in inputs], 128, 1.0, "default (ours)",
+                                                             api_name="/colorize_batch")
+    assert "3 of 4" in info and "notes.jpg" in info and "not an image" in info, info
+    with zipfile.ZipFile(archive) as bundle:
+        names = sorted(bundle.namelist())
+        assert len([n for n in names if n.endswith(".png")]) == 3, names
+        assert "errors.txt" in names
+        sizes = sorted(Image.open(bundle.open(n)).size for n in names if n.endswith(".png"))
+    assert sizes == sorted(Image.open(p).size for p in (photo_paths[0], photo_paths[1], photo_paths[2]))
+
+
+def test_batch_refuses_more_photos_than_its_limit(space_url, photo_paths):
+    from gradio_client import Client, handle_file
+
+    with pytest.raises(Exception, match="at most"):
+        Client(space_url, verbose=False).predict([handle_file(str(photo_paths[0]))] * 21, 128, 1.0, "default (ours)",
+                                                 api_name="/colorize_batch")
+
+
+def peak_rss(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))) * 1024
+
+
+# The README's memory bound of the demo: each running colorization holds at most this many
+# bytes a pixel of its photo above the idle app (colorize's ~13, the result's PNG encoder and
+# the gray preview), and at most COLORGAN_SPACE_CONCURRENCY run at once.
+APP_BYTES_PER_PIXEL = 24
+
+
+def test_two_concurrent_large_requests_hold_the_memory_bound_and_exit_removes_every_file(tmp_path):
+    """Issue 16.3: 2 concurrent 50 MP requests peaked at 3.4-5.5 GB, and the output folder was left at exit.
+    Here, at the test limit of 4 MP: two at once stay under 2 x 4 MP x APP_BYTES_PER_PIXEL above the warm app;
+    SIGTERM removes the app's whole folder."""
+    import threading
+
+    from gradio_client import Client, handle_file
+
+    proc, url, cache_base, log = start_app(tmp_path)
+    try:
+        gray = Image.open(smooth_gray(tmp_path / "gray.png", 2000, 2000))
+        big = tmp_path / "big.jpg"  # a colour photo: its decoding costs the most
+        Image.merge("RGB", [gray, gray.transpose(Image.FLIP_LEFT_RIGHT), gray.transpose(Image.FLIP_TOP_BOTTOM)]).save(big, quality=95)
+        small = tmp_path / "small.png"
+        Image.open(big).resize((200, 200)).save(small)
+        Client(url, verbose=False).predict(handle_file(str(small)), 256, 1.0, "default (ours)", api_name="/colorize")  # warm
+        warm = peak_rss(proc.pid)
+        errors = []
+
+        def one() -> None:
+            try:
+                Client(url, verbose=False).predict(handle_file(str(big)), 256, 1.0, "default (ours)", api_name="/colorize")
+            except Exception as error:  # noqa: BLE001
+                errors.append(error)
+
+        threads = [threading.Thread(target=one) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors, errors
+        grown = peak_rss(proc.pid) - warm
+        assert grown < 2 * 4_000_000 * APP_BYTES_PER_PIXEL, f"{grown / 1e6:.0f} MB above the warm app"
+        (folder,) = [p for p in cache_base.iterdir() if p.name.startswith("colorgan-space-")]
+        assert folder_bytes(folder) > 0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    assert not folder.exists(), "the app's folder is removed at exit"
+    assert folder_bytes(cache_base) == 0, list(cache_base.rglob("*"))  # (Gradio makes an empty vibe_edit_history at import)
+
+
+def test_browser_error_clears_the_previous_result_line(space_url, browser, photo_paths, tmp_path):
+    """Issue 14.7: after an error the previous "Colorized ... s" line stayed under it."""
+    fake = tmp_path / "shopping.jpg"
+    fake.write_text("eggs, milk\n")
+    page = browser.new_page()
+    upload_and_colorize(page, space_url, photo_paths[0])
+    page.locator("#timing").get_by_text("You waited").wait_for(timeout=60_000)
+    page.locator("#input-image input[type=file]").set_input_files(str(fake))
+    page.wait_for_timeout(500)
+    page.locator("#colorize-button").click()
+    page.get_by_text("not an image", exact=False).first.wait_for(timeout=30_000)
+    page.wait_for_timeout(500)
+    assert "Colorized" not in page.locator("#timing").inner_text()
+    assert page.locator("#result-slider img").count() == 0, "the old result is not shown beside the error"
+    page.close()
+
+
+def test_browser_batch_tab_gives_a_zip(space_url, browser, photo_paths, tmp_path):
+    page = browser.new_page()
+    page.goto(space_url)
+    page.get_by_role("tab", name="Batch").click()
+    page.locator("#batch-files input[type=file]").set_input_files([str(p) for p in photo_paths[:2]])
+    page.wait_for_timeout(1000)
+    page.locator("#batch-button").click()
+    page.locator("#batch-info").get_by_text("Colorized 2 of 2").wait_for(timeout=90_000)
+    page.locator("#batch-info").get_by_text("You waited").wait_for(timeout=10_000)
+    page.screenshot(path=str(screenshot_dir(tmp_path) / "space_batch.png"), full_page=True)
+    assert "colorized.zip" in page.locator("#batch-zip").inner_html()
+    page.screenshot(path=str(screenshot_dir(tmp_path) / "space_batch.png"), full_page=True)
+    page.close()
+
+
+def test_browser_example_photos_still_colorize(space_url, browser):
+    """The examples Gradio copied into the app's private cache pass the upload check."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(space_url)
+    page.locator(".gallery-item, [data-testid='example-item'], button.example, .examples button").first.click()
+    page.wait_for_timeout(1000)
+    page.locator("#colorize-button").click()
+    page.locator("#timing").get_by_text("You waited").wait_for(timeout=60_000)
+    assert "not uploaded" not in page.content()
+    page.close()
