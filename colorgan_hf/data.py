@@ -10,6 +10,7 @@ the fly through ``with_transform``.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import random
 from collections import Counter
@@ -36,6 +37,7 @@ TINT_MINOR_SPREAD = 1.0
 STORE_JPEG_QUALITY = 95
 REJECT_REASONS = ("grayscale", "tinted", "too_small", "unreadable")
 ResizeMode = Literal["square", "short_side"]
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -221,6 +223,30 @@ def _crop(image: Image.Image, crop: int, rng: random.Random | None) -> Image.Ima
     return image.crop((left, top, left + crop, top + crop))
 
 
+# What a stored image that fails to decode raises (a truncated or corrupt JPEG/PNG, a bomb, a bad header).
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
+
+
+def _decode(value: Any) -> Image.Image:
+    """A stored image as ``datasets.Image`` decodes it: a PIL image as it is, or {"bytes", "path"} opened and loaded."""
+    if isinstance(value, Image.Image):
+        return value
+    if not isinstance(value, dict):
+        raise ValueError(f"not an image: {type(value).__name__}")
+    if value.get("bytes") is not None:
+        image = Image.open(io.BytesIO(value["bytes"]))
+    elif value.get("path"):
+        image = Image.open(value["path"])
+    else:
+        raise ValueError("an image with neither bytes nor a path")
+    image.load()
+    if image.getexif().get(Image.ExifTags.Base.Orientation) is not None:
+        from PIL import ImageOps
+
+        image = ImageOps.exif_transpose(image)
+    return image
+
+
 class PairTransform:
     """A ``with_transform`` function: rows -> ``rgb`` (3, crop, crop) and ``gray`` (1, crop, crop) tensors.
 
@@ -229,6 +255,12 @@ class PairTransform:
     from (seed, epoch, row index) alone, so a run resumed mid-epoch, or loaded with any
     number of workers, sees exactly the crops of an uninterrupted run. Set :attr:`epoch` at
     the start of each epoch; rows need a ``row`` column (see :func:`with_row_index`).
+
+    A row whose image cannot be decoded (corrupt bytes in the pair set) is left out of the
+    batch, with a warning naming its row id the first time, and counted in
+    :attr:`skipped` (row id -> reason): one bad row never stops training. The images are
+    decoded here rather than by ``datasets`` (see :func:`with_row_index`), so that such a
+    row can be caught; a batch whose every row is bad is a :class:`ColorGANError`.
     """
 
     def __init__(self, crop: int, train: bool, seed: int = 0) -> None:
@@ -236,25 +268,64 @@ class PairTransform:
         self.train = train
         self.seed = seed
         self.epoch = 0
+        self.skipped: dict[Any, str] = {}
+
+    def _skip(self, row: Any, source: Any, error: BaseException) -> None:
+        if row not in self.skipped:
+            self.skipped[row] = f"{type(error).__name__}: {error}"
+            logger.warning(f"pair set row {row} (source {source}): unreadable image, skipped ({self.skipped[row]}); "
+                           f"{len(self.skipped)} bad row(s) so far")
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:
-        rgbs, grays = [], []
-        rows = batch.get("row", [None] * len(batch["color"]))
-        for color, gray, row in zip(batch["color"], batch["gray"], rows):
+        rgbs, grays, sources, kept_rows = [], [], [], []
+        count = len(batch["color"])
+        rows = batch.get("row", [None] * count)
+        batch_sources = batch.get("source", [None] * count)
+        for color, gray, row, source in zip(batch["color"], batch["gray"], rows, batch_sources):
+            try:
+                color, gray = _decode(color), _decode(gray)
+            except DECODE_ERRORS as error:
+                self._skip(row, source, error)
+                continue
             rng = random.Random(f"{self.seed}-{self.epoch}-{row}") if self.train else None
             state = rng.getstate() if rng else None
-            color = _crop(color, self.crop, rng)
-            if rng:
-                rng.setstate(state)
-            gray = _crop(gray, self.crop, rng)
-            rgb, g = _to_tensor(color), _to_tensor(gray)[:1]
+            try:
+                color = _crop(color, self.crop, rng)
+                if rng:
+                    rng.setstate(state)
+                gray = _crop(gray, self.crop, rng)
+                rgb, g = _to_tensor(color), _to_tensor(gray)[:1]
+            except DECODE_ERRORS as error:  # PIL decodes some formats lazily: a late error is the row's too
+                self._skip(row, source, error)
+                continue
             if rng and rng.random() < 0.5:
                 rgb, g = rgb.flip(-1), g.flip(-1)
             rgbs.append(rgb)
             grays.append(g)
-        return {"rgb": rgbs, "gray": grays, "source": batch["source"]}
+            sources.append(source)
+            kept_rows.append(row)
+        if count and not rgbs:
+            raise ColorGANError(f"every row of a batch of the pair set is unreadable (rows {list(rows)}): the pair set is "
+                                f"damaged; rebuild it with `colorgan build-dataset`")
+        out = {"rgb": rgbs, "gray": grays, "source": sources}
+        if "row" in batch:
+            out["row"] = kept_rows
+        return out
+
+
+def undecoded(split):
+    """The split with its ``color``/``gray`` columns left as stored bytes: :class:`PairTransform` decodes them,
+    so that a corrupt row is skipped instead of raising inside ``datasets``."""
+    import datasets
+
+    for column in ("color", "gray"):
+        feature = split.features.get(column)
+        if isinstance(feature, datasets.Image) and feature.decode:
+            split = split.cast_column(column, datasets.Image(decode=False))
+    return split
 
 
 def with_row_index(split):
-    """The split with a ``row`` column (0..n-1) for :class:`PairTransform`'s per-row randomness."""
-    return split.add_column("row", list(range(len(split))))
+    """The split, undecoded (see :func:`undecoded`), with a ``row`` column (0..n-1) for
+    :class:`PairTransform`'s per-row randomness and its warnings."""
+    return undecoded(split).add_column("row", list(range(len(split))))

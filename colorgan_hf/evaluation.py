@@ -8,9 +8,9 @@ photo with its chroma removed) stands beside the models.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
-from itertools import islice
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -19,13 +19,15 @@ import torch
 from tqdm.auto import tqdm
 
 from .color import lab_to_rgb, rgb_to_lab
-from .errors import ColorGANError
+from .errors import ColorGANError, ImageLoadError
 from .images import find_images, load_image
-from .metrics.functional import HUE_CLASS_LABELS, HUE_CLASSES, HUE_MIN_PIXELS, PRED_CHROMA_MIN, TRUTH_CHROMA_MIN
+from .metrics.functional import (HUE_CLASS_LABELS, HUE_CLASSES, HUE_MIN_PIXELS, PRED_CHROMA_MIN, SSIM_WINDOW,
+                                 TRUTH_CHROMA_MIN)
 from .metrics.modules import load_metric, to_array
 from .pipeline import DEFAULT_SIZE, colorize
 from .registry import load_model
 
+logger = logging.getLogger(__name__)
 GRAY_BASELINE = "gray"
 # The row (and grid column) of the shipped default model, named by no --model.
 DEFAULT_ROW = "default"
@@ -80,15 +82,25 @@ def sample_rule(folder: str | os.PathLike, count: int) -> str:
     return f"every k-th photo of {folder} in sorted order, {count} photos"
 
 
-def iter_references(data: str, limit: int | None = None) -> Iterator[tuple[str, torch.Tensor]]:
-    """(name, (3, H, W) RGB in [0, 1]) for each colour photo of a folder, a saved pair set or a Hub dataset."""
+def iter_references(data: str, limit: int | None = None) -> Iterator[tuple[str, torch.Tensor | Exception]]:
+    """(name, (3, H, W) RGB in [0, 1]) for each colour photo of a folder, a saved pair set or a Hub dataset.
+
+    A photo that cannot be read gives (name, the error) in its place: one bad photo is
+    that photo's error, the others still run.
+    """
+    if limit is not None and limit < 1:
+        raise ColorGANError(f"--limit must be at least 1, got {limit}")
     path = Path(data)
     if path.is_dir() and not (path / "dataset_dict.json").exists() and not (path / "dataset_info.json").exists():
         files = find_images(path)
         if not files:
             raise ColorGANError(f"{data}: no images found")
         for file in files[:limit]:
-            yield str(file.relative_to(path)), load_image(file).rgb
+            name = str(file.relative_to(path))
+            try:
+                yield name, load_image(file).rgb
+            except ColorGANError as error:
+                yield name, error
         return
     import datasets
 
@@ -101,8 +113,44 @@ def iter_references(data: str, limit: int | None = None) -> Iterator[tuple[str, 
     except Exception as error:
         raise ColorGANError(f"{data}: not a folder of images, a saved pair set or a loadable dataset ({error})") from None
     column = "color" if "color" in table.column_names else "image"
-    for index, row in enumerate(islice(table, limit)):
-        yield f"{data}[{index}]", load_image(row[column]).rgb
+    if isinstance(table.features.get(column), datasets.Image):
+        # Decoded here, one row at a time, so that a corrupt row is that row's error.
+        table = table.cast_column(column, datasets.Image(decode=False))
+    for index in range(len(table) if limit is None else min(limit, len(table))):
+        name = f"{data}[{index}]"
+        try:
+            value = table[index][column]
+            if isinstance(value, dict):
+                value = _open_stored(value)
+            yield name, load_image(value).rgb
+        except (ColorGANError, OSError, ValueError, SyntaxError, EOFError) as error:
+            yield name, ImageLoadError(f"{name}: cannot be decoded ({type(error).__name__}: {error})")
+
+
+def _open_stored(value: dict):
+    """A ``datasets.Image(decode=False)`` value ({"bytes", "path"}) as a loaded PIL image."""
+    import io
+
+    from PIL import Image
+
+    if value.get("bytes") is not None:
+        image = Image.open(io.BytesIO(value["bytes"]))
+    elif value.get("path"):
+        image = Image.open(value["path"])
+    else:
+        raise ValueError("an image with neither bytes nor a path")
+    image.load()
+    return image
+
+
+def score_size(array: np.ndarray) -> np.ndarray:
+    """An (H, W, 3) image with a side under the SSIM window, enlarged by the smallest whole factor
+    (nearest neighbour) that makes it fit: every per-pixel metric keeps its value, SSIM becomes defined."""
+    side = min(array.shape[:2])
+    if side >= SSIM_WINDOW:
+        return array
+    factor = math.ceil(SSIM_WINDOW / side)
+    return np.ascontiguousarray(array.repeat(factor, axis=0).repeat(factor, axis=1))
 
 
 def gray_baseline(rgb: torch.Tensor) -> torch.Tensor:
@@ -112,13 +160,18 @@ def gray_baseline(rgb: torch.Tensor) -> torch.Tensor:
 
 
 def evaluate_models(models: Sequence[str | None], data: str, size: int = DEFAULT_SIZE, limit: int | None = None,
-                    progress: bool = True, saturation: float = 1.0) -> dict:
+                    progress: bool = True, saturation: float = 1.0, vividness: float | None = None) -> dict:
     """Score each model (and the gray baseline) on every photo of ``data``.
 
     ``saturation`` is the pipeline's chroma multiplier (as in :func:`colorize`), applied to
     every model row: it measures the trade between colourfulness and colour error.
 
-    Returns ``{"data", "images", "size", "saturation", "truth_colorfulness", "rows": {name: {metric: value}}}``.
+    A photo that cannot be read or scored is that photo's error: a warning, and an entry of
+    ``failed`` ({photo: reason}); the others still run and ``images`` counts those scored.
+    Photos with a side under the SSIM window (11 px) are scored at a whole-number
+    nearest-neighbour enlargement (:func:`score_size`).
+
+    Returns ``{"data", "images", "failed", "size", "saturation", "truth_colorfulness", "rows": {name: {metric: value}}}``.
     Each row holds the means over photos (psnr, ssim, ciede2000, colorfulness_pred/_true/_ratio,
     a_shift, b_shift, ab_auc, mse, mse_weighted_mean, mse_per_batch) and the set metrics pooled
     over every pixel: hue_recall (mean over classes with > 1,000 counted truth pixels),
@@ -126,29 +179,43 @@ def evaluate_models(models: Sequence[str | None], data: str, size: int = DEFAULT
     hue_precision and ab_hist (see :class:`colorgan_hf.metrics.functional.PooledColorStats`;
     nan where undefined, e.g. hue_precision of the gray row).
     """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ColorGANError(f"--limit must be a whole number of photos, at least 1; got {limit}")
     names = [GRAY_BASELINE] + [row_name(m) for m in models]
     generators = {name: load_model(model) for name, model in zip(names[1:], models)}
     # One module per row; each loads once (evaluate.load copies the module script). The
     # colorization module converts each photo to Lab once, for the per-photo and the pooled metrics.
     metrics = {name: load_metric("colorization") for name in names}
-    count = 0
-    for _, reference in tqdm(iter_references(data, limit), desc="Evaluating", unit="img", disable=not progress):
-        # Everything is scored as the 8-bit images a user would see and save.
-        gray_input = to_array(gray_baseline(reference))  # (H, W, 3) uint8
-        reference_image = to_array(reference)
-        outputs = {GRAY_BASELINE: gray_input}
-        for name, generator in generators.items():
-            outputs[name] = np.asarray(colorize(gray_input, generator, size=size, saturation=saturation))
-        for name, output in outputs.items():
-            metrics[name].add(predictions=output, references=reference_image)
+    count, failed = 0, {}
+    for name, reference in tqdm(iter_references(data, limit), desc="Evaluating", unit="img", disable=not progress):
+        try:
+            if isinstance(reference, Exception):
+                raise reference
+            # Everything is scored as the 8-bit images a user would see and save.
+            gray_input = to_array(gray_baseline(reference))  # (H, W, 3) uint8
+            reference_image = score_size(to_array(reference))
+            outputs = {GRAY_BASELINE: gray_input}
+            for row, generator in generators.items():
+                outputs[row] = np.asarray(colorize(gray_input, generator, size=size, saturation=saturation, vividness=vividness))
+            # Every row's output first, then all rows at once: a photo counts in every row or in none.
+            outputs = {row: score_size(output) for row, output in outputs.items()}
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as error:  # one photo's problem (unreadable, or any failure on it) is that photo's error
+            failed[name] = str(error) if isinstance(error, ColorGANError) else f"{type(error).__name__}: {error}"
+            logger.warning(f"{name}: skipped ({failed[name]})")
+            continue
+        for row, output in outputs.items():
+            metrics[row].add(predictions=output, references=reference_image)
         count += 1
     if not count:
-        raise ColorGANError(f"{data}: no images to evaluate")
+        raise ColorGANError(f"{data}: no images to evaluate" + (f" ({len(failed)} could not be scored)" if failed else ""))
     rows = {}
     for name in names:
         rows[name] = metrics[name].compute()
     truth = rows[GRAY_BASELINE]["colorfulness_true"]
-    return {"data": data, "images": count, "size": size, "saturation": saturation, "truth_colorfulness": truth, "rows": rows}
+    return {"data": data, "images": count, "failed": failed, "size": size, "saturation": saturation, "vividness": vividness,
+            "truth_colorfulness": truth, "rows": rows}
 
 
 def sample_files(folder: str | os.PathLike, count: int) -> list[Path]:
@@ -201,10 +268,15 @@ def format_table(result: dict) -> str:
     widths = [max(len(r[i]) for r in [header] + lines) for i in range(len(header))]
     render = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
     shown = f", saturation {result['saturation']:g}" if result["saturation"] != 1.0 else ""
+    shown += f", vividness {result['vividness']:g}" if result.get("vividness") is not None else ""
     out = [f"{result['data']}: {result['images']} images, working size {result['size']}{shown}, "
            f"true colourfulness {result['truth_colorfulness']:.1f}", render(header), render(["-" * w for w in widths])]
     out += [render(line) for line in lines]
     out.append(TABLE_LEGEND)
+    failed = result.get("failed") or {}
+    if failed:
+        out.append(f"{len(failed)} photo(s) could not be scored and are not in the table:")
+        out += [f"  {name}: {reason}" for name, reason in failed.items()]
     return "\n".join(out)
 
 

@@ -9,7 +9,9 @@ import typing
 
 import torch
 from huggingface_hub import PyTorchModelHubMixin, constants, hf_hub_download
-from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError,
+                                    RevisionNotFoundError)
+from torch.overrides import TorchFunctionMode
 
 from .errors import ModelLoadError
 
@@ -22,23 +24,72 @@ HUB_METADATA = dict(
 )
 
 
+OFFLINE_HELP = ("to work offline, download the model once with network access (it is then served from the Hugging Face "
+                "cache, also with HF_HUB_OFFLINE=1), or pass a local folder saved with save_pretrained (colorize and the "
+                "CLI also take the shipped models by name: default, paper)")
+
+
+def _hub_unreachable(model_id: str, filename: str, download: dict) -> Exception | None:
+    """One quick request (no retries) for ``filename``'s metadata: the error when the Hub gave no answer, else None.
+
+    ``hf_hub_download`` retries a failed connection with back-off for about 23 s before it
+    says anything (minutes when requests time out); this tells at once that nobody answers.
+    An answer of any kind (404, 401, ...) is left to the download to report.
+    """
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    try:
+        get_hf_file_metadata(hf_hub_url(model_id, filename, revision=download.get("revision")), token=download.get("token"),
+                             timeout=constants.HF_HUB_ETAG_TIMEOUT)
+    except HfHubHTTPError:
+        return None  # the Hub answered
+    except (ValueError, TypeError):
+        return None  # a malformed id: the download raises its own error
+    except Exception as error:  # connection refused, DNS, timeout, proxy: no answer
+        return error
+    return None
+
+
+def _unreachable_error(model_id: str, filename: str, reason: object) -> ModelLoadError:
+    return ModelLoadError(f"{model_id}: the Hugging Face Hub could not be reached ({reason}) and {filename} is not in the local "
+                          f"cache; {OFFLINE_HELP}")
+
+
 def resolve_file(model_id: str, filename: str, why: str = "", **download) -> str:
-    """The local path of ``filename`` in a folder or a Hub repository (downloaded to the cache)."""
+    """The local path of ``filename`` in a folder or a Hub repository (downloaded to the cache).
+
+    When the Hub cannot be reached (offline, HF_HUB_OFFLINE=1, no route, connection refused)
+    a cached copy is used; without one the error says so, and how to work offline, at
+    once rather than after the client's retries.
+    """
     if os.path.isdir(model_id):
         path = os.path.join(model_id, filename)
         if not os.path.isfile(path):
             raise ModelLoadError(f"{model_id}: no {filename}{why}")
         return path
+    options = dict(repo_id=model_id, filename=filename, revision=download.get("revision"), cache_dir=download.get("cache_dir"),
+                   force_download=download.get("force_download", False), token=download.get("token"))
+    local_only = download.get("local_files_only", False)
+    if not local_only and not constants.is_offline_mode():
+        no_answer = _hub_unreachable(model_id, filename, download)
+        if no_answer is not None:
+            try:
+                return hf_hub_download(**{**options, "force_download": False}, local_files_only=True)
+            except (OSError, ValueError):  # LocalEntryNotFoundError among them
+                raise _unreachable_error(model_id, filename, f"{type(no_answer).__name__}: {no_answer}") from None
     try:
-        return hf_hub_download(repo_id=model_id, filename=filename, revision=download.get("revision"),
-                               cache_dir=download.get("cache_dir"), force_download=download.get("force_download", False),
-                               token=download.get("token"), local_files_only=download.get("local_files_only", False))
+        return hf_hub_download(**options, local_files_only=local_only)
+    except LocalEntryNotFoundError:
+        # A subclass of EntryNotFoundError: it must be caught first (it is no "missing file" answer of the Hub).
+        reason = "HF_HUB_OFFLINE=1 is set" if constants.is_offline_mode() else "local_files_only=True" if local_only else "no answer"
+        raise _unreachable_error(model_id, filename, reason) from None
     except EntryNotFoundError:
         raise ModelLoadError(f"{model_id}: no {filename} in the repository{why}") from None
-    except LocalEntryNotFoundError:
-        raise ModelLoadError(f"{model_id}: {filename} is not in the local cache and the Hub could not be reached "
-                             f"(offline, or HF_HUB_OFFLINE=1); download it once with network access, or pass a local "
-                             f"folder saved with save_pretrained") from None
+    except RevisionNotFoundError:
+        raise ModelLoadError(f"{model_id}: no revision {download.get('revision')!r} in the repository") from None
+    except RepositoryNotFoundError:
+        raise ModelLoadError(f"{model_id}: no such folder, and no such model repository on the Hub (or it is private or "
+                             f"gated: log in with `hf auth login`)") from None
 
 
 def read_config(model_id: str, **download) -> dict:
@@ -71,6 +122,69 @@ def check_options(cls: type, options: dict, where: str) -> None:
         low, high = getattr(cls, "BOUNDS", {}).get(key, (-math.inf, math.inf))
         if not low <= value <= high:
             raise ModelLoadError(f"{where}: config key {key!r} = {value!r} is outside the supported range [{low}, {high}]")
+
+
+# safetensors dtype names of floating-point tensors.
+FLOAT_DTYPES = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"}
+
+
+def read_safetensors_header(path: str) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """{name: (dtype, shape)} of a safetensors file, from its header alone: no tensor data is read."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, framework="pt") as handle:
+            header = {}
+            for name in handle.keys():
+                part = handle.get_slice(name)
+                header[name] = (part.get_dtype(), tuple(part.get_shape()))
+            return header
+    except Exception as error:  # safetensors raises its own error types for corrupt files
+        raise ModelLoadError(f"{path}: not a readable safetensors file ({error})") from None
+
+
+class _ParametersOnMeta(TorchFunctionMode):
+    """Inside it ``torch.empty`` makes meta tensors: the parameters of the modules built in it
+    have shapes but no memory, while the small computed buffers (bin centres, ...) are real."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.empty:
+            kwargs = {**kwargs, "device": "meta"}
+        return func(*args, **kwargs)
+
+
+def expected_state(cls: type, options: dict, where: str) -> dict[str, tuple[int, ...]]:
+    """{name: shape} of the state dict ``cls(**options)`` would have, found without allocating its weights."""
+    try:
+        with _ParametersOnMeta():
+            model = cls(**options)
+    except (ValueError, TypeError) as error:
+        raise ModelLoadError(f"{where}: {error}") from None
+    return {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+
+
+def check_weights_header(path: str, cls: type, options: dict) -> None:
+    """Refuse a weights file whose header does not match the model ``options`` build, or holds non-float weights.
+
+    Runs before the weights are read and before the model is built, so a config that asks
+    for a huge network beside small weights fails at once, without allocating it.
+    """
+    header = read_safetensors_header(path)
+    for name, (dtype, _) in header.items():
+        if dtype not in FLOAT_DTYPES and not name.endswith("num_batches_tracked"):
+            raise ModelLoadError(f"{path}: weight {name!r} is {dtype}, not floating point")
+    expected = expected_state(cls, options, path)
+    missing = sorted(set(expected) - set(header))
+    unexpected = sorted(set(header) - set(expected))
+    wrong = [f"{name} {list(header[name][1])} (config.json needs {list(shape)})" for name, shape in expected.items()
+             if name in header and header[name][1] != shape]
+    if missing or unexpected or wrong:
+        parts = [f"{len(missing)} missing (e.g. {missing[:3]})" if missing else "",
+                 f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})" if unexpected else "",
+                 f"{len(wrong)} of another shape (e.g. {', '.join(wrong[:3])})" if wrong else ""]
+        raise ModelLoadError(f"{path}: weights do not match config.json ({options}): "
+                             f"{'; '.join(p for p in parts if p)}")
 
 
 def load_safetensors(path: str, map_location: str = "cpu") -> dict[str, torch.Tensor]:
@@ -116,6 +230,9 @@ class SafetensorsHubMixin(PyTorchModelHubMixin):
         options = cls.options_from_config({**read_config(model_id, **download), **overrides}, f"{model_id}/config.json")
         weights = resolve_file(model_id, constants.SAFETENSORS_SINGLE_FILE,
                                "; colorgan-hf loads safetensors weights only, never pickles", **download)
+        # The header's names, shapes and dtypes against the model the config builds, before
+        # reading any weight or building anything large.
+        check_weights_header(weights, cls, options)
         state = load_safetensors(weights, map_location)
         model = cls(**options)
         try:

@@ -326,15 +326,109 @@ def save_loss_plot(history: list[dict], path: Path, smooth: int = 10) -> None:
 
 
 def list_checkpoints(output_dir: Path) -> list[Path]:
-    """Complete checkpoints, oldest first (a ``.tmp`` folder is a save that never finished)."""
+    """The ``checkpoint-N`` folders, oldest first (a ``.tmp`` folder is a save that never finished).
+
+    A save is renamed to its final name only once complete; :func:`checkpoint_problem` tells
+    whether one was damaged since, and :func:`latest_checkpoint` finds the newest whole one.
+    """
     found = [p for p in Path(output_dir).glob(f"{CHECKPOINT_PREFIX}*") if re.fullmatch(rf"{CHECKPOINT_PREFIX}\d+", p.name) and p.is_dir()]
     return sorted(found, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
 
 
-def save_checkpoint(accelerator, output_dir: Path, step: int, limit: int | None, history: list[dict]) -> Path:
-    """save_state into a temporary folder, then rename: `latest` is never half-written.
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
-    The logged history goes with the state, so a resumed run's curves start at step 0.
+
+def _fsync_tree(folder: Path) -> dict[str, int]:
+    """Flush every file under ``folder`` (and the folders) to disk; returns {relative path: size in bytes}."""
+    sizes = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+            sizes[path.relative_to(folder).as_posix()] = path.stat().st_size
+    for path in [*(p for p in folder.rglob("*") if p.is_dir()), folder]:
+        _fsync_dir(path)
+    return sizes
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why the checkpoint folder ``path`` cannot be resumed from, or None when it is whole.
+
+    A checkpoint saved by :func:`save_checkpoint` holds :data:`COMPLETE_MARKER`, written
+    last, listing each file's size: every file must be there at that size. One saved before
+    the marker existed is accepted when its files load. In both cases the safetensors
+    headers, the ``torch.save`` archives (their CRCs, nothing is unpickled) and the history
+    must be readable.
+    """
+    import zipfile
+
+    from safetensors import safe_open
+
+    if not path.is_dir():
+        return "not a folder"
+    marker = path / COMPLETE_MARKER
+    if marker.is_file():
+        try:
+            recorded = json.loads(marker.read_text())["files"]
+            recorded = {str(name): int(size) for name, size in recorded.items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            return f"its {COMPLETE_MARKER} is unreadable ({error})"
+        for name, size in recorded.items():
+            file = path / name
+            if not file.is_file():
+                return f"{name} is missing"
+            if file.stat().st_size != size:
+                return f"{name} is {file.stat().st_size} bytes, {size} when saved (truncated or changed)"
+    elif not any(path.glob("model*.safetensors")):
+        return f"no {COMPLETE_MARKER} and no model weights in it (an unfinished or emptied save)"
+    for file in sorted(path.glob("*.safetensors")):
+        try:
+            with safe_open(str(file), framework="pt"):
+                pass
+        except Exception as error:  # safetensors raises its own error types
+            return f"{file.name} is not readable ({error})"
+    for file in sorted([*path.glob("*.bin"), *path.glob("*.pkl")]):
+        try:
+            with zipfile.ZipFile(file) as archive:
+                bad = archive.testzip()
+        except (OSError, zipfile.BadZipFile, EOFError, ValueError) as error:
+            return f"{file.name} is not readable ({error})"
+        if bad is not None:
+            return f"{file.name} is damaged (bad CRC of {bad})"
+    if (path / HISTORY_FILE).exists():
+        try:
+            json.loads((path / HISTORY_FILE).read_text())
+        except (OSError, ValueError) as error:
+            return f"{HISTORY_FILE} is not readable ({error})"
+    return None
+
+
+def latest_checkpoint(output_dir: Path) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """The newest checkpoint that :func:`checkpoint_problem` finds whole, and the newer ones skipped (with why).
+
+    Each skipped one gets a warning naming it.
+    """
+    skipped = []
+    for path in reversed(list_checkpoints(output_dir)):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return path, skipped
+        logger.warning(f"skipping {path}: {problem}")
+        skipped.append((path, problem))
+    return None, skipped
+
+
+def save_checkpoint(accelerator, output_dir: Path, step: int, limit: int | None, history: list[dict]) -> Path:
+    """save_state into a temporary folder, flush it to disk, mark it complete, then rename: `latest` is never half-written.
+
+    The logged history goes with the state, so a resumed run's curves start at step 0. The
+    marker (:data:`COMPLETE_MARKER`, with every file's size) is written after everything
+    else is on disk, and is what :func:`checkpoint_problem` checks on resume.
     """
     final = output_dir / f"{CHECKPOINT_PREFIX}{step}"
     tmp = output_dir / f"{CHECKPOINT_PREFIX}{step}.tmp"
@@ -345,8 +439,12 @@ def save_checkpoint(accelerator, output_dir: Path, step: int, limit: int | None,
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         write_atomic(tmp / HISTORY_FILE, json.dumps(history))
+        sizes = _fsync_tree(tmp)
+        write_atomic(tmp / COMPLETE_MARKER, json.dumps({"step": step, "files": sizes}, indent=1))
+        _fsync_dir(tmp)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
+        _fsync_dir(output_dir)
         if limit:
             for old in list_checkpoints(output_dir)[:-limit]:
                 shutil.rmtree(old, ignore_errors=True)
@@ -411,7 +509,9 @@ def claim_output_dir(output_dir: Path, args: argparse.Namespace, accelerator) ->
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         handle.close()
-        raise ColorGANError(f"{output_dir}: another training run is using this folder") from None
+        raise ColorGANError(f"{output_dir}: another training run is using this folder (it holds {output_dir / '.lock'}); "
+                            f"wait for it to end, or choose another --output_dir") from None
+    _recover_interrupted_saves(output_dir)
     used = list_checkpoints(output_dir) or (output_dir / "generator").is_dir()
     if used and not args.resume_from_checkpoint:
         if not args.overwrite_output_dir:
@@ -430,25 +530,48 @@ def claim_output_dir(output_dir: Path, args: argparse.Namespace, accelerator) ->
 
 
 def resume_state(accelerator, args: argparse.Namespace, output_dir: Path) -> tuple[int, list[dict]]:
-    """Load the checkpoint ``--resume_from_checkpoint`` names (``latest``: the newest); returns (step, history)."""
+    """Load the checkpoint ``--resume_from_checkpoint`` names (``latest``: the newest whole one); returns (step, history).
+
+    ``latest`` skips damaged checkpoints (a warning names each, and they are renamed
+    ``checkpoint-N.damaged`` so that they neither count against ``--checkpoints_total_limit``
+    nor come up again) and falls back to the newest whole one. It starts from step 0 only in
+    a folder with no checkpoint at all and no finished ``generator/``.
+    """
     if not args.resume_from_checkpoint:
         return 0, []
     if args.resume_from_checkpoint == "latest":
-        found = list_checkpoints(output_dir)
-        if not found:
+        path, skipped = latest_checkpoint(output_dir)
+        if path is None:
+            if skipped:
+                raise ColorGANError(f"{output_dir}: no checkpoint can be resumed from: "
+                                    + "; ".join(f"{p.name}: {why}" for p, why in skipped)
+                                    + " (start over with --overwrite_output_dir)")
             if (output_dir / "generator").is_dir():
                 raise ColorGANError(f"{output_dir}: no checkpoint to resume from, but a finished generator/ is there: "
                                     f"refusing to start over on top of it (use --overwrite_output_dir to do that)")
             logger.warning(f"no checkpoint in {output_dir}: starting a new run from step 0")
             return 0, []
-        path = found[-1]
+        if skipped:
+            logger.warning(f"resuming from {path.name} instead of the damaged {', '.join(p.name for p, _ in skipped)}")
     else:
         path = Path(args.resume_from_checkpoint)
         if not path.is_dir():
             raise ColorGANError(f"{path}: no such checkpoint folder")
+        problem = checkpoint_problem(path)
+        if problem is not None:
+            raise ColorGANError(f"{path}: cannot resume from this checkpoint: {problem} "
+                                f"(--resume_from_checkpoint latest falls back to the newest whole one)")
+        skipped = []
     accelerator.load_state(str(path))
     history = json.loads((path / HISTORY_FILE).read_text()) if (path / HISTORY_FILE).is_file() else []
     step = int(path.name[len(CHECKPOINT_PREFIX):])
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        for bad, _ in skipped:
+            aside = bad.with_name(f"{bad.name}.damaged")
+            shutil.rmtree(aside, ignore_errors=True)
+            os.replace(bad, aside)
+            logger.warning(f"moved the damaged {bad.name} aside to {aside}")
     logger.info(f"resumed from {path} at step {step}")
     return step, history
 
@@ -502,29 +625,64 @@ class RunLog:
 
 
 def finish_run(accelerator, generator, discriminator, args: argparse.Namespace, history: list[dict], output_dir: Path) -> None:
-    """Save the generator (and the discriminator, when it was trained), the history, the loss plot; push if asked."""
+    """Save the generator (and the discriminator, when it was trained), the history, the loss plot; push if asked.
+
+    Each model is written whole or not at all (:func:`save_pretrained_atomic`); a failed
+    save (a full disk) is a :class:`ColorGANError` that says how to finish from the final
+    checkpoint, which the loop has written before.
+    """
     if not accelerator.is_main_process:
         return
     gen = accelerator.unwrap_model(generator).eval()
-    save_pretrained_atomic(gen, output_dir / "generator")
-    if args.adv_weight:
-        save_pretrained_atomic(accelerator.unwrap_model(discriminator), output_dir / "discriminator")
-    write_atomic(output_dir / HISTORY_FILE, json.dumps(history, indent=1))
-    if history:
-        save_loss_plot(history, output_dir / "loss_curves.png")
+    try:
+        save_pretrained_atomic(gen, output_dir / "generator")
+        if args.adv_weight:
+            save_pretrained_atomic(accelerator.unwrap_model(discriminator), output_dir / "discriminator")
+        write_atomic(output_dir / HISTORY_FILE, json.dumps(history, indent=1))
+        if history:
+            save_loss_plot(history, output_dir / "loss_curves.png")
+    except OSError as error:
+        raise ColorGANError(f"{output_dir}: could not save the run's final outputs ({error}); the final checkpoint is complete: "
+                            f"free some space and run the same command with --resume_from_checkpoint latest to save them") from None
     logger.info(f"saved the generator to {output_dir / 'generator'}")
     if args.push_to_hub:
         gen.push_to_hub(args.hub_model_id)
 
 
 def save_pretrained_atomic(model, folder: Path) -> None:
-    """``save_pretrained`` into a temporary folder beside ``folder``, then swap it in."""
+    """``save_pretrained`` into a temporary folder beside ``folder``, flush it to disk, then swap it in.
+
+    If the save fails (a full disk, an interrupt) the temporary folder is removed and
+    ``folder`` is left as it was: never half-written.
+    """
     tmp = folder.with_name(f".{folder.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
     old = folder.with_name(f".{folder.name}.old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        model.save_pretrained(tmp)
+        _fsync_tree(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     shutil.rmtree(old, ignore_errors=True)
     if folder.exists():
         os.replace(folder, old)
     os.replace(tmp, folder)
+    _fsync_dir(folder.parent)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _recover_interrupted_saves(output_dir: Path) -> None:
+    """Clear what an interrupted save left behind: ``checkpoint-N.tmp`` folders, and a model folder
+    caught between the two renames of :func:`save_pretrained_atomic` (its previous version is put back)."""
+    for tmp in output_dir.glob(f"{CHECKPOINT_PREFIX}*.tmp"):
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+            logger.warning(f"removed {tmp}, a checkpoint save that never finished")
+    for name in ("generator", "discriminator"):
+        folder, tmp, old = output_dir / name, output_dir / f".{name}.tmp", output_dir / f".{name}.old"
+        if old.is_dir() and not folder.exists():
+            os.replace(old, folder)
+            logger.warning(f"{folder}: put back the previous version (a save was interrupted)")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)

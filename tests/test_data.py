@@ -82,3 +82,42 @@ def test_transforms_crop_flip_and_keep_pairs_aligned(photo_folder):
     evaluation = PairTransform(64, train=False)
     first, second = evaluation(rows), evaluation(rows)
     assert all(torch.equal(a, b) for a, b in zip(first["rgb"], second["rgb"])), "evaluation is deterministic"
+
+
+def test_a_corrupt_row_is_skipped_counted_and_named(train_pair_dir, tmp_path, caplog):
+    import datasets
+
+    from damaged import corrupt_one_row
+
+    pairs = datasets.load_from_disk(str(corrupt_one_row(train_pair_dir, tmp_path / "pairs", row=1, splits=("train",))))
+    rows = with_row_index(pairs["train"])
+    transform = PairTransform(32, train=True)
+    with caplog.at_level("WARNING"):
+        out = transform(rows[:3])
+        again = transform(rows[:3])  # the next epoch meets it again: counted once, warned once
+    assert len(out["rgb"]) == len(out["gray"]) == len(out["source"]) == 2 and out["row"] == [0, 2]
+    assert set(transform.skipped) == {1}
+    assert caplog.text.count("pair set row 1 (source ") == 1 and "unreadable image, skipped" in caplog.text
+    assert all(torch.equal(a, b) for a, b in zip(out["rgb"], again["rgb"]))
+    with pytest.raises(ColorGANError, match=r"every row of a batch of the pair set is unreadable \(rows \[1\]\)"):
+        transform(rows[1:2])
+
+    # Through a DataLoader as training uses it (datasets' __getitems__, then the collate): a batch one row short.
+    from colorgan_hf.training import make_loaders
+
+    loader, _, _ = make_loaders(pairs, 32, batch_size=3, seed=0)
+    sizes = [len(batch["rgb"]) for batch in loader]
+    assert sum(sizes) == len(pairs["train"]) - 1 and sorted(sizes)[0] == 2
+
+
+def test_rows_keep_their_pixels_when_decoded_by_the_transform(train_pair_dir):
+    import datasets
+
+    pairs = datasets.load_from_disk(str(train_pair_dir))
+    decoded_by_datasets = pairs["train"].add_column("row", list(range(len(pairs["train"]))))[:4]
+    ours = with_row_index(pairs["train"])[:4]
+    assert isinstance(ours["color"][0], dict), "the transform decodes, so that it can catch a corrupt row"
+    for train in (True, False):
+        a = PairTransform(32, train=train, seed=3)(decoded_by_datasets)
+        b = PairTransform(32, train=train, seed=3)(ours)
+        assert all(torch.equal(x, y) for x, y in zip(a["rgb"] + a["gray"], b["rgb"] + b["gray"]))

@@ -1,6 +1,7 @@
 import json
 import shutil
 
+import pytest
 import yaml
 
 from colorgan_hf.cli import main
@@ -136,3 +137,77 @@ def test_evaluate_saturation_scales_the_predicted_chroma_only(tmp_path, photo_pa
 
     assert main(["-q", "evaluate", "--data", str(photos), "--saturation", "-1"]) == 1
     assert "--saturation must be >= 0" in caplog.text
+
+
+# ------------------------------------------------------------- one bad photo is that photo's error (issue 16, item 9)
+
+
+def test_a_bad_photo_is_its_own_error_and_tiny_photos_are_scored(tmp_path, photo_paths, capsys, caplog):
+    import math
+
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(photo_paths[0], photos / "a.jpg")
+    (photos / "b_empty.jpg").write_bytes(b"")
+    (photos / "c_garbage.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    source = Image.open(photo_paths[1]).convert("RGB")
+    for w, h in [(1, 1), (4, 4), (5, 7), (10, 3)]:  # under the 11x11 SSIM window: its padding used to abort the run
+        source.resize((w, h)).save(photos / f"tiny_{w}x{h}.png")
+    assert main(["-q", "evaluate", "--data", str(photos), "--size", "64", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["images"] == 5
+    assert set(result["failed"]) == {"b_empty.jpg", "c_garbage.png"}
+    assert "empty file (0 bytes)" in result["failed"]["b_empty.jpg"]
+    assert "b_empty.jpg: skipped" in caplog.text and "c_garbage.png: skipped" in caplog.text
+    for row in result["rows"].values():
+        assert all(math.isfinite(row[key]) for key in ("psnr", "ssim", "ciede2000")), row
+
+    table = format_table(result)
+    assert table.splitlines()[-3] == "2 photo(s) could not be scored and are not in the table:"
+    assert "b_empty.jpg: " in table
+
+
+def test_a_tiny_photo_keeps_its_per_pixel_scores(tmp_path, photo_paths):
+    import math
+
+    import numpy as np
+    from PIL import Image
+
+    from colorgan_hf.evaluation import evaluate_models, gray_baseline, score_size
+    from colorgan_hf.images import load_image
+    from colorgan_hf.metrics.modules import to_array
+
+    assert score_size(np.zeros((3, 5, 3), dtype=np.uint8)).shape == (12, 20, 3), "the smallest whole factor that fits 11x11"
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.open(photo_paths[0]).convert("RGB").resize((8, 6)).save(photos / "tiny.png")
+    result = evaluate_models([], str(photos), size=64, progress=False)
+    # Scored at 2x nearest neighbour: PSNR, a per-pixel mean, is that of the photo as it is.
+    reference = load_image(photos / "tiny.png").rgb
+    truth, baseline = to_array(reference).astype(float), to_array(gray_baseline(reference)).astype(float)
+    assert result["rows"]["gray"]["psnr"] == pytest.approx(10 * math.log10(255**2 / ((truth - baseline) ** 2).mean()), abs=1e-3)
+
+
+def test_a_corrupt_row_of_a_pair_set_is_its_own_error(train_pair_dir, tmp_path, capsys):
+    from damaged import corrupt_one_row
+
+    pairs = corrupt_one_row(train_pair_dir, tmp_path / "pairs", row=1, splits=("test",))
+    assert main(["-q", "evaluate", "--data", str(pairs), "--size", "64", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert list(result["failed"]) == [f"{pairs}[1]"] and result["images"] == 2
+
+
+def test_a_limit_below_one_is_refused(tmp_path, photo_paths, caplog):
+    from colorgan_hf.errors import ColorGANError
+    from colorgan_hf.evaluation import evaluate_models
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(photo_paths[0], photos / "a.jpg")
+    for limit in (-1, 0):
+        with pytest.raises(ColorGANError, match=f"--limit must be a whole number of photos, at least 1; got {limit}"):
+            evaluate_models([None], str(photos), limit=limit, progress=False)
+    assert main(["-q", "evaluate", "--data", str(photos), "--limit", "-1"]) == 1
+    assert "--limit must be" in caplog.text

@@ -147,3 +147,131 @@ def test_bad_configs_are_refused_before_weights_are_read(tmp_path, change, messa
     (tmp_path / "model.safetensors").write_bytes(b"not read: the config fails first")
     with pytest.raises(ModelLoadError, match=message):
         ColorGenerator.from_pretrained(tmp_path)
+
+
+# ---------------------------------------------------------------- a config alone must not exhaust memory (issue 16, item 2)
+
+ATTACK_SCRIPT = r"""
+import json, resource, shutil, sys, time
+from pathlib import Path
+from colorgan_hf import ColorGenerator
+from colorgan_hf.registry import WEIGHTS_DIR
+
+root, cases = Path(sys.argv[1]), json.loads(sys.argv[2])
+results = {}
+for name, (shipped, config) in cases.items():
+    folder = root / name
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    shutil.copy(WEIGHTS_DIR / shipped / "model.safetensors", folder / "model.safetensors")  # the genuine weights
+    start = time.perf_counter()
+    try:
+        ColorGenerator.from_pretrained(folder)
+        outcome = "loaded"
+    except Exception as error:
+        outcome = f"{type(error).__name__}: {error}"
+    results[name] = {"outcome": outcome, "seconds": time.perf_counter() - start}
+results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps(results))
+"""
+
+# Each attack of the issue: (shipped weights beside it, config.json, what the error says).
+CONFIG_ATTACKS = {
+    "unet_base_channels_20000": ("default", {"architecture": "unet", "base_channels": 20000, "depth": 4}, "outside the supported range"),
+    "unet_depth_3000": ("default", {"architecture": "unet", "base_channels": 32, "depth": 3000}, "outside the supported range"),
+    "unet_base_channels_1e5": ("default", {"architecture": "unet", "base_channels": 1e5, "depth": 4}, "must be int"),
+    "paper_image_size_2000": ("paper", {"architecture": "paper", "base_channels": 32, "image_size": 2000}, "outside the supported range"),
+    # Inside every bound, yet a 619 M-parameter (2.5 GB) network: refused from the weights' header, before it is built.
+    "in_bounds_unet_256x7": ("default", {"architecture": "unet", "base_channels": 256, "depth": 7}, "weights do not match config.json"),
+    "in_bounds_paper_256": ("paper", {"architecture": "paper", "base_channels": 256, "image_size": 120}, "weights do not match config.json"),
+}
+
+
+@pytest.fixture(scope="module")
+def config_attacks(tmp_path_factory):
+    """All the attacks in one fresh process: its peak memory covers every one of them."""
+    import subprocess
+    import sys
+
+    cases = {name: (shipped, config) for name, (shipped, config, _) in CONFIG_ATTACKS.items()}
+    proc = subprocess.run([sys.executable, "-c", ATTACK_SCRIPT, str(tmp_path_factory.mktemp("attacks")), json.dumps(cases)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("name", sorted(CONFIG_ATTACKS))
+def test_a_config_alone_cannot_exhaust_memory(config_attacks, name):
+    outcome = config_attacks[name]["outcome"]
+    assert outcome.startswith("ModelLoadError: ") and CONFIG_ATTACKS[name][2] in outcome, outcome
+    assert config_attacks[name]["seconds"] < 10, "refused before anything large is built"
+
+
+def test_config_attacks_stay_small(config_attacks):
+    # A fresh process with torch imported is about 0.3 GB; building the in-bounds 256x7 U-Net alone would take 2.5 GB.
+    assert config_attacks["peak_rss_mb"] < 1000, config_attacks
+
+
+def test_weight_shapes_are_checked_from_the_header_before_anything_is_built(tmp_path, monkeypatch):
+    from colorgan_hf import ModelLoadError
+    from colorgan_hf import hub
+
+    ColorGenerator(architecture="unet", base_channels=8, depth=3).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config.update(base_channels=16, depth=4)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    read = []
+    monkeypatch.setattr(hub, "load_safetensors", lambda *a, **k: read.append(a) or {})
+    with pytest.raises(ModelLoadError, match=r"weights do not match config.json .*missing.*of another shape"):
+        ColorGenerator.from_pretrained(tmp_path)
+    assert not read, "no weight was read"
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "-inf"])
+def test_non_finite_weights_are_refused(tmp_path, bad):
+    from safetensors.torch import load_file, save_file
+
+    from colorgan_hf import ModelLoadError
+
+    ColorGenerator(architecture="unet", base_channels=8, depth=3).save_pretrained(tmp_path)
+    state = load_file(tmp_path / "model.safetensors")
+    name = sorted(k for k, v in state.items() if v.is_floating_point())[-1]
+    state[name].view(-1)[0] = float(bad)
+    save_file(state, tmp_path / "model.safetensors")
+    with pytest.raises(ModelLoadError, match=rf"weight '{name}' holds NaN or infinite values"):
+        ColorGenerator.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.uint8, torch.bool])
+def test_weights_that_are_not_floating_point_are_refused(tmp_path, dtype):
+    from safetensors.torch import load_file, save_file
+
+    from colorgan_hf import ModelLoadError
+
+    ColorGenerator(architecture="unet", base_channels=8, depth=3).save_pretrained(tmp_path)
+    state = load_file(tmp_path / "model.safetensors")
+    name = "net.head.0.weight"
+    state[name] = torch.ones_like(state[name], dtype=dtype)
+    save_file(state, tmp_path / "model.safetensors")
+    with pytest.raises(ModelLoadError, match=rf"weight '{name}' is .*, not floating point"):
+        ColorGenerator.from_pretrained(tmp_path)
+
+
+def test_truncated_weights_are_a_clear_error(tmp_path):
+    from colorgan_hf import ModelLoadError
+
+    ColorGenerator(architecture="unet", base_channels=8, depth=3).save_pretrained(tmp_path)
+    data = (tmp_path / "model.safetensors").read_bytes()
+    (tmp_path / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelLoadError, match="not a readable safetensors file"):
+        ColorGenerator.from_pretrained(tmp_path)
+
+
+def test_every_config_field_is_bounded():
+    import typing
+
+    from colorgan_hf.models import DISCRIMINATORS, GENERATORS
+
+    for net in [*GENERATORS.values(), *DISCRIMINATORS.values()]:
+        fields = set(typing.get_type_hints(net.__init__)) - {"return"}
+        assert fields == set(net.BOUNDS), f"{net.__name__}: every config field has a range"

@@ -96,13 +96,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             setattr(args, key, value)
     if (args.dataset_dir is None) == (args.train_data_dir is None):
         parser.error("give exactly one of --dataset_dir and --train_data_dir")
+    # Counts: zero or negative ones divided by zero, trained nothing, or deleted every checkpoint.
     for flag in ("num_epochs", "max_train_steps", "checkpointing_steps", "validation_steps", "logging_steps", "train_batch_size",
-                 "resolution", "rebalance_batches", "checkpoints_total_limit"):
+                 "resolution", "rebalance_batches", "checkpoints_total_limit", "max_train_samples", "max_eval_samples",
+                 "gen_base_channels", "disc_base_channels"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             parser.error(f"--{flag} must be at least 1, got {value}")
-    if args.lr_warmup_steps < 0 or args.learning_rate <= 0:
-        parser.error("--lr_warmup_steps must be >= 0 and --learning_rate > 0")
+    for flag in ("lr_warmup_steps", "dataloader_num_workers", "seed"):
+        if getattr(args, flag) < 0:
+            parser.error(f"--{flag} must be >= 0, got {getattr(args, flag)}")
+    # Reals: NaN fails every comparison, so each value must be shown inside its range, not merely not outside it.
+    ranges = {"learning_rate": ("(", 0.0, math.inf, ")"), "adam_beta1": ("[", 0.0, 1.0, ")"), "adam_beta2": ("[", 0.0, 1.0, ")"),
+              "pixel_weight": ("[", 0.0, math.inf, ")"), "class_weight": ("[", 0.0, math.inf, ")"),
+              "adv_weight": ("[", 0.0, math.inf, ")"), "label_noise": ("[", 0.0, 0.5, ")"),
+              "rebalance_lambda": ("[", 0.0, 1.0, "]"), "balance_sources": ("[", 0.0, math.inf, ")")}
+    for flag, (left, low, high, right) in ranges.items():
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        inside = (value >= low if left == "[" else value > low) and (value <= high if right == "]" else value < high)
+        if not (inside and math.isfinite(value)):
+            parser.error(f"--{flag} must be in {left}{low:g}, {high:g}{right}, got {value}")
     if args.push_to_hub and not args.hub_model_id:
         parser.error("--push_to_hub needs --hub_model_id")
     return args
