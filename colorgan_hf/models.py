@@ -408,7 +408,7 @@ class UNetBinsGenerator(UNetGenerator):
     """
 
     LEGACY_KEYS = ()
-    BOUNDS = {"base_channels": (1, 256), "depth": (2, 7), "bin_size": (5, 40), "vividness": (0.0, 1.0)}
+    BOUNDS = {"base_channels": (1, 256), "depth": (2, 7), "bin_size": (8, 40), "vividness": (0.0, 1.0)}
     head_level = 1
 
     def __init__(self, base_channels: int = 32, depth: int = 4, bin_size: int = 10, vividness: float = 0.5) -> None:

@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from .color import normalize_ab, rgb_to_lab
-from .data import PairTransform, build_pair_dataset, with_row_index
+from .data import PairTransform, build_pair_dataset, undecoded, with_row_index
 from .errors import ColorGANError
 from .files import atomic_path, write_atomic
 from .images import save_image_atomic, to_pil
@@ -154,7 +154,7 @@ def make_loaders(pairs, resolution: int, batch_size: int, seed: int = 0, balance
     proportion to its count to that power), test loader (central crops), and the training transform."""
     train_transform = PairTransform(resolution, train=True, seed=seed)
     train_set = with_row_index(pairs["train"]).with_transform(train_transform)
-    test_set = pairs["test"].with_transform(PairTransform(resolution, train=False))
+    test_set = undecoded(pairs["test"]).with_transform(PairTransform(resolution, train=False))
     sampler = None
     if balance_sources is not None:
         sources = pairs["train"]["source"]
