@@ -7,71 +7,189 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
+import signal
 import sys
+import time
+import warnings
 from pathlib import Path
 
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
+from . import __version__
 from .errors import ColorGANError
-from .images import find_images, save_image_atomic
-from .pipeline import DEFAULT_SIZE
+from .images import IMAGE_EXTENSIONS, WRITABLE_FORMATS, find_images, read_metadata, save_image_atomic
+from .pipeline import DEFAULT_SIZE, MAX_SIZE
 
 logger = logging.getLogger("colorgan")
 OUTPUT_SUFFIX = "_color"
 # Extensions written as they came; anything else (GIF, BMP, ...) is written as PNG.
 KEEP_FORMATS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"}
+# A temporary file of an interrupted write (files.atomic_path: ".NAME.RANDOM.tmp") older than
+# this is a leftover (a kill -9, a power cut): a later run into the same folder removes it.
+STALE_TMP_S = 600
 
 
-def _collect_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
-    """(file, path relative to what the user named) for each input; folders are recursed."""
+def _collect_inputs(inputs: list[str], out_dir: Path) -> list[tuple[Path, Path]]:
+    """(file, path relative to what the user named) for each input; folders are recursed,
+    and the output folder (when it lies inside one) is never read as input."""
+    out_real = out_dir.resolve()
     found: list[tuple[Path, Path]] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
             for file in find_images(path):
+                if file.resolve().is_relative_to(out_real):
+                    continue
                 found.append((file, file.relative_to(path)))
         else:
             found.append((path, Path(path.name)))
     return found
 
 
-def _output_path(relative: Path, out_dir: Path, fmt: str | None) -> Path:
-    suffix = f".{fmt.lower().lstrip('.')}" if fmt else (relative.suffix.lower() if relative.suffix.lower() in KEEP_FORMATS else ".png")
-    return out_dir / relative.parent / f"{relative.stem}{OUTPUT_SUFFIX}{suffix}"
+def _output_suffix(relative: Path, fmt: str | None) -> str:
+    if fmt:
+        return f".{fmt}"
+    return relative.suffix.lower() if relative.suffix.lower() in KEEP_FORMATS else ".png"
+
+
+def _output_paths(jobs: list[tuple[Path, Path]], out_dir: Path, fmt: str | None) -> list[Path]:
+    """One output per input, never shared: NAME_color.EXT, or, where several inputs would get
+    the same name (a.jpg a.JPG a.png a.gif a.bmp), NAME_EXT_color.EXT (and a number if still
+    needed). Names are compared without case, as on a case-insensitive disk."""
+    plain = [out_dir / relative.parent / f"{relative.stem}{OUTPUT_SUFFIX}{_output_suffix(relative, fmt)}" for _, relative in jobs]
+    counts: dict[str, int] = {}
+    for path in plain:
+        counts[str(path).lower()] = counts.get(str(path).lower(), 0) + 1
+    taken = {str(path).lower() for path in plain if counts[str(path).lower()] == 1}
+    targets = []
+    for (_, relative), path in zip(jobs, plain):
+        if counts[str(path).lower()] == 1:
+            targets.append(path)
+            continue
+        base = f"{relative.stem}_{relative.suffix.lstrip('.') or 'noext'}"
+        candidate, n = path.with_name(f"{base}{OUTPUT_SUFFIX}{path.suffix}"), 1
+        while str(candidate).lower() in taken:
+            n += 1
+            candidate = path.with_name(f"{base}-{n}{OUTPUT_SUFFIX}{path.suffix}")
+        taken.add(str(candidate).lower())
+        targets.append(candidate)
+    return targets
+
+
+def _remove_stale_tmp(target: Path) -> None:
+    """Remove temporary files that an interrupted earlier write of ``target`` left behind."""
+    if not target.parent.is_dir():
+        return
+    cutoff = time.time() - STALE_TMP_S
+    for leftover in target.parent.glob(f".{target.name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if leftover.is_file() and leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
+
+
+def _resolve_model(model: str | None) -> str | None:
+    """A training run's folder (holding generator/) stands for its generator."""
+    if model and not (Path(model) / "config.json").is_file() and (Path(model) / "generator" / "config.json").is_file():
+        return str(Path(model) / "generator")
+    return model
+
+
+@contextlib.contextmanager
+def _stop_on_signals():
+    """SIGTERM and SIGHUP stop the run as Ctrl-C does: the file being written is removed
+    (files.atomic_path), never left as a .tmp."""
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = {}
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(ValueError, OSError):  # not the main thread: leave them be
+            previous[signum] = signal.signal(signum, stop)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _check_colorize_args(args: argparse.Namespace) -> None:
+    if not 1 <= args.size <= MAX_SIZE:
+        raise ColorGANError(f"--size must be between 16 and {MAX_SIZE} (the working resolution's short side), got {args.size}")
+    if args.quality is not None and not 1 <= args.quality <= 100:
+        raise ColorGANError(f"--quality must be between 1 and 100, got {args.quality}")
+    if args.format is not None:
+        fmt = args.format.lower().lstrip(".")
+        if fmt not in WRITABLE_FORMATS:
+            raise ColorGANError(f"--format must be one of {', '.join(sorted(WRITABLE_FORMATS))}, got {args.format!r}")
+        args.format = fmt
 
 
 def cmd_colorize(args: argparse.Namespace) -> int:
     from .pipeline import colorize
     from .registry import load_model
 
-    jobs = _collect_inputs(args.inputs)
+    _check_colorize_args(args)
+    out_dir = Path(args.output_dir)
+    jobs = _collect_inputs(args.inputs, out_dir)
     if not jobs:
         logger.error("no images found in %s", ", ".join(args.inputs))
         return 1
     try:
-        model = load_model(args.model)
+        model = load_model(_resolve_model(args.model))
     except (ColorGANError, OSError, ValueError) as error:
         logger.error("cannot load model %s: %s", args.model or "default", error)
         return 1
+    stride = getattr(model, "stride", 1)
+    if getattr(model, "input_size", None) is None and args.size < stride:
+        raise ColorGANError(f"--size must be at least the model's stride {stride} (and at most {MAX_SIZE}), got {args.size}")
     input_files = {file.resolve() for file, _ in jobs}
-    out_dir = Path(args.output_dir)
-    failed = 0
-    for file, relative in tqdm(jobs, desc="Colorizing", unit="img", disable=args.quiet or len(jobs) < 2):
-        target = _output_path(relative, out_dir, args.format)
-        try:
-            if target.resolve() in input_files:
-                raise ColorGANError(f"{file}: output {target} would overwrite an input; choose another -o")
-            if target.exists() and not args.overwrite:
-                raise ColorGANError(f"{file}: output {target} exists (pass --overwrite to replace it)")
-            result = colorize(file, model, size=args.size, saturation=args.saturation)
-            save_image_atomic(result, target)
-        except (ColorGANError, OSError) as error:
-            failed += 1
-            tqdm.write(f"colorgan: error: {error}", file=sys.stderr)
-    done = len(jobs) - failed
-    tqdm.write(f"colorized {done} of {len(jobs)} image(s) into {out_dir}" + (f"; {failed} failed" if failed else ""), file=sys.stderr)
+    targets = _output_paths(jobs, out_dir, args.format)
+    failed = skipped = 0
+    bar = tqdm(list(zip(jobs, targets)), desc="Colorizing", unit="img", disable=args.quiet or len(jobs) < 2)
+
+    def report(message: str) -> None:
+        bar.write(f"colorgan: error: {message}", file=sys.stderr)
+
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        bar.write(f"colorgan: warning: {message}", file=sys.stderr)
+
+    # Every message goes above the progress bar, never through it.
+    with logging_redirect_tqdm(), warnings.catch_warnings(), _stop_on_signals():
+        warnings.showwarning = show_warning
+        for (file, relative), target in bar:
+            try:
+                if target.resolve() in input_files:
+                    raise ColorGANError(f"{file}: output {target} would overwrite an input; choose another -o")
+                if target.exists():
+                    if args.skip_existing:
+                        skipped += 1
+                        continue
+                    if not args.overwrite:
+                        raise ColorGANError(f"{file}: output {target} exists (pass --skip-existing to leave it, "
+                                            "--overwrite to replace it)")
+                _remove_stale_tmp(target)
+                result = colorize(file, model, size=args.size, saturation=args.saturation)
+                save_image_atomic(result, target, metadata=read_metadata(file), quality=args.quality)
+            except KeyboardInterrupt:
+                raise
+            except (ColorGANError, OSError) as error:
+                failed += 1
+                report(str(error))
+            except Exception as error:  # noqa: BLE001 - one file's trouble is that file's line, never the batch's end
+                failed += 1
+                report(f"{file}: {type(error).__name__}: {error}")
+    done = len(jobs) - failed - skipped
+    summary = f"colorized {done} of {len(jobs)} image(s) into {out_dir}"
+    if skipped:
+        summary += f"; {skipped} skipped (already there)"
+    if failed:
+        summary += f"; {failed} failed"
+    tqdm.write(summary, file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -136,20 +254,32 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="colorgan", description="Colorize black-and-white photographs with a GAN.")
+    parser.add_argument("--version", action="version", version=f"colorgan {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="No progress bars.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("colorize", help="Colorize photos or folders of photos.",
-                       description="Colorize photos; folders are searched recursively. Each output is INPUT_color.EXT under -o, "
-                                   "mirroring the folder layout. A bad file is reported in one line and the rest go on; "
-                                   "the exit status is 1 if any failed.")
+                       description="Colorize photos; folders are searched recursively (the output folder excepted). Each "
+                                   "output is INPUT_color.EXT under -o, mirroring the folder layout (INPUT_EXT_color.EXT where "
+                                   "several inputs share a name), in the input's format with its EXIF, ICC profile and DPI. A bad "
+                                   "file is reported in one line and the rest go on; the exit status is 1 if any failed.")
     p.add_argument("inputs", nargs="+", help="Image files and/or folders.")
     p.add_argument("-o", "--output-dir", required=True, help="Folder for the colorized images (created if missing).")
-    p.add_argument("--model", default=None, help="Shipped name (default, paper), local folder or Hub id. Default: the shipped default model.")
-    p.add_argument("--size", type=int, default=DEFAULT_SIZE, help=f"Short side of the working resolution the network runs at (default {DEFAULT_SIZE}).")
+    p.add_argument("--model", default=None,
+                   help="Shipped name (default, paper), a generator folder, a training run's folder (its generator/) or a Hub id. "
+                        "Default: the shipped default model.")
+    p.add_argument("--size", type=int, default=DEFAULT_SIZE,
+                   help=f"Short side of the working resolution the network runs at, from the model's stride (16) to {MAX_SIZE} "
+                        f"(default {DEFAULT_SIZE}).")
     p.add_argument("--saturation", type=float, default=1.0, help="Multiply the predicted chroma (default 1.0; 0 gives gray).")
-    p.add_argument("--format", default=None, help="Output format extension (png, jpg, webp); default: the input's, or png.")
-    p.add_argument("--overwrite", action="store_true", help="Replace existing outputs (inputs are never overwritten).")
+    p.add_argument("--format", default=None,
+                   help=f"Output format: {', '.join(sorted(WRITABLE_FORMATS))}; default: the input's (PNG for GIF and BMP).")
+    p.add_argument("--quality", type=int, default=None,
+                   help="JPEG/WebP quality 1-100. Default: a JPEG input's own quantization (no worse than it came), else 95.")
+    existing = p.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="Replace existing outputs (inputs are never overwritten).")
+    existing.add_argument("--skip-existing", action="store_true",
+                          help="Leave existing outputs as they are and colorize only the rest (counted in the summary).")
     p.set_defaults(func=cmd_colorize)
 
     e = sub.add_parser("evaluate", help="Score models on colour photos beside the no-colour baseline.",

@@ -36,6 +36,7 @@ _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 _SIXTEEN_BIT_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
 UINT16_MAX = 65535.0
 UINT8_MAX = 255.0
+_PILLOW_MAX_LINE_BITS = 2**31 - 8
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 
 
@@ -136,7 +137,8 @@ def _pil_to_tensors(image: Image.Image, name: str) -> tuple[torch.Tensor, np.nda
         gray = np.clip(np.asarray(image).astype(np.float32) / UINT16_MAX, 0.0, 1.0)
         return torch.from_numpy(gray)[None], alpha
     if mode == "F":
-        gray = np.asarray(image).astype(np.float32)
+        # NaN and inf pixels (a float TIFF may hold them) become black and white, not an IndexError.
+        gray = np.nan_to_num(np.asarray(image).astype(np.float32), nan=0.0, posinf=np.float32(np.finfo(np.float32).max), neginf=0.0)
         if gray.size and gray.max() > 1.0:
             gray = gray / UINT8_MAX
         return torch.from_numpy(np.clip(gray, 0.0, 1.0))[None], alpha
@@ -219,16 +221,104 @@ def to_pil(rgb: torch.Tensor, alpha: np.ndarray | None = None, channels_last: bo
     if rgb.dtype != torch.uint8:
         rgb = rgb.mul(UINT8_MAX).add_(0.5).clamp_(0, UINT8_MAX).to(torch.uint8)
     array = rgb.numpy() if channels_last else rgb.permute(1, 2, 0).numpy()
+    if array.shape[1] * 8 * (3 if alpha is None else 4) > _PILLOW_MAX_LINE_BITS:
+        # Pillow's raw decoder counts a line's bits in an int: an RGB line over ~89 million
+        # pixels overflows it. One channel at a time stays within it.
+        planes = [Image.fromarray(np.ascontiguousarray(array[:, :, c])) for c in range(3)]
+        if alpha is not None:
+            planes.append(Image.fromarray(np.ascontiguousarray(alpha)))
+        return Image.merge("RGB" if alpha is None else "RGBA", planes)
     if alpha is not None:
         return Image.fromarray(np.dstack([array, alpha]), mode="RGBA")
     return Image.fromarray(np.ascontiguousarray(array), mode="RGB")
 
 
-def save_image_atomic(image: Image.Image, path: str | os.PathLike) -> Path:
+# What the CLI may write (extension -> Pillow format): each keeps the photo's size and full
+# colour. GIF (256 colours) and ICO (resized to at most 256 pixels) are not among them.
+WRITABLE_FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "tif": "TIFF", "tiff": "TIFF", "bmp": "BMP"}
+DEFAULT_QUALITY = 95
+# EXIF tags of the first IFD that describe the photo (not the file's layout): kept.
+_EXIF_KEEP = {0x010E, 0x010F, 0x0110, 0x0131, 0x0132, 0x013B, 0x8298}
+_EXIF_ORIENTATION = 0x0112
+_EXIF_SUB_IFDS = (0x8769, 0x8825)  # Exif (dates, exposure, ...) and GPS
+
+
+@dataclass
+class ImageMetadata:
+    """What an archive copy of a photo keeps: EXIF (upright: orientation 1), an RGB ICC
+    profile, DPI, and for a JPEG its quantization tables and subsampling."""
+
+    format: str | None = None
+    exif: bytes | None = None
+    icc_profile: bytes | None = None
+    dpi: tuple[float, float] | None = None
+    qtables: dict | None = None
+    subsampling: int | None = None
+
+
+def read_metadata(path: str | os.PathLike) -> ImageMetadata:
+    """The metadata of the file at ``path`` (its header only); empty if it cannot be read."""
+    try:
+        with Image.open(path) as image:
+            meta = ImageMetadata(format=image.format)
+            source = image.getexif()
+            exif = Image.Exif()
+            for tag in _EXIF_KEEP & set(source):
+                exif[tag] = source[tag]
+            for ifd in _EXIF_SUB_IFDS:
+                try:
+                    sub = source.get_ifd(ifd)
+                except Exception:  # a broken EXIF block must not cost the photo
+                    sub = None
+                if sub:
+                    exif[ifd] = dict(sub)
+            if len(exif):
+                exif[_EXIF_ORIENTATION] = 1  # the pipeline has applied the rotation
+                meta.exif = exif.tobytes()
+            icc = image.info.get("icc_profile")
+            # A gray (or CMYK) profile cannot describe the RGB result: only an RGB one is kept.
+            meta.icc_profile = icc if isinstance(icc, bytes) and icc[16:20] == b"RGB " else None
+            dpi = image.info.get("dpi")
+            meta.dpi = tuple(float(v) for v in dpi) if dpi and len(dpi) == 2 and all(v > 0 for v in dpi) else None
+            if image.format == "JPEG":
+                from PIL import JpegImagePlugin
+
+                tables = getattr(image, "quantization", None)
+                sampling = JpegImagePlugin.get_sampling(image)
+                if tables and len(tables) >= 2 and sampling in (0, 1, 2):  # has chroma tables to reuse
+                    meta.qtables, meta.subsampling = dict(tables), sampling
+            return meta
+    except Exception:
+        return ImageMetadata()
+
+
+def _save_options(fmt: str, metadata: ImageMetadata | None, quality: int | None) -> dict:
+    meta = metadata or ImageMetadata()
+    options: dict = {}
+    if fmt in ("JPEG", "PNG", "WEBP", "TIFF") and meta.exif:
+        options["exif"] = meta.exif
+    if fmt in ("JPEG", "PNG", "WEBP", "TIFF") and meta.icc_profile:
+        options["icc_profile"] = meta.icc_profile
+    if fmt in ("JPEG", "PNG", "TIFF", "BMP") and meta.dpi:
+        options["dpi"] = meta.dpi
+    if fmt == "JPEG":
+        if quality is None and meta.qtables:  # the scan's own quantization: no worse than it came
+            options.update(qtables=meta.qtables, subsampling=meta.subsampling)
+        else:
+            options["quality"] = quality or DEFAULT_QUALITY
+    elif fmt == "WEBP":
+        options["quality"] = quality or DEFAULT_QUALITY
+    return options
+
+
+def save_image_atomic(image: Image.Image, path: str | os.PathLike, *, metadata: ImageMetadata | None = None,
+                      quality: int | None = None) -> Path:
     """Save ``image`` to ``path`` via a temporary file in the same folder and a rename.
 
     A crash or a full disk never leaves a half-written file under the final name. The
     format follows the extension; JPEG cannot hold alpha, so it is flattened onto white.
+    ``metadata`` (see :func:`read_metadata`) is written where the format can hold it; JPEG
+    and WebP are written at ``quality`` (default: a JPEG source's own quantization, else 95).
     """
     path = Path(path)
     fmt = Image.registered_extensions().get(path.suffix.lower())
@@ -238,7 +328,13 @@ def save_image_atomic(image: Image.Image, path: str | os.PathLike) -> Path:
         background = Image.new("RGB", image.size, (255, 255, 255))
         background.paste(image, mask=image.getchannel("A"))
         image = background
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            image.save(handle, format=fmt)
+    options = _save_options(fmt, metadata, quality)
+    try:
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as handle:
+                image.save(handle, format=fmt, **options)
+    except (MemoryError, ValueError, OSError) as error:
+        if isinstance(error, OSError) and error.errno is not None:
+            raise  # a real file-system error (full disk, no permission) keeps its own type
+        raise ImageLoadError(f"{path}: cannot be written as {fmt} ({type(error).__name__}: {error})") from None
     return path

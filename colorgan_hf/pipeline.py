@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .color import lab_to_srgb8, lightness
+from .errors import ColorGANError
 from .images import ImageInput, LoadedImage, load_image, to_pil
 from .models import ColorGenerator
 from .registry import load_model
@@ -29,6 +30,11 @@ BAND_ROWS = 128
 # The working image's long side is at most this many times its short side, so a
 # 1x5000 strip does not become a 256x1,280,000 network input.
 MAX_ASPECT = 4
+# The working resolution's short side may not exceed this: --size 8192 on a small photo
+# asked for a 24 GB network input.
+MAX_SIZE = 2048
+# Reductions beyond this factor are averaged over areas first (see _prepare).
+MAX_ANTIALIAS_FACTOR = 64
 
 
 def working_shape(height: int, width: int, model: ColorGenerator, size: int = DEFAULT_SIZE) -> tuple[int, int]:
@@ -39,8 +45,8 @@ def working_shape(height: int, width: int, model: ColorGenerator, size: int = DE
     """
     if model.input_size is not None:
         return model.input_size, model.input_size
-    if size < model.stride:
-        raise ValueError(f"size must be at least the model's stride {model.stride}, got {size}")
+    if not model.stride <= size <= MAX_SIZE:
+        raise ValueError(f"size must be between the model's stride {model.stride} and {MAX_SIZE}, got {size}")
     short, long = min(height, width), max(height, width)
     scale = min(size / short, size * MAX_ASPECT / long)
 
@@ -71,6 +77,7 @@ def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
 
 @dataclass
 class _Prepared:
+    name: str
     alpha: np.ndarray | None  # the input's transparency, kept aside (its pixels are not kept: only L goes on)
     l_full: torch.Tensor  # (1, 1, H, W) L in [0, 100], the photo's own lightness
     l_small: torch.Tensor  # (1, 1, h, w) the same at the working resolution
@@ -85,8 +92,14 @@ def _prepare(source: ImageInput, model: ColorGenerator, size: int, max_pixels: i
     for top in range(0, pixels.shape[1], BAND_ROWS):
         l_full[0, :, top : top + BAND_ROWS] = lightness(pixels[:, top : top + BAND_ROWS])
     shape = working_shape(l_full.shape[2], l_full.shape[3], model, size)
-    l_small = F.interpolate(l_full, size=shape, mode="bilinear", antialias=True, align_corners=False)
-    return _Prepared(loaded.alpha, l_full, l_small)
+    source = l_full
+    if l_full.shape[2] > MAX_ANTIALIAS_FACTOR * shape[0] or l_full.shape[3] > MAX_ANTIALIAS_FACTOR * shape[1]:
+        # An antialiased resize holds a filter as wide as the reduction: a 100,000,000x1 strip
+        # would need gigabytes. Averaging areas first brings it within reach.
+        middle = (min(l_full.shape[2], 16 * shape[0]), min(l_full.shape[3], 16 * shape[1]))
+        source = F.adaptive_avg_pool2d(l_full, middle)
+    l_small = F.interpolate(source, size=shape, mode="bilinear", antialias=True, align_corners=False)
+    return _Prepared(loaded.name, loaded.alpha, l_full, l_small)
 
 
 def _upsample_rows(ab_rows: torch.Tensor, top: int, bottom: int, height: int) -> torch.Tensor:
@@ -109,18 +122,25 @@ def _finish(prepared: _Prepared, ab_small: torch.Tensor, saturation: float) -> I
     full-size chroma is never held at once (memory: the photo's L, 4 bytes a pixel, and the
     8-bit result; ``bench``: about 16 bytes a pixel at the peak, Pillow's copy included)."""
     l_full = prepared.l_full[0]  # (1, H, W)
-    height, width = l_full.shape[1:]
+    out = torch.empty(*l_full.shape[1:], 3, dtype=torch.uint8)  # HWC: Pillow takes it without a transposed copy
     ab_small = ab_small.float().cpu()[None]
     if saturation != 1.0:
         ab_small = ab_small * saturation
+    # Bands run along the rows; a photo far wider than tall (a 100,000,000x1 strip) is worked
+    # on transposed (views, no copies), so the column pass below stays small.
+    if ab_small.shape[2] * l_full.shape[2] > max(16 * ab_small.shape[3] * l_full.shape[1], 1 << 24):
+        l_full, ab_small, out = l_full.transpose(1, 2), ab_small.transpose(2, 3), out.transpose(0, 1)
+    height, width = l_full.shape[1:]
+    band_rows = max(BAND_ROWS, (1 << 18) // width)
     # Bilinear upsampling is separable: the columns first, at the working height (small)...
     ab_columns = F.interpolate(ab_small, size=(ab_small.shape[2], width), mode="bilinear", align_corners=False)[0]
-    out = torch.empty(height, width, 3, dtype=torch.uint8)  # HWC: Pillow takes it without a transposed copy
-    for top in range(0, height, BAND_ROWS):
-        bottom = min(top + BAND_ROWS, height)
+    for top in range(0, height, band_rows):
+        bottom = min(top + band_rows, height)
         # ...then the rows, one band at a time.
         ab = _upsample_rows(ab_columns, top, bottom, height)
         out[top:bottom] = lab_to_srgb8(l_full[:, top:bottom], ab).permute(1, 2, 0)
+    if out.stride(1) != 3:  # worked on transposed: back to a contiguous HWC view of the same memory
+        out = out.transpose(0, 1)
     return to_pil(out, prepared.alpha, channels_last=True)
 
 
@@ -190,6 +210,9 @@ def colorize(
             for indices in by_shape.values():
                 batch = torch.cat([prepared[i].l_small for i in indices]).to(device)  # (b, 1, h, w)
                 predicted = generator.predict_ab(batch, vividness)  # (b, 2, h, w)
+                if not torch.isfinite(predicted).all():
+                    names = ", ".join(prepared[i].name for i in indices)
+                    raise ColorGANError(f"{names}: the model gave non-finite colours (NaN or inf): are its weights finite?")
                 for i, ab in zip(indices, predicted):
                     ab_small[i] = ab
             results.extend(_finish(item, ab, saturation) for item, ab in zip(prepared, ab_small))

@@ -47,3 +47,282 @@ def test_console_script_help():
     result = subprocess.run([sys.executable, "-m", "colorgan_hf.cli", "colorize", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
     assert "--saturation" in result.stdout and "--size" in result.stdout
+
+
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+
+def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "colorgan_hf.cli", *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+def small_photo(path, photo_paths, index=0, size=(96, 64)):
+    Image.open(photo_paths[index]).convert("L").resize(size).save(path)
+    return path
+
+
+def test_output_names_are_unique_per_input(tmp_path, photo_paths, capsys):
+    """Issue 16.7: a.jpg a.JPG a.png a.gif a.bmp gave 3 refusals, or with --overwrite 5 inputs -> 2 outputs."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for index, name in enumerate(["a.jpg", "a.JPG", "a.png", "a.gif", "a.bmp", "b.jpg"]):
+        image = Image.open(photo_paths[index % len(photo_paths)]).convert("RGB").resize((64 + 16 * index, 48))
+        image.save(src / name, format={"jpg": "JPEG", "JPG": "JPEG"}.get(name.split(".")[1], name.split(".")[1].upper()))
+    out = tmp_path / "out"
+    assert main(["-q", "colorize", str(src), "-o", str(out), "--size", "64", "--overwrite"]) == 0
+    outputs = sorted(p.name for p in out.iterdir())
+    assert len(outputs) == 6 and len({name.lower() for name in outputs}) == 6, outputs
+    assert "b_color.jpg" in outputs, "a name no other input shares stays NAME_color.EXT"
+    widths = sorted(Image.open(p).width for p in out.iterdir())
+    assert widths == [64 + 16 * i for i in range(6)], "each input has its own output"
+    assert "colorized 6 of 6" in capsys.readouterr().err
+
+
+def test_output_folder_inside_the_input_folder_is_never_read(tmp_path, photo_paths, capsys):
+    """Issue 16.7: -o in/out, then a second run colorized its own outputs (*_color_color.jpg)."""
+    src = tmp_path / "in"
+    src.mkdir()
+    small_photo(src / "a.jpg", photo_paths)
+    small_photo(src / "b.png", photo_paths, 1)
+    out = src / "out"
+    assert main(["-q", "colorize", str(src), "-o", str(out), "--size", "64"]) == 0
+    assert main(["-q", "colorize", str(src), "-o", str(out), "--size", "64", "--skip-existing"]) == 0
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["a_color.jpg", "b_color.png"]
+    assert "colorized 0 of 2 image(s)" in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_skip_existing_after_adding_photos(tmp_path, photo_paths, capsys):
+    """Issue 14.5: re-running after adding photos failed on every earlier file ("exists", exit 1)."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for i in range(3):
+        small_photo(src / f"p{i}.jpg", photo_paths, i)
+    assert main(["-q", "colorize", str(src), "-o", str(out), "--size", "64"]) == 0
+    small_photo(src / "new.jpg", photo_paths, 3)
+    capsys.readouterr()
+    assert main(["-q", "colorize", str(src), "-o", str(out), "--size", "64", "--skip-existing"]) == 0
+    err = capsys.readouterr().err
+    assert "colorized 1 of 4 image(s)" in err and "3 skipped" in err and "error" not in err, err
+    assert (out / "new_color.jpg").is_file()
+
+
+def test_one_bad_file_is_its_own_error_line_and_never_ends_the_batch(tmp_path, photo_paths, capsys, monkeypatch):
+    """Issue 16.8: a float TIFF with one NaN pixel (IndexError) and a MemoryError (a 100,000,000x1 PNG in to_pil)
+    ended the whole batch with a traceback."""
+    src = tmp_path / "in"
+    src.mkdir()
+    nan = np.full((40, 60), 0.5, np.float32)
+    nan[3, 4] = np.nan
+    Image.fromarray(nan, mode="F").save(src / "a_nan.tif")
+    small_photo(src / "b_good.jpg", photo_paths)
+    small_photo(src / "c_memory.png", photo_paths, 1)
+    small_photo(src / "d_good.png", photo_paths, 2)
+    import colorgan_hf.pipeline as pipeline
+
+    real = pipeline.colorize
+
+    def flaky(image, *args, **kwargs):
+        if "c_memory" in str(image):
+            raise MemoryError("cannot allocate")
+        return real(image, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "colorize", flaky)
+    code = main(["-q", "colorize", str(src), "-o", str(tmp_path / "out"), "--size", "64"])
+    err = capsys.readouterr().err
+    assert code == 1
+    errors = [line for line in err.splitlines() if line.startswith("colorgan: error:")]
+    assert len(errors) == 1 and "c_memory.png" in errors[0] and "MemoryError" in errors[0], err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_nan_color.tif", "b_good_color.jpg", "d_good_color.png"]
+    assert "colorized 3 of 4" in err and "1 failed" in err
+
+
+def test_very_wide_strip_is_colorized(tmp_path, photo_paths):
+    """A 2,000,000x1 PNG goes through the transposed banding (the 100,000,000x1 case, at a test's size)."""
+    from colorgan_hf import colorize
+
+    strip = tmp_path / "strip.png"
+    Image.new("L", (2_000_000, 1), 100).save(strip)
+    out = colorize(strip, size=64)
+    assert out.size == (2_000_000, 1)
+
+
+@pytest.mark.skipif(not os.environ.get("COLORGAN_SLOW_TESTS"), reason="slow (about 2 minutes, 1.7 GB): set COLORGAN_SLOW_TESTS=1")
+def test_cli_on_a_100_million_by_1_png(tmp_path, photo_paths):
+    """Issue 16.8 as reported: the 100,000,000x1 PNG is that file's error line (Pillow cannot encode a line that
+    long) or an output; the other file is colorized either way."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    src = tmp_path / "in"
+    src.mkdir()
+    width = 100_000_000
+    (src / "wide.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, 1, 8, 0, 0, 0, 0))
+                                   + chunk(b"IDAT", zlib.compress(b"\x00" + b"\x80" * width, 9)) + chunk(b"IEND", b""))
+    small_photo(src / "z.jpg", photo_paths)
+    result = run_cli("-q", "colorize", str(src), "-o", str(tmp_path / "out"), "--size", "64", timeout=600)
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert (tmp_path / "out" / "z_color.jpg").is_file()
+
+
+def test_nan_weights_are_a_clear_error(tmp_path, photo_paths, tiny_unet):
+    """Issue 16.8: a generator with NaN weights: refused with one message, never a traceback."""
+    import copy
+
+    import torch
+
+    broken = copy.deepcopy(tiny_unet)
+    with torch.no_grad():
+        next(broken.parameters()).fill_(float("nan"))
+    from colorgan_hf import ColorGANError, colorize
+
+    with pytest.raises(ColorGANError, match="non-finite"):
+        colorize(photo_paths[0], broken, size=32)
+    broken.save_pretrained(tmp_path / "nan_model")
+    photo = small_photo(tmp_path / "a.jpg", photo_paths)
+    result = run_cli("-q", "colorize", str(photo), "-o", str(tmp_path / "out"), "--model", str(tmp_path / "nan_model"), "--size", "32")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "nan" in result.stderr.lower() or "finite" in result.stderr.lower(), result.stderr
+    assert not (tmp_path / "out" / "a_color.jpg").exists()
+
+
+@pytest.mark.parametrize("size", ["0", "8", "-16", "4096", "8192"])
+def test_size_out_of_bounds_is_a_clear_error(tmp_path, photo_paths, size):
+    """Issue 16.9: --size 0/8/-16 gave tracebacks; 4096/8192 on a small photo took 12-24 GB."""
+    photo = small_photo(tmp_path / "a.jpg", photo_paths)
+    result = run_cli("-q", "colorize", str(photo), "-o", str(tmp_path / "out"), "--size", size, timeout=60)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "--size must be" in result.stderr and "2048" in result.stderr, result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("fmt", ["png/../../x.png", "../x", "ico", "gif", "exe"])
+def test_format_cannot_write_outside_the_output_folder_or_resize(tmp_path, photo_paths, fmt):
+    """Issue 16.9: --format "png/../../x.png" wrote outside -o; --format ico resized the output."""
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    photo = small_photo(work / "a.jpg", photo_paths)
+    before = {p for p in tmp_path.rglob("*")}
+    result = run_cli("-q", "colorize", str(photo), "-o", str(work / "out"), "--format", fmt, timeout=60)
+    assert result.returncode == 1 and "--format must be one of" in result.stderr, result.stderr
+    assert {p for p in tmp_path.rglob("*")} == before, "nothing written anywhere"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_leave_no_tmp_files(tmp_path, photo_paths, signum):
+    """Issue 16.9: SIGTERM/SIGHUP while saving left .tmp files."""
+    src = tmp_path / "in"
+    src.mkdir()
+    big = Image.open(photo_paths[0]).convert("RGB").resize((3000, 2000))
+    for i in range(12):
+        big.save(src / f"p{i:02d}.png", compress_level=0)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "colorgan_hf.cli", "-q", "colorize", str(src), "-o", str(out), "--size", "64"],
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(p.name.endswith(".tmp") for p in out.glob(".*")):  # a write under way
+        time.sleep(0.01)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert "Traceback" not in err, err[-2000:]
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")], "no temporary file left"
+    for written in out.glob("*.png"):
+        assert Image.open(written).size == (3000, 2000), "every file under its final name is whole"
+
+
+def test_stale_tmp_files_of_an_earlier_run_are_removed(tmp_path, photo_paths):
+    photo = small_photo(tmp_path / "a.jpg", photo_paths)
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / ".a_color.jpg.x1y2z3.tmp"
+    stale.write_bytes(b"half a jpeg")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    assert main(["-q", "colorize", str(photo), "-o", str(out), "--size", "64"]) == 0
+    assert not stale.exists()
+
+
+def archive_photo(path, photo_paths, quality=95):
+    from PIL import ImageCms
+
+    exif = Image.Exif()
+    exif[0x010E] = "Grandma, 1952"
+    exif[0x0112] = 1
+    exif[0x8769] = {0x9003: "1952:06:01 10:00:00"}
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.open(photo_paths[1]).convert("RGB").save(path, quality=quality, exif=exif, icc_profile=icc, dpi=(600, 600))
+    return path
+
+
+def test_archive_metadata_and_jpeg_quality_are_kept(tmp_path, photo_paths):
+    """Issue 14.4: JPEG at quality 75 (a quality-95 scan came out at less than half the size), EXIF, ICC, DPI dropped."""
+    photo = archive_photo(tmp_path / "scan.jpg", photo_paths)
+    out = tmp_path / "out"
+    assert main(["-q", "colorize", str(photo), "-o", str(out)]) == 0
+    result = Image.open(out / "scan_color.jpg")
+    source = Image.open(photo)
+    assert result.format == "JPEG" and result.quantization == source.quantization, "the scan's own quantization"
+    assert (out / "scan_color.jpg").stat().st_size > 0.7 * photo.stat().st_size
+    exif = result.getexif()
+    assert exif[0x010E] == "Grandma, 1952" and exif.get_ifd(0x8769)[0x9003] == "1952:06:01 10:00:00"
+    assert result.info["icc_profile"] == source.info["icc_profile"]
+    assert tuple(round(v) for v in result.info["dpi"]) == (600, 600)
+    # --quality and --format
+    assert main(["-q", "colorize", str(photo), "-o", str(tmp_path / "q50"), "--quality", "50"]) == 0
+    assert (tmp_path / "q50" / "scan_color.jpg").stat().st_size < 0.8 * (out / "scan_color.jpg").stat().st_size
+    assert main(["-q", "colorize", str(photo), "-o", str(tmp_path / "png"), "--format", "PNG"]) == 0
+    png = Image.open(tmp_path / "png" / "scan_color.png")
+    assert png.format == "PNG" and png.getexif()[0x010E] == "Grandma, 1952" and png.info.get("icc_profile")
+
+
+def test_exif_rotated_input_keeps_exif_upright(tmp_path, photo_paths):
+    photo = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010E] = "turned"
+    Image.open(photo_paths[0]).convert("RGB").save(photo, exif=exif, quality=95)
+    assert main(["-q", "colorize", str(photo), "-o", str(tmp_path / "out"), "--size", "64"]) == 0
+    result = Image.open(tmp_path / "out" / "rotated_color.jpg")
+    source = Image.open(photo)
+    assert result.size == (source.height, source.width)
+    assert result.getexif()[0x0112] == 1 and result.getexif()[0x010E] == "turned"
+
+
+def test_messages_go_above_the_progress_bar(tmp_path, photo_paths):
+    """Issue 14.5: error messages were mixed into the progress bar."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        small_photo(src / f"p{i}.jpg", photo_paths, i)
+    (src / "p1_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    result = run_cli("colorize", str(src), "-o", str(tmp_path / "out"), "--size", "64")
+    segments = [segment for line in result.stderr.split("\n") for segment in line.split("\r")]
+    errors = [segment for segment in segments if "error:" in segment]
+    assert len(errors) == 1 and errors[0].startswith("colorgan: error:") and "p1_broken.jpg" in errors[0], result.stderr
+    assert any("Colorizing" in segment for segment in segments), "the bar was shown"
+
+
+def test_model_accepts_a_training_run_folder(tmp_path, photo_paths, tiny_unet):
+    """Issue 14.9: --model runs/ck failed until pointed at runs/ck/generator."""
+    tiny_unet.save_pretrained(tmp_path / "run" / "generator")
+    (tmp_path / "run" / "checkpoint-10").mkdir()
+    photo = small_photo(tmp_path / "a.jpg", photo_paths)
+    assert main(["-q", "colorize", str(photo), "-o", str(tmp_path / "out"), "--model", str(tmp_path / "run"), "--size", "32"]) == 0
+    assert (tmp_path / "out" / "a_color.jpg").is_file()
+
+
+def test_version():
+    """Issue 14.9: `colorgan --version` exited 2."""
+    from colorgan_hf import __version__
+
+    result = run_cli("--version", timeout=60)
+    assert result.returncode == 0 and __version__ in result.stdout
