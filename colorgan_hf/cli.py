@@ -193,6 +193,15 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_space_export(args: argparse.Namespace) -> int:
+    from .space_export import export_space
+
+    target = export_space(args.output_dir, overwrite=args.overwrite)
+    tqdm.write(f"wrote a self-contained Space to {target}: push that folder to a Hugging Face Space "
+               f"(or run it: pip install -r requirements.txt && python app.py)", file=sys.stderr)
+    return 0
+
+
 def cmd_build_dataset(args: argparse.Namespace) -> int:
     from .data import build_pair_dataset
 
@@ -325,6 +334,14 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--training", default=None, help="A text/markdown file describing how the model was trained.")
     h.add_argument("--private", action="store_true", help="Create the repository as private.")
     h.set_defaults(func=cmd_push)
+
+    x = sub.add_parser("space-export", help="Write a self-contained, deployable Hugging Face Space.",
+                       description="Write the demo as a Space that needs nothing else: app.py and its examples, this package "
+                                   "vendored beside it (code and shipped weights), README.md with the Space front matter, and a "
+                                   "requirements.txt whose every line is a PyPI package pinned to the version installed here.")
+    x.add_argument("output_dir", help="Folder to write (created).")
+    x.add_argument("--overwrite", action="store_true", help="Replace a non-empty folder.")
+    x.set_defaults(func=cmd_space_export)
 
     b = sub.add_parser("build-dataset", help="Build a gray/colour pair set with `datasets`.",
                        description="Read image folders (recursively) or Hub datasets, drop grayscale, tinted, too small and "
