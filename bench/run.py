@@ -173,6 +173,39 @@ def training_throughput(preset: str, bf16: bool, channels_last: bool, steps: int
 # ---------------------------------------------------------------------------- report
 
 
+def onnx_vs_torch(models: list[str], repeats: int) -> list[dict]:
+    """Each shipped generator in PyTorch and exported to ONNX (onnxruntime, CPU, same threads):
+    the network alone at the working resolution, and colorize end to end on a 1 MP photo,
+    with the largest difference between the two results in 8-bit levels."""
+    import tempfile
+
+    import numpy as np
+
+    from colorgan_hf import colorize
+    from colorgan_hf.onnx import OnnxGenerator, export_onnx
+    from colorgan_hf.registry import load_model
+
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        photo = make_photo(1, Path(folder))
+        for name in models:
+            model = load_model(name)
+            onnx = OnnxGenerator(export_onnx(model, Path(folder) / f"{name}.onnx"))
+            shape = (1, 1, model.input_size, model.input_size) if model.input_size else (1, 1, *WORKING)
+            l_channel = torch.rand(shape) * 100
+            with torch.inference_mode():
+                torch_ms = timed(lambda: model.predict_ab(l_channel), repeats, best=True) * 1000
+            onnx_ms = timed(lambda: onnx.predict_ab(l_channel), repeats, best=True) * 1000
+            torch_s = timed(lambda: colorize(str(photo), model), repeats, best=True)
+            onnx_s = timed(lambda: colorize(str(photo), onnx), repeats, best=True)
+            a = np.asarray(colorize(str(photo), model), dtype=np.int16)
+            b = np.asarray(colorize(str(photo), onnx), dtype=np.int16)
+            rows.append({"model": name, "input": "x".join(map(str, shape[2:])), "torch_ms": round(torch_ms, 1),
+                         "onnx_ms": round(onnx_ms, 1), "torch_1mp_s": round(torch_s, 3), "onnx_1mp_s": round(onnx_s, 3),
+                         "max_diff_levels": int(np.abs(a - b).max())})
+    return rows
+
+
 def table(rows: list[dict], columns: list[str]) -> str:
     widths = [max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns]
     lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths)), "  ".join("-" * w for w in widths)]
@@ -184,8 +217,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="Fewer repeats (for a smoke run).")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results.json"), help="Where to write the figures.")
-    parser.add_argument("--parts", default="end_to_end,forward,training",
-                        help="Comma-separated parts to run (end_to_end, forward, training); the others keep their figures from --json.")
+    parser.add_argument("--parts", default="end_to_end,forward,training,onnx",
+                        help="Comma-separated parts to run (end_to_end, forward, training, onnx); the others keep their figures from --json.")
     parser.add_argument("--child", nargs=3, metavar=("MODEL", "PHOTO", "REPEATS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -198,7 +231,7 @@ def main() -> None:
 
     repeats = 2 if args.quick else 5
     parts = set(args.parts.split(","))
-    previous = json.loads(Path(args.json).read_text()) if Path(args.json).is_file() and parts != {"end_to_end", "forward", "training"} else {}
+    previous = json.loads(Path(args.json).read_text()) if Path(args.json).is_file() and parts != {"end_to_end", "forward", "training", "onnx"} else {}
     results: dict = {**previous, "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
                      "date": time.strftime("%Y-%m-%d %H:%M")}
     print(f"torch {results['torch']}, {results['threads']} threads, {results['cpu_count']} CPUs")
@@ -240,6 +273,16 @@ def main() -> None:
         results["training"] = training
         print("\n3. training throughput at 128x128 (generator + discriminator step)")
         print(table(training, ["preset", "bf16", "channels_last", "batch", "s_per_step", "images_per_s"]))
+
+    if "onnx" in parts:
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            print("\n5. onnx: skipped (pip install -e '.[onnx]')")
+        else:
+            results["onnx"] = onnx_vs_torch(shipped_models(), repeats)
+            print("\n5. PyTorch vs ONNX Runtime (the same generator exported by `colorgan export-onnx`)")
+            print(table(results["onnx"], ["model", "input", "torch_ms", "onnx_ms", "torch_1mp_s", "onnx_1mp_s", "max_diff_levels"]))
 
     Path(args.json).write_text(json.dumps(results, indent=2))
     print(f"\nwrote {args.json}")

@@ -130,8 +130,7 @@ def _check_colorize_args(args: argparse.Namespace) -> None:
 
 
 def cmd_colorize(args: argparse.Namespace) -> int:
-    from .pipeline import colorize
-    from .registry import load_model
+    from .pipeline import _generator, colorize
 
     _check_colorize_args(args)
     out_dir = Path(args.output_dir)
@@ -140,7 +139,7 @@ def cmd_colorize(args: argparse.Namespace) -> int:
         logger.error("no images found in %s", ", ".join(args.inputs))
         return 1
     try:
-        model = load_model(_resolve_model(args.model))
+        model = _generator(_resolve_model(args.model))  # an .onnx file runs with onnxruntime
     except (ColorGANError, OSError, ValueError) as error:
         logger.error("cannot load model %s: %s", args.model or "default", error)
         return 1
@@ -191,6 +190,16 @@ def cmd_colorize(args: argparse.Namespace) -> int:
         summary += f"; {failed} failed"
     tqdm.write(summary, file=sys.stderr)
     return 1 if failed else 0
+
+
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    from .onnx import export_onnx
+
+    if args.vividness is not None and not 0.0 <= args.vividness <= 1.0:
+        raise ColorGANError(f"--vividness must be in [0, 1], got {args.vividness}")
+    path = export_onnx(_resolve_model(args.model), args.output, vividness=args.vividness)
+    tqdm.write(f"wrote {path} (and {path.name}.json): colorgan colorize PHOTOS -o OUT --model {path}", file=sys.stderr)
+    return 0
 
 
 def cmd_space_export(args: argparse.Namespace) -> int:
@@ -334,6 +343,15 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--training", default=None, help="A text/markdown file describing how the model was trained.")
     h.add_argument("--private", action="store_true", help="Create the repository as private.")
     h.set_defaults(func=cmd_push)
+
+    o = sub.add_parser("export-onnx", help="Export a generator to ONNX, for onnxruntime (`colorize --model FILE.onnx`).",
+                       description="Export the generator's colour prediction (L at the working resolution in, a*b* out; "
+                                   "batch, height and width dynamic) to ONNX, with FILE.onnx.json beside it. `colorize --model "
+                                   "FILE.onnx` then runs it with onnxruntime; the rest of the pipeline is unchanged.")
+    o.add_argument("-o", "--output", required=True, help="The .onnx file to write.")
+    o.add_argument("--model", default=None, help="Shipped name, generator folder, training run folder or Hub id (default: the shipped default).")
+    o.add_argument("--vividness", type=float, default=None, help="Baked into the export, for unet_bins models (default: the model's own).")
+    o.set_defaults(func=cmd_export_onnx)
 
     x = sub.add_parser("space-export", help="Write a self-contained, deployable Hugging Face Space.",
                        description="Write the demo as a Space that needs nothing else: app.py and its examples, this package "

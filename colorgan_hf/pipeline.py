@@ -144,6 +144,18 @@ def _finish(prepared: _Prepared, ab_small: torch.Tensor, saturation: float) -> I
     return to_pil(out, prepared.alpha, channels_last=True)
 
 
+def _generator(model):
+    """A :class:`ColorGenerator` from anything :func:`load_model` takes, or an ONNX generator
+    (an ``OnnxGenerator``, or a path to a ``.onnx`` file written by ``colorgan export-onnx``)."""
+    if isinstance(model, (str, os.PathLike)) and str(model).lower().endswith(".onnx"):
+        from .onnx import OnnxGenerator
+
+        return OnnxGenerator(model)
+    if type(model).__name__ == "OnnxGenerator":
+        return model
+    return load_model(model)
+
+
 @overload
 def colorize(image: ImageInput, model: ... = ..., **kwargs) -> Image.Image: ...
 @overload
@@ -169,7 +181,8 @@ def colorize(
         image: a path, PIL image or numpy array (gray, colour, 16-bit, palette, CMYK,
             with or without alpha), or a list of them for a batched call.
         model: a :class:`ColorGenerator`, a shipped name (``"default"``, ``"paper"``), a
-            local folder or a Hub id; ``None`` takes the shipped default.
+            local folder or a Hub id; ``None`` takes the shipped default; or an ``.onnx``
+            file from ``colorgan export-onnx`` (run with onnxruntime).
         size: short side of the working resolution the network runs at (the ``paper``
             network always runs at its fixed 120x120).
         saturation: multiplies the predicted chroma (0 gives the gray photo back).
@@ -195,11 +208,11 @@ def colorize(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     single = isinstance(image, (str, os.PathLike, Image.Image, np.ndarray, LoadedImage))
     sources = [image] if single else list(image)
-    generator = load_model(model)
-    device = next(generator.parameters()).device
+    generator = _generator(model)
+    device = next(generator.parameters()).device if isinstance(generator, torch.nn.Module) else torch.device("cpu")
     results: list[Image.Image] = []
     # A caller's model in training mode runs in eval mode here and is given back as it came.
-    with _eval_mode(generator):
+    with _eval_mode(generator) if isinstance(generator, torch.nn.Module) else contextlib.nullcontext():
         # Photos are read batch_size at a time so a long list never sits in memory at once.
         for start in range(0, len(sources), batch_size):
             prepared = [_prepare(s, generator, size, max_pixels) for s in sources[start : start + batch_size]]

@@ -1,0 +1,62 @@
+"""`colorgan export-onnx` and the onnxruntime path of colorize: the same photo as PyTorch, within one 8-bit level."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("onnxruntime")
+
+from colorgan_hf import ModelLoadError, colorize, load_default  # noqa: E402
+from colorgan_hf.cli import main  # noqa: E402
+from colorgan_hf.onnx import OnnxGenerator, export_onnx  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def default_onnx(tmp_path_factory):
+    path = tmp_path_factory.mktemp("onnx") / "default.onnx"
+    assert main(["export-onnx", "-o", str(path)]) == 0
+    return path
+
+
+def test_onnx_output_is_within_one_level_of_pytorch(default_onnx, photo_paths):
+    model = load_default()
+    for path in photo_paths:
+        for size in (128, 256):
+            reference = np.asarray(colorize(path, model, size=size), dtype=np.int16)
+            onnx = np.asarray(colorize(path, default_onnx, size=size), dtype=np.int16)
+            assert reference.shape == onnx.shape
+            assert np.abs(reference - onnx).max() <= 1, (path.name, size)
+
+
+def test_onnx_batches_and_any_shape(default_onnx, photo_paths):
+    generator = OnnxGenerator(default_onnx)
+    images = [Image.open(p) for p in photo_paths] + [Image.new("L", (37, 300), 90)]
+    results = colorize(images, generator, size=96, batch_size=3)
+    assert [r.size for r in results] == [i.size for i in images]
+
+
+def test_paper_model_exports_with_its_fixed_size(tmp_path, photo_paths):
+    path = export_onnx("paper", tmp_path / "paper.onnx")
+    assert json.loads((tmp_path / "paper.onnx.json").read_text())["input_size"] == 120
+    reference = np.asarray(colorize(photo_paths[0], "paper"), dtype=np.int16)
+    onnx = np.asarray(colorize(photo_paths[0], path), dtype=np.int16)
+    assert np.abs(reference - onnx).max() <= 1
+
+
+def test_cli_colorizes_with_an_onnx_model(default_onnx, photo_paths, tmp_path):
+    assert main(["-q", "colorize", str(photo_paths[0]), "-o", str(tmp_path / "out"), "--model", str(default_onnx)]) == 0
+    assert Image.open(tmp_path / "out" / f"{photo_paths[0].stem}_color.jpg").size == Image.open(photo_paths[0]).size
+
+
+def test_onnx_without_its_sidecar_or_broken_is_a_clear_error(default_onnx, tmp_path):
+    alone = tmp_path / "alone.onnx"
+    alone.write_bytes(default_onnx.read_bytes())
+    with pytest.raises(ModelLoadError, match="export-onnx"):
+        OnnxGenerator(alone)
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    (tmp_path / "broken.onnx.json").write_text('{"stride": 16, "input_size": null}')
+    with pytest.raises(ModelLoadError, match="not a readable ONNX model"):
+        OnnxGenerator(broken)
