@@ -264,9 +264,18 @@ def test_api_payload_without_meta_cannot_read_server_files(space_url, photo_path
             assert word not in data, (target, data)
         answers.add(data)
     assert len(answers) == 1, answers
-    assert "not uploaded to the demo" in answers.pop()
+    answer = answers.pop()
+    assert "not uploaded to the demo" in answer
+    assert "Traceback" not in SPACE["log"].read_text(), "the app refuses them quietly"
+    # With `meta`, Gradio's own check refuses most of them first with its bare error (null); what passes it (a
+    # symlink inside the cache) gets the app's message. Two fixed answers, neither depending on the path.
+    meta_answers = set()
+    for target in targets:
+        event, data = call_api(space_url, [{"path": target, "meta": {"_type": "gradio.FileData"}}, 256, 0, "default (ours)"])
+        assert event == "error", (target, data[:300])
+        meta_answers.add(data)
+    assert meta_answers <= {'{"error": null}', answer}, meta_answers
     outside_link.unlink()
-    assert "Traceback" not in SPACE["log"].read_text()
 
 
 def upload(space_url: str, *paths: Path) -> list[str]:
@@ -325,6 +334,7 @@ def test_a_session_keeps_only_its_latest_result_and_the_disk_stays_bounded(space
     def result_dirs() -> set[Path]:
         return {p for p in app_cache().iterdir() if p.name.startswith("result-")}
 
+    log_start = len(SPACE["log"].read_text())
     client = Client(space_url, verbose=False)
     before = result_dirs()
     for index in range(4):
@@ -335,14 +345,16 @@ def test_a_session_keeps_only_its_latest_result_and_the_disk_stays_bounded(space
     for _ in range(3):
         Client(space_url, verbose=False).predict(handle_file(str(big)), 64, 1.0, "default (ours)", api_name="/colorize")
         assert folder_bytes(app_cache()) <= 40 * 1024 * 1024
-    assert "Traceback" not in SPACE["log"].read_text()
+    assert "Traceback" not in SPACE["log"].read_text()[log_start:]
 
 
 def test_colorize_without_a_photo_is_a_message_and_no_traceback(space_url):
     """Issue 14.7: Colorize with no photo printed a traceback in the server log."""
+    log_start = len(SPACE["log"].read_text())
     event, data = call_api(space_url, [None, 256, 1.0, "default (ours)"])
     assert event == "error" and "Upload a photo first" in data, data
-    assert "Traceback" not in SPACE["log"].read_text()
+    time.sleep(0.5)
+    assert "Traceback" not in SPACE["log"].read_text()[log_start:]
 
 
 def test_slider_after_image_is_the_full_resolution_png_download(space_url, photo_paths):
@@ -431,6 +443,7 @@ def test_two_concurrent_large_requests_hold_the_memory_bound_and_exit_removes_ev
             thread.join()
         assert not errors, errors
         grown = peak_rss(proc.pid) - warm
+        print(f"two concurrent 4 MP requests: {grown / 1e6:.0f} MB above the warm app ({grown / 8e6:.1f} bytes a pixel)")
         assert grown < 2 * 4_000_000 * APP_BYTES_PER_PIXEL, f"{grown / 1e6:.0f} MB above the warm app"
         (folder,) = [p for p in cache_base.iterdir() if p.name.startswith("colorgan-space-")]
         assert folder_bytes(folder) > 0
