@@ -172,7 +172,7 @@ def cmd_colorize(args: argparse.Namespace) -> int:
                         raise ColorGANError(f"{file}: output {target} exists (pass --skip-existing to leave it, "
                                             "--overwrite to replace it)")
                 _remove_stale_tmp(target)
-                result = colorize(file, model, size=args.size, saturation=args.saturation)
+                result = colorize(file, model, size=args.size, saturation=args.saturation, vividness=args.vividness)
                 save_image_atomic(result, target, metadata=read_metadata(file), quality=args.quality)
             except KeyboardInterrupt:
                 raise
@@ -235,7 +235,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     models = args.model or [None]
     result = evaluate_models(models, args.data, size=args.size, limit=args.limit, progress=not args.quiet,
-                             saturation=args.saturation)
+                             saturation=args.saturation, vividness=args.vividness)
     if args.output:
         save_json(result, args.output)
     print(json.dumps(result, indent=2) if args.json else format_table(result))
@@ -290,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"Short side of the working resolution the network runs at, from the model's stride (16) to {MAX_SIZE} "
                         f"(default {DEFAULT_SIZE}).")
     p.add_argument("--saturation", type=float, default=1.0, help="Multiply the predicted chroma (default 1.0; 0 gives gray).")
+    p.add_argument("--vividness", type=float, default=None,
+                   help="0-1, for models that predict a distribution of colours (the shipped default): 0 takes its mean "
+                        "(muted, safe), 1 its most likely colour (vivid, sometimes wrong); default: the model's own.")
     p.add_argument("--format", default=None,
                    help=f"Output format: {', '.join(sorted(WRITABLE_FORMATS))}; default: the input's (PNG for GIF and BMP).")
     p.add_argument("--quality", type=int, default=None,
@@ -309,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", required=True, help="A folder of colour photos (recursive), a pair set saved by build-dataset (its test split), or a Hub dataset id.")
     e.add_argument("--size", type=int, default=DEFAULT_SIZE, help=f"Working resolution (short side) of the pipeline (default {DEFAULT_SIZE}).")
     e.add_argument("--limit", type=int, default=None, help="Score only the first N photos.")
+    e.add_argument("--vividness", type=float, default=None,
+                   help="For models that predict a distribution of colours (the default unet_bins): 0 takes its mean (muted, "
+                        "safe), 1 its most likely colour (vivid); default: each model's own, as `colorize --vividness`.")
     e.add_argument("--saturation", type=float, default=1.0,
                    help="Multiply every model's predicted chroma by this, as `colorize --saturation` does (default 1.0): "
                         "measures the trade between colourfulness and colour error.")
@@ -387,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
         # Checked once for every command that takes it, before any model or photo is loaded.
         if getattr(args, "saturation", 0.0) < 0:
             raise ColorGANError(f"--saturation must be >= 0, got {args.saturation}")
+        if getattr(args, "vividness", None) is not None and not 0.0 <= args.vividness <= 1.0:
+            raise ColorGANError(f"--vividness must be in [0, 1], got {args.vividness}")
         return args.func(args)
     except ColorGANError as error:
         logger.error("%s", error)
