@@ -22,7 +22,7 @@ def test_two_steps_write_a_checkpoint_and_a_loadable_generator(preset, train_ima
     assert result["global_step"] == 2
     assert (out / "checkpoint-2").is_dir()
     generator = ColorGenerator.from_pretrained(out / "generator")
-    assert generator.architecture == ("paper" if preset == "paper" else "unet_bins")
+    assert generator.architecture == ("paper" if preset == "paper" else "unet")
     assert (out / "samples" / "step-0000002.png").is_file()
     assert (out / "loss_curves.png").is_file()
     history = json.loads((out / "history.json").read_text())
@@ -91,7 +91,7 @@ def test_two_process_ddp_on_cpu_saves_once(train_pair_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = proc.stdout + proc.stderr
     assert log.count("saved the generator to") == 1, "only the main process saves the final model"
-    assert ColorGenerator.from_pretrained(out / "generator").architecture == "unet_bins"
+    assert ColorGenerator.from_pretrained(out / "generator").architecture == "unet"
     assert (out / "checkpoint-2" / "random_states_1.pkl").exists(), "the second process took part in the checkpoint"
 
 
@@ -142,7 +142,7 @@ def test_init_generator_starts_a_new_head_on_a_trained_trunk(train_pair_dir, tmp
     ColorGenerator(architecture="unet", base_channels=8, depth=2).save_pretrained(start)
     out = tmp_path / "bins"
     run(["--output_dir", str(out), "--dataset_dir", str(train_pair_dir), "--resolution", "32", "--init_generator", str(start),
-         "--max_train_steps", "1", "--learning_rate", "1e-12", "--validation_steps", "100", *TINY])
+         "--architecture", "unet_bins", "--class_weight", "1", "--max_train_steps", "1", "--learning_rate", "1e-12", "--validation_steps", "100", *TINY])
     config = json.loads((out / "generator" / "config.json").read_text())
     assert config["architecture"] == "unet_bins" and config["depth"] == 2, "the trunk's sizes come from the starting weights"
     before, after = load_file(start / "model.safetensors"), load_file(out / "generator" / "model.safetensors")
