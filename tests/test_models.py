@@ -275,3 +275,34 @@ def test_every_config_field_is_bounded():
     for net in [*GENERATORS.values(), *DISCRIMINATORS.values()]:
         fields = set(typing.get_type_hints(net.__init__)) - {"return"}
         assert fields == set(net.BOUNDS), f"{net.__name__}: every config field has a range"
+
+
+def test_unet_bins_predicts_a_distribution_its_vividness_sharpens_and_round_trips(tmp_path):
+    model = ColorGenerator(architecture="unet_bins", base_channels=8, depth=3).eval()
+    l_channel = torch.rand(2, 1, 32, 48) * 100
+    logits = model(model.net.encode(l_channel))
+    assert logits.shape == (2, model.net.num_bins, 16, 24), "bins at half resolution"
+    muted, vivid = model.predict_ab(l_channel, vividness=0.0), model.predict_ab(l_channel, vividness=1.0)
+    assert muted.shape == vivid.shape == (2, 2, 32, 48)
+    assert vivid.norm(dim=1).mean() > muted.norm(dim=1).mean(), "a lower temperature moves away from the mean colour"
+    with pytest.raises(ValueError, match="vividness"):
+        model.predict_ab(l_channel, vividness=1.5)
+    model.save_pretrained(tmp_path)
+    loaded = ColorGenerator.from_pretrained(tmp_path).eval()
+    assert json.loads((tmp_path / "config.json").read_text())["architecture"] == "unet_bins"
+    torch.testing.assert_close(loaded.predict_ab(l_channel), model.predict_ab(l_channel))
+
+
+def test_unet_bins_soft_targets_encode_the_true_colour():
+    from colorgan_hf.color import rgb_to_lab
+
+    model = ColorGenerator(architecture="unet_bins", base_channels=8, depth=2)
+    rgb = torch.rand(500, 3, 1, 1).expand(-1, -1, 4, 4)  # flat patches: one colour per photo
+    ab = rgb_to_lab(rgb)[:, 1:] / 110
+    index, weight = model.net.soft_targets(ab)  # (B, 4, 2, 2) at half resolution
+    torch.testing.assert_close(weight.sum(dim=1), torch.ones(500, 2, 2))
+    decoded = (model.net.centers[index] * weight[..., None]).sum(dim=1).permute(0, 3, 1, 2)  # (B, 2, 2, 2)
+    error = ((decoded - ab[:, :, :2, :2]) * 110).norm(dim=1)
+    assert error.mean() < 0.5 and error.max() < 5, "the weighted bin centres give back the colour (in-gamut cells only)"
+    loss = model.net.auxiliary_loss(model(torch.zeros(500, 1, 4, 4)), ab, None)
+    assert torch.isfinite(loss) and loss > 0

@@ -353,7 +353,7 @@ def test_a_failing_final_save_leaves_no_half_written_generator(train_pair_dir, t
     with caplog.at_level("INFO"):
         result = _resume(train_pair_dir, out, 2, "--adv_weight", "0")
     assert result["global_step"] == 2 and "resumed from" in caplog.text
-    assert ColorGenerator.from_pretrained(out / "generator").architecture == "unet_bins"
+    assert ColorGenerator.from_pretrained(out / "generator").architecture == train_lib.PRESETS["default"]["architecture"]
 
 
 def test_save_pretrained_atomic_keeps_the_previous_version_when_a_save_fails(tmp_path, monkeypatch):
