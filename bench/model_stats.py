@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from colorgan_hf import ColorDiscriminator, ColorGenerator
+from colorgan_hf.models import GENERATORS
 
 
 def forward_flops(model: nn.Module, x: torch.Tensor) -> float:
@@ -49,7 +50,7 @@ def training_costs(side: int) -> list[dict]:
     rows = []
     pairs = [("unet_bins", "patchgan", 64), ("unet_bins", "patchgan", 32), ("unet", "patchgan", 64), ("paper", "paper", 32)]
     for gen_arch, disc_arch, disc_width in pairs:
-        fixed = {"image_size": side} if gen_arch == "paper" else {}
+        fixed = GENERATORS[gen_arch].size_options(side)
         gen = ColorGenerator(architecture=gen_arch, **fixed)
         disc = ColorDiscriminator(architecture=disc_arch, base_channels=disc_width, **fixed)
         g = forward_flops(gen, torch.rand(1, 1, side, side)) / 1e9

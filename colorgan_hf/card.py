@@ -11,12 +11,15 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from PIL import Image
 
 from .errors import ColorGANError
 from .hub import HUB_METADATA
+from .tables import GRAY_BASELINE, HUE_CLASSES_TITLE, format_hue_classes, grid_legend, row_name
+from .tables import sample_rule as grid_rule
 
 TEMPLATE_PATH = Path(__file__).parent / "card_template.md"
 # The Training section of a card whose training was not described.
@@ -64,8 +67,6 @@ def choose_row(evaluations: Sequence[dict], name: str | None = None) -> str | No
     """The model's row of the evaluation tables: the one called ``name``, else the first that is not the gray baseline."""
     if not evaluations:
         return None
-    from .evaluation import GRAY_BASELINE
-
     rows = evaluations[0]["rows"]
     if name is not None and name in rows:
         return name
@@ -103,7 +104,6 @@ def make_card(
               for evaluation in evaluations]
     extra: dict[str, Any] = {}
     if evaluations:
-        from .evaluation import HUE_CLASSES_TITLE, format_hue_classes
         from .metrics.functional import HUE_CLASS_LABELS, HUE_MIN_PIXELS, PRED_CHROMA_MIN, TRUTH_CHROMA_MIN
 
         extra = dict(hue_classes=format_hue_classes, hue_classes_title=HUE_CLASSES_TITLE, hue_class_names=", ".join(HUE_CLASS_LABELS),
@@ -135,6 +135,7 @@ def read_text_or(path: str | os.PathLike | None, default: str) -> str:
 
 def write_card(
     output: str | os.PathLike,
+    generator,
     model: str | None = None,
     eval_json: Sequence[str | os.PathLike] = (),
     training_file: str | os.PathLike | None = None,
@@ -148,8 +149,14 @@ def write_card(
     title: str | None = None,
     summary: str = "",
     datasets: Sequence[str] = (),
+    make_grid: Callable[[str | os.PathLike, int, list[str]], Image.Image] | None = None,
 ) -> Path:
-    """Write the card of ``model`` (shipped name, folder or Hub id; None: the default) to ``output``, atomically.
+    """Write the card of ``generator`` (a loaded :class:`ColorGenerator`, called ``model`` in the
+    evaluation tables: a shipped name, folder or Hub id; None: the default) to ``output``, atomically.
+
+    ``make_grid(grid_data, grid_count, grid_compare)`` draws the sample grid (the CLI passes
+    :func:`colorgan_hf.evaluation.sample_grid` bound to the generator): the card itself never
+    loads a model, so the models can render their card without an import circle.
 
     The model-index takes the row of the ``eval_json`` tables called like the model (as
     `colorgan evaluate --model` calls it), else the first that is not the gray baseline. With
@@ -157,24 +164,18 @@ def write_card(
     saved beside the card as ``<stem>_samples.jpg`` and shown, its columns named in the rule.
     Returns the card's path.
     """
-    from .evaluation import grid_legend, row_name
     from .files import write_atomic
-    from .registry import load_model
+    from .images import save_image_atomic
 
-    generator = load_model(model)
     training = read_text_or(training_file, NOT_RECORDED)
     limitations = read_text_or(limitations_file, "")
     out = Path(output)
     model = model or None  # "" names the default model too
     samples, rule = list(samples), sample_rule
-    if grid_data:
-        from .evaluation import sample_grid
-        from .evaluation import sample_rule as grid_rule
-        from .images import save_image_atomic
-
+    if grid_data and make_grid is not None:
         grid_path = out.parent / f"{out.stem}_samples.jpg"
         compare = list(grid_compare)
-        save_image_atomic(sample_grid(generator, grid_data, count=grid_count, compare=compare), grid_path)
+        save_image_atomic(make_grid(grid_data, grid_count, compare), grid_path)
         samples.append(grid_path.name)
         rule = rule or f"{grid_rule(grid_data, grid_count)}; columns: {grid_legend(model, compare)}"
     evaluations = read_evaluations(eval_json)

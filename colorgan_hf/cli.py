@@ -250,21 +250,26 @@ def _read_evaluations(paths: list[str] | None) -> list[dict]:
 
 def cmd_card(args: argparse.Namespace) -> int:
     from .card import write_card
+    from .evaluation import sample_grid
+    from .registry import load_model
 
+    generator = load_model(args.model)
     out = write_card(
-        args.output, model=args.model, eval_json=args.eval_json or [], training_file=args.training,
+        args.output, generator, model=args.model, eval_json=args.eval_json or [], training_file=args.training,
         limitations_file=args.limitations, samples=args.sample or [], sample_rule=args.sample_rule, grid_data=args.grid_data,
         grid_compare=args.grid_compare or [], grid_count=args.grid_count, repo_id=args.repo_id, title=args.title,
         summary=args.summary, datasets=args.dataset or [],
+        make_grid=lambda folder, count, compare: sample_grid(generator, folder, count=count, compare=compare),
     )
     tqdm.write(f"wrote {out}", file=sys.stderr)
     return 0
 
 
 def cmd_push(args: argparse.Namespace) -> int:
+    from .card import NOT_RECORDED
     from .push import push_model
 
-    training = Path(args.training).read_text() if args.training else "Not recorded."
+    training = Path(args.training).read_text() if args.training else NOT_RECORDED
     url = push_model(args.model, args.repo_id, evaluations=_read_evaluations(args.eval_json), training=training, private=args.private)
     print(url)
     return 0

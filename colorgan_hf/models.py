@@ -48,6 +48,15 @@ class GeneratorNet(nn.Module):
     # Config keys that older configs of this architecture may carry and that mean nothing to it.
     LEGACY_KEYS: ClassVar[tuple[str, ...]] = ()
     BOUNDS: ClassVar[dict[str, tuple[float, float]]] = {}
+    # How training photos are sized for it: random crops of a short side twice the crop, or squashed squares.
+    TRAINING_RESIZE: ClassVar[str] = "short_side"
+    # Whether its target is a*b*, whose pixels colour re-balancing can weigh.
+    AB_TARGET: ClassVar[bool] = True
+
+    @classmethod
+    def size_options(cls, resolution: int) -> dict:
+        """Constructor arguments that fix the input size (for it and its discriminator); none for fully convolutional nets."""
+        return {}
 
     @property
     def stride(self) -> int:
@@ -164,6 +173,12 @@ class PaperGenerator(GeneratorNet):
     discriminator = "paper"
     LEGACY_KEYS = ("depth",)
     BOUNDS = {"base_channels": (1, 256), "image_size": (8, 512)}
+    TRAINING_RESIZE = "square"  # the paper squashes whole photos to 120x120
+    AB_TARGET = False  # RGB out
+
+    @classmethod
+    def size_options(cls, resolution: int) -> dict:
+        return {"image_size": resolution}
 
     def __init__(self, base_channels: int = 32, image_size: int = 120) -> None:
         super().__init__()

@@ -8,6 +8,7 @@ from typing import Sequence
 
 from huggingface_hub import CommitOperationAdd, HfApi
 
+from .card import NOT_RECORDED
 from .errors import ModelLoadError
 from .models import ColorGenerator
 
@@ -27,7 +28,7 @@ def resolve_run(path: str | Path) -> tuple[Path, Path | None, list[Path]]:
     return generator_dir, discriminator_dir, samples
 
 
-def push_model(path: str | Path, repo_id: str, evaluations: Sequence[dict] = (), training: str = "Not recorded.",
+def push_model(path: str | Path, repo_id: str, evaluations: Sequence[dict] = (), training: str = NOT_RECORDED,
                private: bool = False, token: str | None = None, commit_message: str = "Upload colorgan-hf generator") -> str:
     """Push generator weights and config, the discriminator's config, a card and sample images as ONE commit.
 

@@ -87,7 +87,7 @@ def build_networks(args: argparse.Namespace) -> tuple[ColorGenerator, ColorDiscr
     from .registry import load_model
 
     # Only the paper's networks have a fixed input size; the U-Nets and the PatchGAN take any.
-    fixed_size = {"image_size": args.resolution} if args.architecture == "paper" else {}
+    fixed_size = GENERATORS[args.architecture].size_options(args.resolution)
     if not args.init_generator:
         generator = ColorGenerator(architecture=args.architecture, base_channels=args.gen_base_channels, **fixed_size)
     else:
@@ -126,7 +126,7 @@ def load_pairs(args: argparse.Namespace, main_process_first) -> "datasets.Datase
         except FileNotFoundError as error:
             raise ColorGANError(f"{args.dataset_dir}: not a saved pair set ({error})") from None
     else:
-        mode = "square" if args.architecture == "paper" else "short_side"
+        mode = GENERATORS[args.architecture].TRAINING_RESIZE
         size = args.resolution if mode == "square" else 2 * args.resolution
         with main_process_first():
             pairs, report = build_pair_dataset(args.train_data_dir, size=size, resize_mode=mode, seed=args.seed)
@@ -244,7 +244,7 @@ def train_step(batch: dict[str, torch.Tensor], generator, discriminator, opt_g, 
 
 def estimate_rebalancer(loader: DataLoader, args: argparse.Namespace, accelerator) -> ChromaRebalancer | None:
     """Per-pixel colour-rarity weights from the true ab of some training batches (summed over processes)."""
-    if not args.rebalance_lambda or args.architecture == "paper":
+    if not args.rebalance_lambda or not GENERATORS[args.architecture].AB_TARGET:
         return None
     counts = training_ab_counts(loader, args.rebalance_batches)
     counts = accelerator.reduce(counts.to(accelerator.device), reduction="sum").cpu()

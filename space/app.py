@@ -25,9 +25,9 @@ import gradio as gr
 
 try:
     import colorgan_hf
-except ImportError:  # running from a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import colorgan_hf
+except ImportError:
+    sys.exit("space/app.py: the colorgan_hf package is not installed; from the repository run "
+             "`python3 -m pip install -e \".[space]\"` (README, Quick start), or use `colorgan space-export DIR`")
 
 from PIL import Image, ImageOps
 
