@@ -227,12 +227,8 @@ def _crop(image: Image.Image, crop: int, rng: random.Random | None) -> Image.Ima
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
 
 
-def _decode(value: Any) -> Image.Image:
-    """A stored image as ``datasets.Image`` decodes it: a PIL image as it is, or {"bytes", "path"} opened and loaded."""
-    if isinstance(value, Image.Image):
-        return value
-    if not isinstance(value, dict):
-        raise ValueError(f"not an image: {type(value).__name__}")
+def open_stored(value: dict) -> Image.Image:
+    """A ``datasets.Image(decode=False)`` value ({"bytes", "path"}) as a loaded PIL image."""
     if value.get("bytes") is not None:
         image = Image.open(io.BytesIO(value["bytes"]))
     elif value.get("path"):
@@ -240,6 +236,16 @@ def _decode(value: Any) -> Image.Image:
     else:
         raise ValueError("an image with neither bytes nor a path")
     image.load()
+    return image
+
+
+def _decode(value: Any) -> Image.Image:
+    """A stored image as ``datasets.Image`` decodes it: a PIL image as it is, or {"bytes", "path"} opened and loaded."""
+    if isinstance(value, Image.Image):
+        return value
+    if not isinstance(value, dict):
+        raise ValueError(f"not an image: {type(value).__name__}")
+    image = open_stored(value)
     if image.getexif().get(Image.ExifTags.Base.Orientation) is not None:
         from PIL import ImageOps
 

@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .color import lab_to_rgb, rgb_to_lab
+from .data import open_stored
 from .errors import ColorGANError, ImageLoadError
 from .images import find_images, load_image
 from .metrics.functional import (HUE_CLASS_LABELS, HUE_CLASSES, HUE_MIN_PIXELS, PRED_CHROMA_MIN, SSIM_WINDOW,
@@ -92,26 +93,10 @@ def iter_references(data: str, limit: int | None = None) -> Iterator[tuple[str, 
         try:
             value = table[index][column]
             if isinstance(value, dict):
-                value = _open_stored(value)
+                value = open_stored(value)
             yield name, load_image(value).rgb
         except (ColorGANError, OSError, ValueError, SyntaxError, EOFError) as error:
             yield name, ImageLoadError(f"{name}: cannot be decoded ({type(error).__name__}: {error})")
-
-
-def _open_stored(value: dict):
-    """A ``datasets.Image(decode=False)`` value ({"bytes", "path"}) as a loaded PIL image."""
-    import io
-
-    from PIL import Image
-
-    if value.get("bytes") is not None:
-        image = Image.open(io.BytesIO(value["bytes"]))
-    elif value.get("path"):
-        image = Image.open(value["path"])
-    else:
-        raise ValueError("an image with neither bytes nor a path")
-    image.load()
-    return image
 
 
 def score_size(array: np.ndarray) -> np.ndarray:
