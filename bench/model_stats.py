@@ -82,7 +82,7 @@ def main() -> None:
     print(f"{'architecture':<13}{'params':>12}{'input':>10}{'GFLOPs':>9}{'median ms':>11}{'min ms':>9}")
     for r in rows:
         print(f"{r['architecture']:<13}{r['params']:>12,}{r['input']:>10}{r['gflops']:>9.2f}{r['median_ms']:>11.1f}{r['min_ms']:>9.1f}")
-    print(f"\nper training image (forward GFLOPs); D share = 3 x D / G, the discriminator's part of a GAN step beside the generator's")
+    print("\nper training image (forward GFLOPs); D share = 3 x D / G, the discriminator's part of a GAN step beside the generator's")
     print(f"{'generator':<11}{'discriminator':<18}{'input':>9}{'G GFLOPs':>10}{'D GFLOPs':>10}{'D share':>9}")
     for r in costs:
         print(f"{r['generator']:<11}{r['discriminator']:<18}{r['input']:>9}{r['g_gflops']:>10.2f}{r['d_gflops']:>10.2f}{r['d_share']:>8.1f}x")

@@ -10,7 +10,6 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import signal
 import sys
 import time
@@ -22,7 +21,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from . import __version__
 from .errors import ColorGANError
-from .images import IMAGE_EXTENSIONS, WRITABLE_FORMATS, find_images, read_metadata, save_image_atomic
+from .images import WRITABLE_FORMATS, find_images, read_metadata, save_image_atomic
 from .pipeline import DEFAULT_SIZE, MAX_SIZE
 
 logger = logging.getLogger("colorgan")

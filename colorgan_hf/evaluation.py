@@ -22,13 +22,12 @@ from .color import lab_to_rgb, rgb_to_lab
 from .data import open_stored
 from .errors import ColorGANError, ImageLoadError
 from .images import find_images, load_image
-from .metrics.functional import (HUE_CLASS_LABELS, HUE_CLASSES, HUE_MIN_PIXELS, PRED_CHROMA_MIN, SSIM_WINDOW,
+from .metrics.functional import (HUE_CLASS_LABELS, HUE_MIN_PIXELS, PRED_CHROMA_MIN, SSIM_WINDOW,
                                  TRUTH_CHROMA_MIN)
 from .metrics.modules import load_metric, to_array
 from .pipeline import DEFAULT_SIZE, colorize
 from .registry import load_model
-from .tables import (DEFAULT_ROW, GRAY_BASELINE, GRID_INPUT, GRID_ORIGINAL, HUE_CLASS_KEYS, HUE_CLASSES_TITLE,  # noqa: F401
-                     format_hue_classes, grid_legend, row_name, sample_rule)
+from .tables import GRAY_BASELINE, HUE_CLASSES_TITLE, format_hue_classes, row_name  # noqa: F401 (format_hue_classes: public here too)
 
 logger = logging.getLogger(__name__)
 # Table columns: (result key, header, format string or a function of the whole row).

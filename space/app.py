@@ -388,7 +388,6 @@ def make_batch_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: S
         # One photo at a time: the memory of a batch is that of its largest photo.
         with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_STORED) as bundle:
             for path in files:
-                name = Path(path).name
                 try:
                     result = colorize(path, models[model_name], size=int(size), saturation=float(saturation), max_pixels=MAX_PIXELS)
                 except ColorGANError as error:
