@@ -220,6 +220,7 @@ def cmd_build_dataset(args: argparse.Namespace) -> int:
     pairs, report = build_pair_dataset(
         args.sources, size=args.size, resize_mode=args.resize_mode, min_size=args.min_size,
         test_fraction=args.test_fraction, seed=args.seed, image_column=args.image_column, num_proc=args.num_proc,
+        max_photos=args.max_photos,
     )
     pairs.save_to_disk(str(out))
     (out / "build_report.json").write_text(json.dumps(report.as_dict(), indent=2))
@@ -381,7 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--resize-mode", choices=["short_side", "square"], default="short_side", help="square: the paper's 120x120 squash; short_side: keep aspect for random crops.")
     b.add_argument("--min-size", type=int, default=64, help="Drop photos whose short side is below this (default 64).")
     b.add_argument("--test-fraction", type=float, default=0.1, help="Share held out as the test split (default 0.1, as the paper).")
-    b.add_argument("--seed", type=int, default=0, help="Seed of the split shuffle.")
+    b.add_argument("--seed", type=int, default=0, help="Seed of the split shuffle (and of the --max-photos draw).")
+    b.add_argument("--max-photos", type=int, default=None,
+                   help="Keep a random N of the usable photos (seeded by --seed), e.g. 3000 for the paper's scale.")
     b.add_argument("--image-column", default="image", help="Image column of Hub datasets.")
     b.add_argument("--num-proc", type=int, default=None, help="Worker processes for decoding.")
     b.add_argument("--push-to-hub", default=None, metavar="REPO_ID", help="Also push the pair set to this Hub dataset repo.")

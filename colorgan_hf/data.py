@@ -164,6 +164,7 @@ def build_pair_dataset(
     image_column: str = "image",
     hub_split: str = "train",
     num_proc: int | None = None,
+    max_photos: int | None = None,
 ):
     """Build a ``DatasetDict`` of ``train``/``test`` pairs with columns ``color``, ``gray``, ``source``.
 
@@ -177,6 +178,8 @@ def build_pair_dataset(
         seed: seed of the shuffle that splits the pairs.
         image_column: the image column of a Hub dataset.
         num_proc: worker processes for decoding.
+        max_photos: keep a random ``max_photos`` of the usable photos (drawn with ``seed``,
+            before the split): the paper's 3,000-photo scale without hand-picking.
 
     Returns:
         ``(DatasetDict, BuildReport)``.
@@ -196,6 +199,11 @@ def build_pair_dataset(
     for reason in REJECT_REASONS:
         report.dropped[reason] = counts.get(reason, 0)
     kept = processed.filter(lambda status: status == "ok", input_columns="status").remove_columns(["status", "image"])
+    if max_photos is not None:
+        if max_photos < 2:
+            raise ColorGANError(f"max_photos must be at least 2 (got {max_photos})")
+        if len(kept) > max_photos:
+            kept = kept.shuffle(seed=seed).select(range(max_photos)).flatten_indices()
     report.kept = len(kept)
     if report.kept < 2:
         raise ColorGANError(f"only {report.kept} usable image(s) out of {report.total}: need at least 2 to split ({report.dropped})")

@@ -584,7 +584,7 @@ def validate(generator, test_loader: DataLoader, fixed_batch: dict, args: argpar
     """Test loss per batch and its weighted mean (logged), and a gray | predicted | true grid of the fixed batch."""
     per_batch, mean = evaluate_generator(generator, test_loader, args.pixel_loss, accelerator)
     accelerator.log({"test_pixel": mean}, step=step)
-    history.append({"step": step, "test_pixel": mean})
+    history.append({"step": step, "test_pixel": mean, "test_pixel_per_batch": per_batch})
     logger.info(f"step {step}: test {args.pixel_loss} per batch {[round(v, 5) for v in per_batch]}, weighted mean {mean:.5f}")
     if not accelerator.is_main_process:
         return

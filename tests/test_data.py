@@ -46,6 +46,19 @@ def test_split_is_seeded(photo_folder):
     assert digest(first) != digest(other) or digest(first)[::-1] != digest(other)
 
 
+def test_max_photos_draws_a_seeded_subset_of_usable_photos(photo_folder):
+    # The paper's scale by a rule, not by hand: N of the usable photos, drawn with the seed, then split.
+    pairs, report = build_pair_dataset([str(photo_folder)], size=64, test_fraction=0.25, seed=5, max_photos=4)
+    assert report.kept == 4 and report.splits == {"train": 3, "test": 1}
+    again, _ = build_pair_dataset([str(photo_folder)], size=64, test_fraction=0.25, seed=5, max_photos=4)
+    digest = lambda ds: sorted(float(np.asarray(r["color"]).mean()) for part in ds.values() for r in part)  # noqa: E731
+    assert digest(pairs) == digest(again)
+    everything, _ = build_pair_dataset([str(photo_folder)], size=64, test_fraction=0.25, seed=5)
+    assert set(digest(pairs)) <= set(digest(everything)), "only usable photos are drawn"
+    with pytest.raises(ColorGANError, match="max_photos"):
+        build_pair_dataset([str(photo_folder)], size=64, max_photos=1)
+
+
 def test_square_mode_squashes_like_the_paper(photo_folder):
     pairs, _ = build_pair_dataset([str(photo_folder)], size=120, resize_mode="square", test_fraction=0.25)
     assert all(r["color"].size == (120, 120) for r in pairs["train"])

@@ -56,6 +56,21 @@ def test_resume_continues_at_the_right_step_with_the_same_state(train_pair_dir, 
     assert [lr for _, lr in history_resumed] == pytest.approx([lr for _, lr in history_straight])
 
 
+def test_every_epoch_has_its_means_across_a_resume(train_pair_dir, tmp_path):
+    # Checkpoints that fall on an epoch's end must carry that epoch's means (the paper's Table 1),
+    # or a resumed run would lose a row for every checkpoint.
+    common = ["--dataset_dir", str(train_pair_dir), "--resolution", "32", "--max_train_samples", "4", "--checkpointing_steps", "2",
+              "--validation_steps", "100", *TINY]
+    out = tmp_path / "run"
+    run(["--output_dir", str(out), "--max_train_steps", "4", *common])
+    saved = json.loads((out / "checkpoint-4" / "history.json").read_text())
+    assert [h["epoch"] for h in saved if "epoch_g_pixel" in h] == [0, 1]
+    run(["--output_dir", str(out), "--max_train_steps", "6", "--resume_from_checkpoint", "latest", *common])
+    history = json.loads((out / "history.json").read_text())
+    assert [h["epoch"] for h in history if "epoch_g_pixel" in h] == [0, 1, 2]
+    assert all(h["epoch_d_loss"] > 0 for h in history if "epoch_d_loss" in h)
+
+
 @pytest.mark.parametrize("kind", ["constant", "cosine"])
 def test_learning_rate_schedule_warms_up_then_holds_or_decays(kind):
     from training import train_script

@@ -189,9 +189,12 @@ def train(accelerator: Accelerator, args: argparse.Namespace, output_dir: Path) 
                 run_log.step(global_step, logs, last=global_step == max_steps)
                 if global_step % args.validation_steps == 0 or global_step == max_steps:
                     validate(generator, test_loader, fixed_batch, args, accelerator, global_step, history, output_dir)
-                if global_step % args.checkpointing_steps == 0:
+                # A checkpoint that falls on an epoch's last step waits for that epoch's means (Table 1).
+                if global_step % args.checkpointing_steps == 0 and global_step % steps_per_epoch:
                     save_checkpoint(accelerator, output_dir, global_step, args.checkpoints_total_limit, history)
             run_log.end_epoch(epoch, global_step, args.pixel_loss)
+            if global_step % args.checkpointing_steps == 0 and not global_step % steps_per_epoch:
+                save_checkpoint(accelerator, output_dir, global_step, args.checkpoints_total_limit, history)
             if global_step >= max_steps or stop.requested:
                 break
     progress.close()
