@@ -15,6 +15,9 @@ figure, the machine's peak included, is measured by the run that prints it.
    autocast and channels_last.
 4. The reference: a pix2pix U-Net (Isola et al. 2017; `bench/pix2pix_reference.py`), random
    weights, at the same working resolution, and the ratio of our default to it.
+5. PyTorch vs ONNX Runtime for the shipped generators.
+6. The paper preset's training step at 120x120 with threads, channels_last and
+   torch.compile changed one at a time, scaled to minutes per epoch of the 2,700-pair set.
 """
 
 from __future__ import annotations
@@ -170,6 +173,44 @@ def training_throughput(preset: str, bf16: bool, channels_last: bool, steps: int
             "s_per_step": round(seconds, 3), "images_per_s": round(batch / seconds, 2)}
 
 
+def paper_training_speed(threads: int, channels_last: bool, compile_networks: bool, steps: int, batch: int = 16) -> dict:
+    """The paper preset's own step at its 120x120 (issue 13: how fast can the reproduction honestly run on a CPU).
+
+    Rows differ in one setting each: torch threads, channels_last, ``torch.compile`` of both
+    networks. The per-epoch and 20-epoch figures scale images/s to the 2,700 training pairs
+    of the paper-scale set at the paper's batch 64.
+    """
+    from accelerate import Accelerator
+
+    from colorgan_hf.models import GANLoss
+    from colorgan_hf.training import PRESETS, LossWeights, build_networks, train_step
+
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        recipe = argparse.Namespace(**{**PRESETS["paper"], "init_generator": None, "preset": "paper"})
+        gen, disc = build_networks(recipe)
+        if channels_last:
+            gen, disc = gen.to(memory_format=torch.channels_last), disc.to(memory_format=torch.channels_last)
+        if compile_networks:
+            gen.net, disc.net = torch.compile(gen.net), torch.compile(disc.net)
+        opt_g, opt_d = torch.optim.Adam(gen.parameters(), 5e-4), torch.optim.Adam(disc.parameters(), 5e-4)
+        accelerator = Accelerator(cpu=True)
+        gen, disc, opt_g, opt_d = accelerator.prepare(gen, disc, opt_g, opt_d)
+        losses, gan = LossWeights.from_args(recipe), GANLoss(recipe.label_noise)
+        side = recipe.resolution
+        batch_data = {"rgb": torch.rand(batch, 3, side, side), "gray": torch.rand(batch, 1, side, side)}
+        step = lambda: train_step(batch_data, gen, disc, opt_g, opt_d, losses, gan, None, accelerator)  # noqa: E731
+        step()  # a compiled network compiles here, outside the timing
+        seconds = timed(step, steps, warmup=1)
+    finally:
+        torch.set_num_threads(previous_threads)
+    images_per_s = batch / seconds
+    return {"threads": threads, "channels_last": channels_last, "compile": compile_networks, "batch": batch,
+            "s_per_step": round(seconds, 3), "images_per_s": round(images_per_s, 2),
+            "min_per_epoch_2700": round(2700 / images_per_s / 60, 1), "hours_to_epoch_20": round(20 * 2700 / images_per_s / 3600, 2)}
+
+
 # ---------------------------------------------------------------------------- report
 
 
@@ -217,8 +258,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="Fewer repeats (for a smoke run).")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results.json"), help="Where to write the figures.")
-    parser.add_argument("--parts", default="end_to_end,forward,training,onnx",
-                        help="Comma-separated parts to run (end_to_end, forward, training, onnx); the others keep their figures from --json.")
+    parser.add_argument("--parts", default="end_to_end,forward,training,onnx,paper_training",
+                        help="Comma-separated parts to run (end_to_end, forward, training, onnx, paper_training); the others keep their figures from --json.")
     parser.add_argument("--child", nargs=3, metavar=("MODEL", "PHOTO", "REPEATS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -231,7 +272,7 @@ def main() -> None:
 
     repeats = 2 if args.quick else 5
     parts = set(args.parts.split(","))
-    previous = json.loads(Path(args.json).read_text()) if Path(args.json).is_file() and parts != {"end_to_end", "forward", "training", "onnx"} else {}
+    previous = json.loads(Path(args.json).read_text()) if Path(args.json).is_file() and parts != {"end_to_end", "forward", "training", "onnx", "paper_training"} else {}
     results: dict = {**previous, "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
                      "date": time.strftime("%Y-%m-%d %H:%M")}
     print(f"torch {results['torch']}, {results['threads']} threads, {results['cpu_count']} CPUs")
@@ -273,6 +314,18 @@ def main() -> None:
         results["training"] = training
         print("\n3. training throughput at 128x128 (generator + discriminator step)")
         print(table(training, ["preset", "bf16", "channels_last", "batch", "s_per_step", "images_per_s"]))
+
+    if "paper_training" in parts:
+        steps = 2 if args.quick else 3
+        rows = [paper_training_speed(threads, cl, compiled, steps) for threads, cl, compiled in
+                ((2, False, False), (2, True, False), (2, True, True), (1, True, False))]
+        baseline = rows[0]["images_per_s"]
+        for row in rows:
+            row["vs_first_row"] = round(row["images_per_s"] / baseline, 2)
+        results["paper_training"] = rows
+        print("\n6. paper preset training step at 120x120 (issue 13), one setting changed per row")
+        print(table(rows, ["threads", "channels_last", "compile", "batch", "s_per_step", "images_per_s", "vs_first_row",
+                           "min_per_epoch_2700", "hours_to_epoch_20"]))
 
     if "onnx" in parts:
         try:

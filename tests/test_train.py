@@ -165,3 +165,31 @@ def test_init_generator_starts_a_new_head_on_a_trained_trunk(train_pair_dir, tmp
     assert "net.stem.0.weight" in shared and "net.head.weight" not in shared
     for name in shared:
         torch.testing.assert_close(after[name], before[name], atol=1e-6, rtol=0, msg=f"{name} was not taken from the trunk")
+
+
+def test_paper_report_puts_our_tables_beside_the_papers(train_image_dir, tmp_path):
+    # A tiny paper run on a 120x120 pair set, stopped, finished with zero more steps, then reported.
+    from colorgan_hf.data import build_pair_dataset
+    from training import ROOT
+    import importlib.util
+
+    pairs, _ = build_pair_dataset([str(train_image_dir)], size=120, resize_mode="square", test_fraction=0.25, seed=0)
+    pairs.save_to_disk(str(tmp_path / "pairs"))
+    out = tmp_path / "run"
+    common = ["--preset", "paper", "--dataset_dir", str(tmp_path / "pairs"), "--output_dir", str(out), "--max_train_samples", "4",
+              "--checkpointing_steps", "2", "--validation_steps", "100", *TINY]
+    run([*common, "--max_train_steps", "4"])
+    spec = importlib.util.spec_from_file_location("paper_report", ROOT / "train" / "paper_report.py")
+    report_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report_module)
+    report = report_module.main(report_module.parse_args(["--run", str(out), "--data", str(tmp_path / "pairs"), "--batch_size", "2",
+                                                          "-o", str(tmp_path / "report" / "paper")]))
+    assert report["epochs_reached"] == 2
+    ours = {row["epoch"]: row["ours"] for row in report["table1"]}
+    assert ours[1]["generator_mse"] > 0 and ours[2]["discriminator_bce"] > 0
+    assert ours[20] is None and ours[1000] is None, "epochs the run never reached are marked, not invented"
+    assert len(report["table2"]["per_batch"]) == 2 and report["table2"]["test_photos"] == 3
+    assert 0 < report["table2"]["weighted_mean"] < 1
+    text = (tmp_path / "report" / "paper.md").read_text()
+    assert "0.00281" in text and "not reached" in text
+    assert (tmp_path / "report" / "paper_curves.png").stat().st_size > 0

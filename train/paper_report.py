@@ -1,0 +1,163 @@
+"""The paper's Table 1, Table 2 and loss curves (its figures 6 and 7) from a `--preset paper` run, beside the paper's.
+
+    python train/paper_report.py --run runs/paper-repro --data pairs/paper120 -o docs/paper_reproduction
+
+Reads the run's history (the newest of `history.json` and its checkpoints' copies), scores
+the run's generator on the pair set's test split in batches of 64 as the paper's Table 2
+does (the raw RGB output against the true RGB, so the same MSE the generator trains on), and
+writes `<output>.md` (both tables, the paper's figures quoted as the paper's), `<output>.json`
+and `<output>_curves.png`. Nothing here is typed in except the paper's own figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from colorgan_hf import ColorGenerator
+from colorgan_hf.files import atomic_path, write_atomic
+from colorgan_hf.training import HISTORY_FILE, evaluate_generator, latest_checkpoint, make_loaders
+
+logger = logging.getLogger("colorgan_hf.paper_report")
+
+# Quoted from the paper (Demirel & Yuce), Table 1: epoch -> (generator MSE, discriminator BCE).
+PAPER_TABLE1 = {20: (0.0075, 0.9756), 50: (0.0062, 0.6844), 100: (0.0056, 0.4423), 150: (0.0052, 0.4255),
+                250: (0.0037, 0.4087), 500: (0.0024, 0.3935), 750: (0.0015, 0.3980), 1000: (0.0013, 0.4002)}
+# Its Table 2: test MSE per batch of 64 and the weighted mean.
+PAPER_TABLE2 = [0.00231, 0.00279, 0.00266, 0.00280, 0.00383]
+PAPER_TABLE2_MEAN = 0.00281
+# Our own early epochs are shown too, so a run that has not reached epoch 20 still has a table.
+EARLY_EPOCHS = (1, 2, 5, 10)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", required=True, help="The output folder of a `train/train.py --preset paper` run.")
+    parser.add_argument("--data", required=True, help="The pair set it trained on (`colorgan build-dataset` output); its test split is scored.")
+    parser.add_argument("--generator", default=None, help="Generator folder to score for Table 2 (default: RUN/generator).")
+    parser.add_argument("--batch_size", type=int, default=64, help="Test batch size (the paper's 64).")
+    parser.add_argument("--hardware", default="this machine's CPU", help="Where the run trained, for the report's header.")
+    parser.add_argument("-o", "--output", required=True, help="Output path without extension: writes .md, .json and _curves.png.")
+    return parser.parse_args(argv)
+
+
+def read_history(run: Path) -> list[dict]:
+    """The longest history the run has: its final ``history.json`` or the newest complete checkpoint's copy."""
+    candidates = [run / HISTORY_FILE]
+    checkpoint, _ = latest_checkpoint(run)
+    if checkpoint is not None:
+        candidates.append(checkpoint / HISTORY_FILE)
+    histories = [json.loads(path.read_text()) for path in candidates if path.is_file()]
+    if not histories:
+        raise SystemExit(f"{run}: no history.json in the run or its checkpoints")
+    return max(histories, key=lambda h: max((row.get("step", 0) for row in h), default=0))
+
+
+def epoch_rows(history: list[dict]) -> dict[int, dict]:
+    """Epoch number (1-based, as the paper counts) -> that epoch's mean generator MSE and discriminator BCE."""
+    return {row["epoch"] + 1: {"generator_mse": row["epoch_g_pixel"], "discriminator_bce": row.get("epoch_d_loss"), "step": row["step"]}
+            for row in history if "epoch_g_pixel" in row}
+
+
+def table1(epochs: dict[int, dict]) -> tuple[list[dict], str]:
+    reached = max(epochs, default=0)
+    shown = sorted({e for e in EARLY_EPOCHS if e in epochs} | set(PAPER_TABLE1) | ({reached} if reached else set()))
+    rows, lines = [], ["| epoch | paper: generator MSE | ours: generator MSE | paper: discriminator BCE | ours: discriminator BCE |",
+                       "| ---: | ---: | ---: | ---: | ---: |"]
+    for epoch in shown:
+        paper = PAPER_TABLE1.get(epoch)
+        ours = epochs.get(epoch)
+        rows.append({"epoch": epoch, "paper": paper, "ours": ours})
+        paper_g, paper_d = (f"{paper[0]:.4f}", f"{paper[1]:.4f}") if paper else ("", "")
+        ours_g, ours_d = (f"{ours['generator_mse']:.4f}", f"{ours['discriminator_bce']:.4f}") if ours else ("not reached", "not reached")
+        lines.append(f"| {epoch} | {paper_g} | {ours_g} | {paper_d} | {ours_d} |")
+    return rows, "\n".join(lines)
+
+
+def table2(per_batch: list[float], mean: float) -> str:
+    lines = ["| test batch (64 photos) | paper: MSE | ours: MSE |", "| --- | ---: | ---: |"]
+    for i in range(max(len(per_batch), len(PAPER_TABLE2))):
+        paper = f"{PAPER_TABLE2[i]:.5f}" if i < len(PAPER_TABLE2) else ""
+        ours = f"{per_batch[i]:.5f}" if i < len(per_batch) else ""
+        lines.append(f"| batch {i + 1} | {paper} | {ours} |")
+    lines.append(f"| weighted mean | {PAPER_TABLE2_MEAN:.5f} | {mean:.5f} |")
+    return "\n".join(lines)
+
+
+def score_test_split(generator_dir: Path, data: str, batch_size: int) -> tuple[list[float], float, int]:
+    import datasets
+    from accelerate import Accelerator
+
+    generator = ColorGenerator.from_pretrained(generator_dir)
+    pairs = datasets.load_from_disk(data)
+    _, test_loader, _ = make_loaders(pairs, generator.net.input_size, batch_size)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    generator, test_loader = accelerator.prepare(generator, test_loader)
+    with torch.no_grad():
+        per_batch, mean = evaluate_generator(generator, test_loader, "mse", accelerator)
+    return per_batch, mean, len(pairs["test"])
+
+
+def save_curves(epochs: dict[int, dict], path: Path) -> None:
+    """Figures 6 and 7: generator MSE and discriminator BCE per epoch, the paper's Table 1 points beside ours."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    x = sorted(epochs)
+    for ax, key, index, title in ((axes[0], "generator_mse", 0, "generator loss (MSE), figure 6"),
+                                  (axes[1], "discriminator_bce", 1, "discriminator loss (BCE), figure 7")):
+        ax.plot(x, [epochs[e][key] for e in x], label="ours (mean over each epoch)")
+        ax.plot(list(PAPER_TABLE1), [v[index] for v in PAPER_TABLE1.values()], "o--", label="paper, Table 1")
+        ax.set_xscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def main(args: argparse.Namespace) -> dict:
+    run = Path(args.run)
+    epochs = epoch_rows(read_history(run))
+    rows, t1 = table1(epochs)
+    generator_dir = Path(args.generator) if args.generator else run / "generator"
+    per_batch, mean, test_count = score_test_split(generator_dir, args.data, args.batch_size)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    reached = max(epochs, default=0)
+    report = {"epochs_reached": reached, "steps": max((e["step"] for e in epochs.values()), default=0), "hardware": args.hardware,
+              "table1": rows, "table2": {"per_batch": per_batch, "weighted_mean": mean, "test_photos": test_count},
+              "paper_table2": {"per_batch": PAPER_TABLE2, "weighted_mean": PAPER_TABLE2_MEAN}}
+    markdown = "\n".join([
+        f"Epochs reached: {reached} of the paper's ~1,000 ({report['steps']} steps of batch 64), on {args.hardware}.",
+        "",
+        "Table 1: generator and discriminator losses during training (ours: the mean over each epoch's steps; "
+        "the paper's figures quoted from its Table 1).",
+        "",
+        t1,
+        "",
+        f"Table 2: generator MSE on the test split ({test_count} photos, RGB in [0, 1], the generator's raw 120x120 output; "
+        "the paper's figures quoted from its Table 2).",
+        "",
+        table2(per_batch, mean),
+        "",
+    ])
+    write_atomic(out.with_suffix(".md"), markdown)
+    write_atomic(out.with_suffix(".json"), json.dumps(report, indent=1))
+    save_curves(epochs, out.with_name(out.name + "_curves.png"))
+    print(markdown)
+    return report
+
+
+if __name__ == "__main__":
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    main(parse_args())
