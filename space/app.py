@@ -65,7 +65,9 @@ DISK_BYTES_PER_PIXEL = 4
 # Multipart framing around the files of one upload request.
 MULTIPART_SLACK = 64 * 1024
 DEFAULT_LABEL = "default (ours)"
-PAPER_LABEL = "paper (Demirel & Yuce)"
+PAPER_LABEL = "paper's reproduction (for comparison)"
+MODEL_INFO = ("Use the default: the paper's reproduction (its recipe as written, trained as far as our compute allowed) "
+              "is shown only for comparison.")
 
 DESCRIPTION = f"""
 # colorgan-hf: colorize black-and-white photos
@@ -431,7 +433,7 @@ def build_demo(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage) 
                 with gr.Column(scale=1):
                     image = UploadedImage(label="Black-and-white photo", type="filepath", sources=["upload", "clipboard", "webcam"],
                                           elem_id="input-image")
-                    model_name = gr.Radio(list(models), value=DEFAULT_LABEL, label="Model")
+                    model_name = gr.Radio(list(models), value=DEFAULT_LABEL, label="Model", info=MODEL_INFO)
                     size = gr.Slider(64, 1024, value=DEFAULT_SIZE, step=16, label="Working resolution (short side)",
                                      info="The network sees the photo at this size; the output keeps full resolution.")
                     saturation = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Saturation")
@@ -450,7 +452,7 @@ def build_demo(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage) 
                 with gr.Column(scale=1):
                     batch_files = UploadedFiles(label=f"Photos (up to {BATCH_MAX_FILES}, {MAX_UPLOAD.upper()} in all)",
                                                 file_count="multiple", file_types=["image"], type="filepath", elem_id="batch-files")
-                    batch_model = gr.Radio(list(models), value=DEFAULT_LABEL, label="Model")
+                    batch_model = gr.Radio(list(models), value=DEFAULT_LABEL, label="Model", info=MODEL_INFO)
                     batch_size = gr.Slider(64, 1024, value=DEFAULT_SIZE, step=16, label="Working resolution (short side)")
                     batch_saturation = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Saturation")
                     batch_button = gr.Button("Colorize all", variant="primary", elem_id="batch-button")

@@ -496,3 +496,14 @@ def test_browser_example_photos_still_colorize(space_url, browser):
     page.locator("#timing").get_by_text("You waited").wait_for(timeout=60_000)
     assert "not uploaded" not in page.content()
     page.close()
+
+
+def test_browser_paper_model_is_labelled_as_the_reproduction(space_url, browser):
+    # Nobody may mistake the paper's reproduction for the recommended model.
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(space_url)
+    page.get_by_text("paper's reproduction (for comparison)").first.wait_for(timeout=60_000)
+    page.get_by_text("is shown only for comparison").first.wait_for(timeout=10_000)
+    default_choice = page.get_by_label("default (ours)").first
+    assert default_choice.is_checked(), "the default is the model selected when the page opens"
+    page.close()
