@@ -3,6 +3,7 @@ import os
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -193,3 +194,23 @@ def test_paper_report_puts_our_tables_beside_the_papers(train_image_dir, tmp_pat
     text = (tmp_path / "report" / "paper.md").read_text()
     assert "0.00281" in text and "not reached" in text
     assert (tmp_path / "report" / "paper_curves.png").stat().st_size > 0
+
+
+def test_without_the_adversarial_term_nothing_speaks_of_a_discriminator(train_pair_dir, tmp_path, caplog):
+    # --adv_weight 0 (a NoGAN run): no d= in the bar, no "discriminator BCE" per epoch, no untrained discriminator/ saved;
+    # the sample grid names its columns in a header above the tiles.
+    from PIL import Image
+
+    out = tmp_path / "nogan"
+    with caplog.at_level("INFO"):
+        run(["--dataset_dir", str(train_pair_dir), "--resolution", "32", "--adv_weight", "0", "--output_dir", str(out),
+             "--max_train_samples", "4", "--max_train_steps", "4", "--checkpointing_steps", "4", "--validation_steps", "4", *TINY])
+    epoch_lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert epoch_lines and not any("discriminator" in line for line in epoch_lines)
+    assert (out / "generator").is_dir() and not (out / "discriminator").exists()
+    history = json.loads((out / "history.json").read_text())
+    assert all(h["d_loss"] == 0 for h in history if "d_loss" in h)
+    grid = np.asarray(Image.open(out / "samples" / "step-0000004.png").convert("L"))
+    header, tiles = grid[:14], grid[14:]
+    assert header.shape[1] == 3 * 32 and tiles.shape[0] % 32 == 0
+    assert (header < 128).any() and (header >= 250).mean() > 0.5, "dark column names on a white header"
