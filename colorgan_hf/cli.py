@@ -24,6 +24,9 @@ from .errors import ColorGANError
 from .images import WRITABLE_FORMATS, find_images, read_metadata, save_image_atomic
 from .pipeline import DEFAULT_SIZE, MAX_SIZE
 
+DEFAULT_BATCH_SIZE = 8
+DEFAULT_WORKERS = 2
+
 logger = logging.getLogger("colorgan")
 OUTPUT_SUFFIX = "_color"
 # Extensions written as they came; anything else (GIF, BMP, ...) is written as PNG.
@@ -121,6 +124,9 @@ def _check_colorize_args(args: argparse.Namespace) -> None:
         raise ColorGANError(f"--size must be between 16 and {MAX_SIZE} (the working resolution's short side), got {args.size}")
     if args.quality is not None and not 1 <= args.quality <= 100:
         raise ColorGANError(f"--quality must be between 1 and 100, got {args.quality}")
+    if args.batch_size < 1 or args.workers < 0 or (args.threads is not None and args.threads < 1):
+        raise ColorGANError(f"--batch-size and --threads must be at least 1 and --workers at least 0, got "
+                            f"{args.batch_size}, {args.threads} and {args.workers}")
     if args.format is not None:
         fmt = args.format.lower().lstrip(".")
         if fmt not in WRITABLE_FORMATS:
@@ -129,7 +135,7 @@ def _check_colorize_args(args: argparse.Namespace) -> None:
 
 
 def cmd_colorize(args: argparse.Namespace) -> int:
-    from .pipeline import _generator, colorize
+    from .pipeline import _generator
 
     _check_colorize_args(args)
     out_dir = Path(args.output_dir)
@@ -146,9 +152,26 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     if getattr(model, "input_size", None) is None and args.size < stride:
         raise ColorGANError(f"--size must be at least the model's stride {stride} (and at most {MAX_SIZE}), got {args.size}")
     input_files = {file.resolve() for file, _ in jobs}
-    targets = _output_paths(jobs, out_dir, args.format)
-    failed = skipped = 0
-    bar = tqdm(list(zip(jobs, targets)), desc="Colorizing", unit="img", disable=args.quiet or len(jobs) < 2)
+    targets = _output_paths(jobs, out_dir, args.format)  # the same on every process: from the full sorted list
+    return _colorize_jobs(args, model, [(file, target) for (file, _), target in zip(jobs, targets)], input_files, out_dir)
+
+
+def _colorize_jobs(args: argparse.Namespace, model, jobs: list[tuple[Path, Path]], input_files: set[Path], out_dir: Path) -> int:
+    """Colorize ``jobs`` ((input, output) pairs) in this process's share (all of them unless launched as
+    several processes with ``accelerate launch``); the main process prints the combined summary, and
+    every process returns the combined status (batch.py has the engine)."""
+    import torch
+
+    from .batch import ColorizeSettings, Processes, ShareResult, check_plan, colorize_share, default_threads, plan_jobs
+
+    processes = Processes(args.device)
+    if args.threads or processes.local_world > 1:
+        torch.set_num_threads(args.threads or default_threads(processes.local_world))
+    if isinstance(model, torch.nn.Module):
+        model.to(processes.device)
+    settings = ColorizeSettings(size=args.size, saturation=args.saturation, vividness=args.vividness, quality=args.quality,
+                                skip_existing=args.skip_existing, overwrite=args.overwrite)
+    bar = tqdm(total=len(jobs), desc="Colorizing", unit="img", disable=args.quiet or len(jobs) < 2 or not processes.is_main)
 
     def report(message: str) -> None:
         bar.write(f"colorgan: error: {message}", file=sys.stderr)
@@ -159,36 +182,36 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     # Every message goes above the progress bar, never through it.
     with logging_redirect_tqdm(), warnings.catch_warnings(), _stop_on_signals():
         warnings.showwarning = show_warning
-        for (file, relative), target in bar:
-            try:
-                if target.resolve() in input_files:
-                    raise ColorGANError(f"{file}: output {target} would overwrite an input; choose another -o")
-                if target.exists():
-                    if args.skip_existing:
-                        skipped += 1
-                        continue
-                    if not args.overwrite:
-                        raise ColorGANError(f"{file}: output {target} exists (pass --skip-existing to leave it, "
-                                            "--overwrite to replace it)")
-                _remove_stale_tmp(target)
-                result = colorize(file, model, size=args.size, saturation=args.saturation, vividness=args.vividness)
-                save_image_atomic(result, target, metadata=read_metadata(file), quality=args.quality)
-            except KeyboardInterrupt:
-                raise
-            except (ColorGANError, OSError) as error:
-                failed += 1
-                report(str(error))
-            except Exception as error:  # noqa: BLE001 - one file's trouble is that file's line, never the batch's end
-                failed += 1
-                report(f"{file}: {type(error).__name__}: {error}")
-    done = len(jobs) - failed - skipped
-    summary = f"colorized {done} of {len(jobs)} image(s) into {out_dir}"
-    if skipped:
-        summary += f"; {skipped} skipped (already there)"
-    if failed:
-        summary += f"; {failed} failed"
-    tqdm.write(summary, file=sys.stderr)
-    return 1 if failed else 0
+        # The main process decides what is left to do; every process gets the same plan and takes every N-th job.
+        plan = processes.broadcast(plan_jobs(jobs, settings, input_files) if processes.is_main else None)
+        check_plan(plan, jobs)
+        if processes.is_main:
+            for _, message in plan.failures:
+                report(message)
+        mine = [jobs[i] for i in plan.pending[processes.rank :: processes.world]]
+        bar.reset(total=len(mine))
+        bar.update(0)
+        share = colorize_share(mine, model, settings, device=processes.device, batch_size=args.batch_size, workers=args.workers,
+                               before_write=_remove_stale_tmp, on_error=report, on_progress=bar.update)
+    bar.close()
+    combined = ShareResult(skipped=plan.skipped, failures=list(plan.failures))
+    for other in processes.gather(share):
+        combined.add(other)
+    if processes.is_main:
+        failed, skipped = len(combined.failures), combined.skipped
+        summary = f"colorized {combined.done} of {len(jobs)} image(s) into {out_dir}"
+        if skipped:
+            summary += f"; {skipped} skipped (already there)"
+        if failed:
+            summary += f"; {failed} failed"
+        if processes.world > 1:
+            summary += f" ({processes.world} processes)"
+            # Each process said its own failures as they came; here they are together.
+            summary += "".join(f"\n  failed: {message}" for _, message in combined.failures)
+        tqdm.write(summary, file=sys.stderr)
+    processes.barrier()
+    processes.close()
+    return 1 if combined.failures else 0
 
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
@@ -305,7 +328,19 @@ def build_parser() -> argparse.ArgumentParser:
     existing = p.add_mutually_exclusive_group()
     existing.add_argument("--overwrite", action="store_true", help="Replace existing outputs (inputs are never overwritten).")
     existing.add_argument("--skip-existing", action="store_true",
-                          help="Leave existing outputs as they are and colorize only the rest (counted in the summary).")
+                          help="Leave existing outputs as they are and colorize only the rest (counted in the summary): "
+                               "a killed run, started again with it, does what was left.")
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+                   help=f"Photos of the same working shape that go through the network together (default {DEFAULT_BATCH_SIZE}).")
+    p.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
+                   help="Threads per process that decode and encode photos while the network runs (default "
+                        f"{DEFAULT_WORKERS}; 0: one photo after another in one thread).")
+    p.add_argument("--threads", type=int, default=None,
+                   help="Torch threads per process (default: torch's own for one process; under accelerate launch, "
+                        "this machine's cores divided by its processes).")
+    p.add_argument("--device", default=None,
+                   help="Where the network runs: cpu, cuda, cuda:1, ... (default: the process's GPU under accelerate "
+                        "launch, else the GPU if there is one, else the CPU).")
     p.set_defaults(func=cmd_colorize)
 
     e = sub.add_parser("evaluate", help="Score models on colour photos beside the no-colour baseline.",

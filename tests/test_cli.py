@@ -125,14 +125,14 @@ def test_one_bad_file_is_its_own_error_line_and_never_ends_the_batch(tmp_path, p
     small_photo(src / "d_good.png", photo_paths, 2)
     import colorgan_hf.pipeline as pipeline
 
-    real = pipeline.colorize
+    real = pipeline._finish  # where the 100,000,000x1 PNG's MemoryError came from (to_pil)
 
-    def flaky(image, *args, **kwargs):
-        if "c_memory" in str(image):
+    def flaky(prepared, *args, **kwargs):
+        if "c_memory" in prepared.name:
             raise MemoryError("cannot allocate")
-        return real(image, *args, **kwargs)
+        return real(prepared, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "colorize", flaky)
+    monkeypatch.setattr(pipeline, "_finish", flaky)
     code = main(["-q", "colorize", str(src), "-o", str(tmp_path / "out"), "--size", "64"])
     err = capsys.readouterr().err
     assert code == 1

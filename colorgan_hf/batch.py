@@ -1,0 +1,418 @@
+"""Colorizing many files: real batches, decoding and encoding overlapped, one share per process.
+
+``colorgan colorize`` runs here, in one process or in many under ``accelerate launch``:
+
+- every process computes the same sorted job list and the same output names (so names stay
+  unique across processes); the main process decides which jobs are left to do (``--skip-
+  existing``) and hands every process the same plan; each process takes every N-th of them;
+- within a process, a thread pool decodes photos (and prepares their lightness) ahead of the
+  network, the network runs on batches of photos grouped by working shape, and the same pool
+  upsamples the chroma and encodes the results while the next batch runs;
+- each process writes its own outputs atomically; the results of all processes are gathered,
+  the main process prints one summary, and every process exits with the combined status.
+
+The engine (:func:`colorize_share`) knows nothing of processes: it colorizes a list of
+(input, output) pairs and says what became of each.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+from collections import defaultdict, deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from . import pipeline
+from .errors import ColorGANError
+from .images import ImageMetadata, load_image, read_metadata, save_image_atomic
+
+logger = logging.getLogger("colorgan")
+
+DEFAULT_BATCH_SIZE = 8
+# Decoded photos waiting for the network hold their lightness in float32 (4 bytes a pixel):
+# above this many pixels waiting, the fullest group runs even if it is not a full batch.
+MAX_PENDING_PIXELS = 64_000_000
+# A process that finishes its share waits for the others this long at most (an archive's
+# shares can differ by hours; the collectives' own default is 10-30 minutes).
+GATHER_TIMEOUT = timedelta(days=7)
+
+
+@dataclass
+class ColorizeSettings:
+    """What every photo of a run is colorized and written with (the CLI's flags)."""
+
+    size: int = pipeline.DEFAULT_SIZE
+    saturation: float = 1.0
+    vividness: float | None = None
+    quality: int | None = None
+    skip_existing: bool = False
+    overwrite: bool = False
+    # Extra keyword arguments for :func:`colorgan_hf.pipeline.colorize` (e.g. colour hints):
+    # when given, each photo goes through colorize() on its own (decode and encode still overlapped).
+    colorize_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ShareResult:
+    """What became of one process's share: counts, and (file, message) for each failure."""
+
+    done: int = 0
+    skipped: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, other: "ShareResult") -> "ShareResult":
+        """Add ``other``'s counts and failures to this one; returns self."""
+        self.done += other.done
+        self.skipped += other.skipped
+        self.failures.extend(other.failures)
+        return self
+
+
+_SKIPPED = object()
+
+
+class _Inline:
+    """An executor that runs each call at once, in the caller's thread (``workers=0``)."""
+
+    def submit(self, fn: Callable, *args: Any, **kwargs: Any) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as error:  # noqa: BLE001 - handed to whoever reads the future, as a pool would
+            future.set_exception(error)
+        return future
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
+
+
+def error_message(file: Path | str, error: BaseException) -> str:
+    """One line for one file's failure: our own errors and OS errors as they are, anything else with its type."""
+    if isinstance(error, (ColorGANError, OSError)):
+        return str(error)
+    return f"{file}: {type(error).__name__}: {error}"
+
+
+@dataclass
+class _Item:
+    source: Path
+    target: Path
+    prepared: Any = None  # pipeline._Prepared, or a LoadedImage on the per-photo colorize() path
+    metadata: ImageMetadata | None = None
+    pixels: int = 0
+
+
+def _target_state(source: Path, target: Path, settings: ColorizeSettings) -> bool:
+    """True if ``target`` is to be left as it is (skipped); raises if it may not be written."""
+    if target.exists():
+        if settings.skip_existing:
+            return True
+        if not settings.overwrite:
+            raise ColorGANError(f"{source}: output {target} exists (pass --skip-existing to leave it, --overwrite to replace it)")
+    return False
+
+
+def colorize_share(
+    jobs: Sequence[tuple[Path, Path]],
+    generator: Any,
+    settings: ColorizeSettings,
+    *,
+    device: torch.device | str = "cpu",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    workers: int = 2,
+    before_write: Callable[[Path], None] | None = None,
+    on_error: Callable[[str], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> ShareResult:
+    """Colorize each (input file, output file) of ``jobs``, in batches, with decoding and encoding overlapped.
+
+    Args:
+        jobs: (input, output) pairs; each output is written atomically (a temporary name, then a rename).
+        generator: a loaded :class:`~colorgan_hf.models.ColorGenerator` (on ``device``) or ONNX generator.
+        settings: the working resolution, saturation, quality and what to do with existing outputs.
+        device: where the network runs (the photos are decoded and encoded on the CPU).
+        batch_size: photos of the same working shape that go through the network together.
+        workers: threads that decode, prepare, finish and encode photos while the network runs;
+            0 does everything in the calling thread, one photo after another.
+        before_write: called with each output path before it is written (the CLI removes
+            temporary files an earlier, killed run left there).
+        on_error: called with each failure's one-line message as it happens.
+        on_progress: called with a count each time photos are done, skipped or failed.
+
+    Returns:
+        a :class:`ShareResult`. One file's failure, of any kind, is that file's entry; only
+        Ctrl-C (or SIGTERM turned into it) ends the share early, after the writes under way finish.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    result = ShareResult()
+    per_photo = bool(settings.colorize_kwargs)  # colorize() on its own for each photo (extra options)
+    device = torch.device(device)
+
+    def fail(source: Path, error: BaseException) -> None:
+        message = error_message(source, error)
+        result.failures.append((str(source), message))
+        if on_error is not None:
+            on_error(message)
+        progress(1)
+
+    def progress(count: int) -> None:
+        if on_progress is not None:
+            on_progress(count)
+
+    @torch.inference_mode()
+    def load(source: Path, target: Path) -> Any:
+        if _target_state(source, target, settings):
+            return _SKIPPED
+        loaded = load_image(source)
+        metadata = read_metadata(source)
+        if per_photo:
+            return _Item(source, target, loaded, metadata, loaded.size[0] * loaded.size[1])
+        prepared = pipeline._prepare(loaded, generator, settings.size, None)
+        return _Item(source, target, prepared, metadata, prepared.l_full.numel())
+
+    @torch.inference_mode()
+    def finish(item: _Item, ab: torch.Tensor | None, image: Any = None) -> Any:
+        if image is None:
+            image = pipeline._finish(item.prepared, ab, settings.saturation)
+        item.prepared = None  # the full-size lightness can go before the encoding
+        if _target_state(item.source, item.target, settings):  # written meanwhile (another run into the same folder)
+            return _SKIPPED
+        if before_write is not None:
+            before_write(item.target)
+        save_image_atomic(image, item.target, metadata=item.metadata, quality=settings.quality)
+        return None
+
+    executor: ThreadPoolExecutor | _Inline = ThreadPoolExecutor(workers, thread_name_prefix="colorgan-io") if workers > 0 else _Inline()
+    lookahead = max(2 * batch_size, 2 * workers, 1)
+    loads: deque[tuple[Path, Future]] = deque()
+    saves: deque[tuple[Path, Future]] = deque()
+    groups: dict[tuple[int, ...], list[_Item]] = defaultdict(list)
+    pending_pixels = 0
+    queue = iter(jobs)
+
+    def fill() -> None:
+        while len(loads) < lookahead:
+            job = next(queue, None)
+            if job is None:
+                return
+            loads.append((job[0], executor.submit(load, job[0], job[1])))
+
+    def reap(block: bool, keep: int = 0) -> None:
+        """Count the finished writes (all of them with ``block``, else down to ``keep`` waiting)."""
+        while len(saves) > keep and (block or saves[0][1].done()):
+            source, future = saves.popleft()
+            try:
+                outcome = future.result()
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as error:  # noqa: BLE001 - one file's trouble is that file's line
+                fail(source, error)
+                continue
+            if outcome is _SKIPPED:
+                result.skipped += 1
+            else:
+                result.done += 1
+            progress(1)
+
+    def network(items: list[_Item]) -> list[torch.Tensor]:
+        batch = torch.cat([item.prepared.l_small for item in items]).to(device)
+        predicted = generator.predict_ab(batch, settings.vividness)
+        if not torch.isfinite(predicted).all():
+            names = ", ".join(str(item.source) for item in items)
+            raise ColorGANError(f"{names}: the model gave non-finite colours (NaN or inf): are its weights finite?")
+        return list(predicted.cpu() if predicted.device.type != "cpu" else predicted)
+
+    def run(key: tuple[int, ...]) -> None:
+        nonlocal pending_pixels
+        items = groups.pop(key)
+        pending_pixels -= sum(item.pixels for item in items)
+        if per_photo:
+            for item in items:
+                try:
+                    image = pipeline.colorize(item.prepared, generator, size=settings.size, saturation=settings.saturation,
+                                              vividness=settings.vividness, **settings.colorize_kwargs)
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except BaseException as error:  # noqa: BLE001
+                    fail(item.source, error)
+                    continue
+                saves.append((item.source, executor.submit(finish, item, None, image)))
+            return
+        try:
+            outputs = network(items)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:  # noqa: BLE001 - find which photo it was: each on its own
+            outputs = []
+            for item in items:
+                try:
+                    outputs.append(network([item])[0])
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except BaseException as error:  # noqa: BLE001
+                    fail(item.source, error)
+                    outputs.append(None)
+        for item, ab in zip(items, outputs):
+            if ab is not None:
+                saves.append((item.source, executor.submit(finish, item, ab)))
+
+    context = pipeline._eval_mode(generator) if isinstance(generator, torch.nn.Module) else contextlib.nullcontext()
+    try:
+        with context, torch.inference_mode():
+            fill()
+            while loads:
+                source, future = loads.popleft()
+                fill()
+                try:
+                    item = future.result()
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except BaseException as error:  # noqa: BLE001
+                    fail(source, error)
+                    continue
+                if item is _SKIPPED:
+                    result.skipped += 1
+                    progress(1)
+                    continue
+                key = (0,) if per_photo else tuple(item.prepared.l_small.shape[2:])
+                groups[key].append(item)
+                pending_pixels += item.pixels
+                if len(groups[key]) >= (1 if per_photo else batch_size):
+                    run(key)
+                while groups and pending_pixels > MAX_PENDING_PIXELS:
+                    run(max(groups, key=lambda k: len(groups[k])))
+                reap(block=False)
+                reap(block=True, keep=2 * lookahead)  # a fast network waits for the encoders rather than pile up photos
+            for key in list(groups):
+                run(key)
+            reap(block=True)
+    finally:
+        # Ctrl-C: the writes under way finish (each whole, under its final name); the rest are dropped.
+        executor.shutdown(wait=True, cancel_futures=True)
+    return result
+
+
+def jobs_digest(jobs: Sequence[tuple[Path, Path]]) -> str:
+    digest = hashlib.sha256()
+    for source, target in jobs:
+        digest.update(f"{source}\0{target}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
+@dataclass
+class Plan:
+    """The main process's view of a run before it starts: which jobs are left to do."""
+
+    pending: list[int]  # indices into the job list
+    skipped: int
+    failures: list[tuple[str, str]]
+    digest: str  # of the job list: every process must have found the same inputs
+
+
+def plan_jobs(jobs: Sequence[tuple[Path, Path]], settings: ColorizeSettings, input_files: set[Path]) -> Plan:
+    """Which of ``jobs`` are to run: an output that would overwrite an input, or exists without
+    ``overwrite``/``skip_existing``, is that file's failure; with ``skip_existing`` an existing one is skipped."""
+    pending, failures, skipped = [], [], 0
+    for index, (source, target) in enumerate(jobs):
+        try:
+            if target.resolve() in input_files:
+                raise ColorGANError(f"{source}: output {target} would overwrite an input; choose another -o")
+            if _target_state(source, target, settings):
+                skipped += 1
+                continue
+        except (ColorGANError, OSError) as error:
+            failures.append((str(source), error_message(source, error)))
+            continue
+        pending.append(index)
+    return Plan(pending, skipped, failures, jobs_digest(jobs))
+
+
+def check_plan(plan: Plan, jobs: Sequence[tuple[Path, Path]]) -> None:
+    """Refuse to run if this process found other inputs than the main process (files added while starting)."""
+    if plan.digest != jobs_digest(jobs):
+        raise ColorGANError("the processes found different inputs (were files added or removed while the run started?): "
+                            "start it again")
+
+
+def launched_processes() -> int:
+    """How many processes this run was launched as (``accelerate launch`` and ``torchrun`` set WORLD_SIZE)."""
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 1
+
+
+class Processes:
+    """This process's place among those of the run: one, or many under ``accelerate launch``.
+
+    A single process never imports Accelerate (a plain ``colorgan colorize`` stays light);
+    many use :class:`accelerate.PartialState` for ranks, the device and the collectives.
+    """
+
+    def __init__(self, device: str | None = None) -> None:
+        self._state = None
+        if launched_processes() > 1:
+            try:
+                from accelerate import PartialState
+            except ImportError:
+                raise ColorGANError("launched as several processes, but accelerate is not installed: "
+                                    'pip install "colorgan-hf[train]"') from None
+            self._state = PartialState(timeout=GATHER_TIMEOUT)
+        if self._state is not None:
+            self.rank, self.world = self._state.process_index, self._state.num_processes
+            self.local_world = int(os.environ.get("LOCAL_WORLD_SIZE", self.world))
+            self.device = torch.device(device) if device else self._state.device
+        else:
+            self.rank, self.world, self.local_world = 0, 1, 1
+            self.device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this is the process that plans the run and prints its summary."""
+        return self.rank == 0
+
+    def broadcast(self, obj: Any) -> Any:
+        """The main process's ``obj``, on every process."""
+        if self._state is None:
+            return obj
+        from accelerate.utils import broadcast_object_list
+
+        box = [obj if self.is_main else None]
+        broadcast_object_list(box, from_process=0)
+        return box[0]
+
+    def gather(self, obj: Any) -> list[Any]:
+        """Every process's ``obj``, in rank order, on every process."""
+        if self._state is None:
+            return [obj]
+        from accelerate.utils import gather_object
+
+        return gather_object([obj])
+
+    def barrier(self) -> None:
+        """Wait until every process gets here."""
+        if self._state is not None:
+            self._state.wait_for_everyone()
+
+    def close(self) -> None:
+        """Leave the process group (no-op for one process)."""
+        if self._state is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
+            with contextlib.suppress(Exception):
+                self._state.destroy_process_group()
+
+
+def default_threads(local_processes: int) -> int:
+    """Torch threads for one of ``local_processes`` processes on this machine: its share of the cores."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, local_processes))
