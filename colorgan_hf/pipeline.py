@@ -156,6 +156,27 @@ def _generator(model):
     return load_model(model)
 
 
+def _parse_hints(hints, single: bool) -> list:
+    """The parsed hints of a call (empty without any); hints go with a single photo only."""
+    if hints is None:
+        return []
+    from .hints import HintError, parse_hints
+
+    if not single:
+        raise HintError("hints are in pixels of one photo: pass a single image with hints=, not a list")
+    return parse_hints(hints)
+
+
+def _finish_with_hints(prepared: _Prepared, ab_small: torch.Tensor, saturation: float, hints: list) -> Image.Image:
+    """:func:`_finish` of the prediction corrected by colour hints. Saturation scales the
+    model's colours before the hints correct them, so a hint's colour is kept as given."""
+    from .hints import apply_hints
+
+    ab = ab_small.float().cpu() * saturation
+    ab = apply_hints(prepared.l_small[0].cpu(), ab, hints, tuple(prepared.l_full.shape[2:]))
+    return _finish(prepared, ab, 1.0)
+
+
 @overload
 def colorize(image: ImageInput, model: ... = ..., **kwargs) -> Image.Image: ...
 @overload
@@ -172,6 +193,7 @@ def colorize(
     vividness: float | None = None,
     batch_size: int = 8,
     max_pixels: int | None = None,
+    hints: Sequence | None = None,
 ) -> Image.Image | list[Image.Image]:
     """Colorize a photo (or a list of photos) of any size and mode.
 
@@ -192,6 +214,11 @@ def colorize(
             ``None`` takes the model's own default. Models that predict one colour ignore it.
         batch_size: how many photos of a list go through the network together.
         max_pixels: refuse images larger than this (default: :func:`colorgan_hf.images.max_pixels_setting`).
+        hints: colour hints for a single photo (:mod:`colorgan_hf.hints`): points
+            ``{"x", "y", "color"}``, strokes ``{"points": [[x, y], ...], "width", "color"}`` or
+            masks ``{"mask", "color"}`` in pixels of the photo after EXIF rotation, colours in
+            sRGB (``"#aa2233"``, ``(170, 34, 51)``); their chroma is spread over the region
+            each belongs to, the photo's lightness is kept. ``None`` or ``[]``: none.
 
     Returns:
         a PIL image of exactly the input's size (after EXIF rotation): RGB, or RGBA when
@@ -199,6 +226,7 @@ def colorize(
 
     Raises:
         ImageLoadError: an input cannot be read; the message names it and says why.
+        HintError: a hint is malformed or off the photo (or hints were given with a list of photos).
     """
     if saturation < 0:
         raise ValueError(f"saturation must be >= 0, got {saturation}")
@@ -208,6 +236,7 @@ def colorize(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     single = isinstance(image, (str, os.PathLike, Image.Image, np.ndarray, LoadedImage))
     sources = [image] if single else list(image)
+    parsed_hints = _parse_hints(hints, single)
     generator = _generator(model)
     device = next(generator.parameters()).device if isinstance(generator, torch.nn.Module) else torch.device("cpu")
     results: list[Image.Image] = []
@@ -228,5 +257,8 @@ def colorize(
                     raise ColorGANError(f"{names}: the model gave non-finite colours (NaN or inf): are its weights finite?")
                 for i, ab in zip(indices, predicted):
                     ab_small[i] = ab
-            results.extend(_finish(item, ab, saturation) for item, ab in zip(prepared, ab_small))
+            if parsed_hints:
+                results.append(_finish_with_hints(prepared[0], ab_small[0], saturation, parsed_hints))
+            else:
+                results.extend(_finish(item, ab, saturation) for item, ab in zip(prepared, ab_small))
     return results[0] if single else results

@@ -1,0 +1,431 @@
+"""Colour hints: "this dress was red". Points, strokes and masks of a known colour, spread
+over the region they belong to on top of the model's automatic colours.
+
+A hint is given in sRGB (what a person picks), but only its chroma is used: it is converted
+to CIE Lab and its a*b* imposed, while the photo keeps its own lightness L.
+
+How a hint spreads (no retraining; the same for every architecture, ONNX included): at the
+working resolution, each hint's *residual* (its a*b* minus the model's prediction under it)
+is carried to every pixel with a weight that falls off with the **geodesic distance** from
+the hint over the lightness surface. A step from one pixel to the next costs one pixel plus
+``edge_cost`` per L* unit of lightness change, so distance grows slowly inside a region of
+even lightness and jumps across a lightness edge: a hint fills its region and stops at its
+borders. The weight is Gaussian in that distance (``exp(-(d / reach)^2)``): flat near the
+hint (the patch around a point takes its colour) and quickly negligible beyond ``reach``
+(the rest of the photo keeps the model's colours). Where several hints reach a pixel, their
+residuals are averaged with those weights (a partition of unity where they overlap, a blend
+towards the model's own colours where the total weight is under 1). The corrected a*b* goes
+through the pipeline's full-resolution recombination like any prediction.
+
+Distances are computed with exact one-dimensional passes along rows and columns
+(``torch.cummin`` of the cumulated step costs), alternated a few times, so paths may turn
+around obstacles; it is vectorised over hints and costs a few tens of milliseconds at the
+default working size (``bench/hints.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageColor, ImageDraw
+
+from .color import rgb_to_lab
+from .errors import ColorGANError
+
+logger = logging.getLogger(__name__)
+
+RGB = tuple[int, int, int]
+# A point's footprint: the hint's colour is imposed on a disk of this radius (pixels of the
+# original photo), as big as the 5x5 patch one would pick a colour from.
+DEFAULT_POINT_RADIUS = 2.0
+DEFAULT_STROKE_WIDTH = 5.0
+# A call with more hints than this is refused: the cost grows with their number.
+MAX_HINTS = 500
+# Propagation parameters, chosen on 40 BSDS500 *training* photos (bench/hints.py --tune),
+# never on the test photos the table reports.
+# Gaussian reach of a hint, as a fraction of the propagation grid's short side.
+DEFAULT_REACH = 0.25
+# Cost of one L* unit of lightness change, in pixels of the propagation grid.
+DEFAULT_EDGE_COST = 4.0
+# 0: carry each hint's residual (hint minus the prediction under it) unchanged, so the
+# model's own variations inside the region survive; 1: pull every pixel towards the hint's
+# colour itself (flat chroma).
+DEFAULT_FLATTEN = 1.0
+# Row/column pass pairs: paths may turn this many times x2 around obstacles.
+GEODESIC_ROUNDS = 3
+# The propagation runs on at most this many pixels (the working grid, or a smaller copy of
+# it for very large working sizes): its memory is hints x pixels.
+MAX_GRID_PIXELS = 400_000
+# Hints are propagated this many at a time (memory: CHUNK x grid pixels x 12 bytes).
+CHUNK = 16
+
+
+class HintError(ColorGANError, ValueError):
+    """A colour hint is malformed or does not fit the photo; the message names the hint (its
+    index in the list, from 0) and what is wrong."""
+
+
+@dataclass(frozen=True)
+class PointHint:
+    """The colour at pixel (x, y) of the original photo (after EXIF rotation; x to the right,
+    y down, from 0), imposed on a disk of ``radius`` pixels and spread over its region."""
+
+    x: float
+    y: float
+    color: RGB
+    radius: float = DEFAULT_POINT_RADIUS
+
+
+@dataclass(frozen=True)
+class StrokeHint:
+    """A polyline through ``points`` [(x, y), ...] of ``width`` pixels (one point: a dot)."""
+
+    points: tuple[tuple[float, float], ...]
+    color: RGB
+    width: float = DEFAULT_STROKE_WIDTH
+
+
+@dataclass(frozen=True, eq=False)
+class MaskHint:
+    """Every pixel set in ``mask`` (a bool (H, W) array of the photo's size) has ``color``."""
+
+    mask: np.ndarray = field(repr=False)
+    color: RGB
+
+
+Hint = Union[PointHint, StrokeHint, MaskHint]
+HintInput = Union[Hint, Mapping[str, Any]]
+
+_KEYS = {
+    "point": ({"x", "y", "color"}, {"radius"}),
+    "stroke": ({"points", "color"}, {"width"}),
+    "mask": ({"mask", "color"}, set()),
+}
+
+
+def _kind(hint: Hint) -> str:
+    return {PointHint: "point", StrokeHint: "stroke", MaskHint: "mask"}[type(hint)]
+
+
+def parse_color(value: Any, where: str = "colour") -> RGB:
+    """``"#aa2233"``, ``"#a23"``, a CSS name (``"red"``), ``"rgb(170, 34, 51)"`` or an (r, g, b)
+    sequence of numbers in 0-255 -> (r, g, b) ints. Anything else raises :class:`HintError`."""
+    if isinstance(value, str):
+        try:
+            rgb = ImageColor.getrgb(value.strip())
+        except ValueError:
+            raise HintError(f"{where}: {value!r} is not a colour (expected '#rrggbb', '#rgb', a CSS name or [r, g, b] in 0-255)") from None
+        return tuple(int(c) for c in rgb[:3])  # type: ignore[return-value]
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)) and len(value) == 3:
+        try:
+            numbers = [float(c) for c in value]
+        except (TypeError, ValueError):
+            numbers = []
+        if len(numbers) == 3 and all(math.isfinite(c) and 0 <= c <= 255 for c in numbers) and not any(isinstance(c, bool) for c in value):
+            return tuple(int(round(c)) for c in numbers)  # type: ignore[return-value]
+        raise HintError(f"{where}: {value!r} is not a colour: [r, g, b] needs three numbers in 0-255")
+    raise HintError(f"{where}: {value!r} is not a colour (expected '#rrggbb', '#rgb', a CSS name or [r, g, b] in 0-255)")
+
+
+def _number(value: Any, where: str, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not math.isfinite(float(value)):
+        raise HintError(f"{where}: {value!r} is not a finite number")
+    if positive and float(value) <= 0:
+        raise HintError(f"{where}: must be > 0, got {value!r}")
+    return float(value)
+
+
+def _point(value: Any, where: str) -> tuple[float, float]:
+    if isinstance(value, Mapping) and set(value) == {"x", "y"}:
+        value = (value["x"], value["y"])
+    if not isinstance(value, (list, tuple, np.ndarray)) or len(value) != 2:
+        raise HintError(f"{where}: {value!r} is not a point [x, y]")
+    return _number(value[0], f"{where} x"), _number(value[1], f"{where} y")
+
+
+def _load_mask(value: Any, where: str, base_dir: Path | None) -> np.ndarray:
+    """A mask from a bool/number array (non-zero = set) or an image file (opaque pixels of an
+    image with transparency, else pixels brighter than mid-gray)."""
+    if isinstance(value, (str, os.PathLike)):
+        path = Path(value)
+        if base_dir is not None and not path.is_absolute():
+            path = base_dir / path
+        try:
+            with Image.open(path) as image:
+                image.load()
+                if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+                    return np.asarray(image.convert("RGBA"))[..., 3] >= 128
+                return np.asarray(image.convert("L")) >= 128
+        except (OSError, ValueError, Image.DecompressionBombError) as error:
+            raise HintError(f"{where}: cannot read the mask image {str(path)!r} ({type(error).__name__}: {error})") from None
+    if isinstance(value, Image.Image):
+        return _load_mask_image(value)
+    try:
+        array = np.asarray(value)
+    except Exception:  # noqa: BLE001 - whatever it is, it is not a mask
+        array = np.asarray(None)
+    if array.ndim != 2 or not (array.dtype == bool or np.issubdtype(array.dtype, np.number)):
+        raise HintError(f"{where}: expected a 2-D array (H, W) or an image file, got {type(value).__name__} "
+                        f"{getattr(array, 'shape', '')}")
+    return array != 0
+
+
+def _load_mask_image(image: Image.Image) -> np.ndarray:
+    if "A" in image.getbands():
+        return np.asarray(image.getchannel("A")) >= 128
+    return np.asarray(image.convert("L")) >= 128
+
+
+def parse_hint(value: HintInput, index: int = 0, base_dir: str | os.PathLike | None = None) -> Hint:
+    """One hint from a dataclass or a mapping (the JSON form): ``{"x", "y", "color"[, "radius"]}``,
+    ``{"points": [[x, y], ...], "color"[, "width"]}`` or ``{"mask": path or array, "color"}``.
+    Mask paths are relative to ``base_dir`` (the hints file's folder)."""
+    if isinstance(value, (PointHint, StrokeHint, MaskHint)):
+        value = {"point": lambda h: {"x": h.x, "y": h.y, "color": h.color, "radius": h.radius},
+                 "stroke": lambda h: {"points": h.points, "color": h.color, "width": h.width},
+                 "mask": lambda h: {"mask": h.mask, "color": h.color}}[_kind(value)](value)
+    if not isinstance(value, Mapping):
+        raise HintError(f"hint {index}: expected a point {{x, y, color}}, a stroke {{points, width, color}} or a mask "
+                        f"{{mask, color}}, got {type(value).__name__}")
+    keys = set(value)
+    kind = "mask" if "mask" in keys else "stroke" if "points" in keys else "point" if keys & {"x", "y"} else None
+    if kind is None:
+        raise HintError(f"hint {index}: cannot tell its kind from its keys {sorted(keys)}: a point has x, y and color; "
+                        "a stroke points, color (and width); a mask mask and color")
+    required, optional = _KEYS[kind]
+    where = f"hint {index} ({kind})"
+    if missing := required - keys:
+        raise HintError(f"{where}: missing {', '.join(sorted(missing))}")
+    if unknown := keys - required - optional:
+        raise HintError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))} "
+                        f"(a {kind} takes {', '.join(sorted(required | optional))})")
+    color = parse_color(value["color"], f"{where} color")
+    if kind == "point":
+        radius = _number(value.get("radius", DEFAULT_POINT_RADIUS), f"{where} radius", positive=True)
+        return PointHint(_number(value["x"], f"{where} x"), _number(value["y"], f"{where} y"), color, radius)
+    if kind == "stroke":
+        points = value["points"]
+        if isinstance(points, np.ndarray):
+            points = points.tolist()
+        if not isinstance(points, (list, tuple)) or not points:
+            raise HintError(f"{where}: points must be a non-empty list of [x, y]")
+        parsed = tuple(_point(p, f"{where} point {i}") for i, p in enumerate(points))
+        width = _number(value.get("width", DEFAULT_STROKE_WIDTH), f"{where} width", positive=True)
+        return StrokeHint(parsed, color, width)
+    mask = _load_mask(value["mask"], where, Path(base_dir) if base_dir is not None else None)
+    if not mask.any():
+        raise HintError(f"{where}: the mask has no pixel set")
+    return MaskHint(mask, color)
+
+
+def parse_hints(values: Iterable[HintInput] | Mapping[str, Any], base_dir: str | os.PathLike | None = None) -> list[Hint]:
+    """A list of hints (dataclasses or their JSON mappings), or ``{"hints": [...]}``; each checked
+    for its form (its fit to the photo is checked by :func:`check_hints`)."""
+    if isinstance(values, Mapping):
+        if set(values) != {"hints"}:
+            raise HintError(f"expected a list of hints or {{\"hints\": [...]}}, got an object with keys {sorted(values)}")
+        values = values["hints"]
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable) or isinstance(values, (PointHint, StrokeHint, MaskHint)):
+        raise HintError(f"hints must be a list of hints, got {type(values).__name__}")
+    hints = [parse_hint(value, i, base_dir) for i, value in enumerate(values)]
+    if len(hints) > MAX_HINTS:
+        raise HintError(f"{len(hints)} hints: at most {MAX_HINTS} per photo")
+    return hints
+
+
+def load_hints_file(path: str | os.PathLike) -> list[Hint]:
+    """Hints from a JSON file (README, "Colour hints"); mask paths are relative to its folder."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except OSError as error:
+        raise HintError(f"{path}: cannot read the hints file ({error.strerror or error})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise HintError(f"{path}: not valid JSON ({error})") from None
+    try:
+        return parse_hints(data, base_dir=path.parent)
+    except HintError as error:
+        raise HintError(f"{path}: {error}") from None
+
+
+def check_hints(hints: Sequence[Hint], width: int, height: int) -> None:
+    """Every hint lies on a ``width`` x ``height`` photo (mask: of exactly its size), else :class:`HintError`."""
+
+    def inside(x: float, y: float, where: str) -> None:
+        if not (0 <= x < width and 0 <= y < height):
+            raise HintError(f"{where}: ({x:g}, {y:g}) is outside the image ({width}x{height}: x in [0, {width}), y in [0, {height}))")
+
+    for index, hint in enumerate(hints):
+        where = f"hint {index} ({_kind(hint)})"
+        if isinstance(hint, PointHint):
+            inside(hint.x, hint.y, where)
+        elif isinstance(hint, StrokeHint):
+            for i, (x, y) in enumerate(hint.points):
+                inside(x, y, f"{where} point {i}")
+        elif hint.mask.shape != (height, width):
+            raise HintError(f"{where}: the mask is {hint.mask.shape[1]}x{hint.mask.shape[0]}, the image {width}x{height}")
+
+
+def hint_ab(hints: Sequence[Hint]) -> torch.Tensor:
+    """The CIE Lab a*b* of each hint's sRGB colour: (K, 2)."""
+    rgb = torch.tensor([h.color for h in hints], dtype=torch.float32).view(-1, 3, 1, 1) / 255.0
+    return rgb_to_lab(rgb)[:, 1:, 0, 0]
+
+
+def footprints(hints: Sequence[Hint], full_shape: tuple[int, int], grid_shape: tuple[int, int]) -> torch.Tensor:
+    """Where each hint imposes its colour on the (h, w) grid: (K, h, w) bool, every hint at
+    least one pixel however thin it is at full resolution."""
+    height, width = full_shape
+    h, w = grid_shape
+    sy, sx = h / height, w / width
+    out = torch.zeros(len(hints), h, w, dtype=torch.bool)
+
+    def to_grid(x: float, y: float) -> tuple[float, float]:
+        # Pixel centres: full-resolution pixel x covers [x, x + 1).
+        return (x + 0.5) * sx - 0.5, (y + 0.5) * sy - 0.5
+
+    for k, hint in enumerate(hints):
+        if isinstance(hint, MaskHint):
+            coverage = F.interpolate(torch.from_numpy(hint.mask).float()[None, None], size=(h, w), mode="area")[0, 0]
+            mask = coverage >= 0.5
+            if not mask.any():  # a small mask still marks the grid pixel it covers most
+                mask = coverage == coverage.max()
+            out[k] = mask
+            continue
+        canvas = Image.new("L", (w, h), 0)
+        draw = ImageDraw.Draw(canvas)
+        if isinstance(hint, PointHint):
+            points, radius = [to_grid(hint.x, hint.y)], hint.radius * math.sqrt(sx * sy)
+        else:
+            points, radius = [to_grid(x, y) for x, y in hint.points], hint.width / 2 * math.sqrt(sx * sy)
+            if len(points) > 1:
+                draw.line(points, fill=255, width=max(1, round(2 * radius)))
+        for x, y in points:  # round joints and ends; a dot for a single point
+            draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=255)
+        mask = torch.from_numpy(np.asarray(canvas) > 0)
+        for x, y in points:  # the nearest grid pixel of every point, however small the radius
+            mask[min(max(round(y), 0), h - 1), min(max(round(x), 0), w - 1)] = True
+        out[k] = mask
+    return out
+
+
+def geodesic_distance(sources: torch.Tensor, lightness: torch.Tensor, edge_cost: float = DEFAULT_EDGE_COST,
+                      rounds: int = GEODESIC_ROUNDS) -> torch.Tensor:
+    """Distance from each of ``sources`` (K, h, w) bool over the lightness surface ``lightness``
+    (h, w), L* in [0, 100]: a step between 4-neighbours costs 1 + ``edge_cost`` x |delta L*|.
+
+    Each pass is exact along its rows (or columns): with C the cumulated step cost along a
+    row, d(j) = min over i <= j of d(i) + C(j) - C(i) = C(j) + cummin(d - C)(j). ``rounds``
+    alternations of row and column passes, both ways, let paths turn around obstacles.
+    """
+    step_x = 1.0 + edge_cost * (lightness[:, 1:] - lightness[:, :-1]).abs()
+    step_y = 1.0 + edge_cost * (lightness[1:] - lightness[:-1]).abs()
+    # Cumulated costs along rows, and along columns laid out as rows: cummin along the last,
+    # contiguous dimension is several times faster than along a strided one. float32 keeps
+    # differences of cumulated costs (at most ~1e5) exact to a hundredth of a pixel.
+    cum_x = F.pad(step_x.float().cumsum(1), (1, 0))[None]
+    cum_y = F.pad(step_y.float().t().cumsum(1), (1, 0))[None]  # (1, w, h)
+    distance = torch.where(sources, 0.0, math.inf).float()
+
+    def along_rows(d: torch.Tensor, cum: torch.Tensor) -> torch.Tensor:
+        # Left to right, then right to left on its result; each cummin includes the pixel
+        # itself, so neither pass can make a distance longer.
+        d = torch.cummin(d - cum, dim=2).values.add_(cum)
+        return torch.cummin(d.add_(cum).flip(2), dim=2).values.flip(2).sub_(cum)
+
+    for _ in range(rounds):
+        distance = along_rows(distance, cum_x)
+        distance = along_rows(distance.transpose(1, 2).contiguous(), cum_y).transpose(1, 2).contiguous()
+    return distance
+
+
+def propagation_grid(shape: tuple[int, int]) -> tuple[int, int]:
+    """The grid the propagation runs on: the working grid, shrunk to at most MAX_GRID_PIXELS."""
+    h, w = shape
+    scale = min(1.0, math.sqrt(MAX_GRID_PIXELS / (h * w)))
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def correction(l_small: torch.Tensor, ab_small: torch.Tensor, hints: Sequence[Hint], full_shape: tuple[int, int],
+               reach: float = DEFAULT_REACH, edge_cost: float = DEFAULT_EDGE_COST, flatten: float = DEFAULT_FLATTEN) -> torch.Tensor:
+    """The a*b* correction (2, h, w) that the hints make to the prediction ``ab_small`` (2, h, w),
+    given the working-resolution lightness ``l_small`` (1, h, w) and the photo's (H, W).
+
+    ``reach``: a hint's Gaussian reach as a fraction of the grid's short side; ``edge_cost``:
+    the geodesic cost of one L* unit of lightness change, in grid pixels; ``flatten``: 0 carries
+    each hint's residual at its footprint unchanged, 1 pulls each pixel to the hint's colour.
+    """
+    shape = tuple(l_small.shape[-2:])
+    grid = propagation_grid(shape)
+    lightness = l_small.reshape(1, 1, *shape).float()
+    ab = ab_small.reshape(1, 2, *shape).float()
+    if grid != shape:
+        lightness = F.interpolate(lightness, size=grid, mode="area")
+        ab = F.interpolate(ab, size=grid, mode="area")
+    lightness, ab = lightness[0, 0], ab[0]
+    targets = hint_ab(hints)  # (K, 2)
+    length = reach * min(grid)
+    weighted = torch.zeros(2, *grid)
+    total = torch.zeros(grid)
+    for start in range(0, len(hints), CHUNK):
+        chunk = hints[start : start + CHUNK]
+        marks = footprints(chunk, full_shape, grid)  # (k, h, w)
+        distance = geodesic_distance(marks, lightness, edge_cost)
+        weight = torch.exp(-(distance / length) ** 2)  # (k, h, w), 1 on the footprint
+        # The prediction under each footprint: what the hint corrects.
+        under = (ab[None] * marks[:, None]).flatten(2).sum(2) / marks.flatten(1).sum(1, keepdim=True)  # (k, 2)
+        residual = targets[start : start + CHUNK] - under  # (k, 2)
+        # flatten > 0: part of the residual is taken at each pixel instead (hint minus the
+        # prediction there), which makes the region's chroma the hint's own.
+        weighted += torch.einsum("khw,kc->chw", weight, residual * (1 - flatten))
+        weighted += flatten * (torch.einsum("khw,kc->chw", weight, targets[start : start + CHUNK]) - weight.sum(0) * ab)
+        total += weight.sum(0)
+    # Where hints overlap (total > 1) their corrections are averaged; elsewhere the total
+    # weight blends the correction towards none.
+    result = weighted / total.clamp(min=1.0)
+    if grid != shape:
+        result = F.interpolate(result[None], size=shape, mode="bilinear", align_corners=False)[0]
+    return result
+
+
+def apply_hints(l_small: torch.Tensor, ab_small: torch.Tensor, hints: Sequence[Hint], full_shape: tuple[int, int],
+                **options: float) -> torch.Tensor:
+    """The prediction ``ab_small`` (2, h, w) with the hints' correction added (checked against
+    the photo's size first). ``options``: see :func:`correction`."""
+    check_hints(hints, full_shape[1], full_shape[0])
+    if not hints:
+        return ab_small
+    return ab_small.float() + correction(l_small, ab_small, hints, full_shape, **options).to(ab_small.device)
+
+
+def layer_hints(layer: np.ndarray, max_colors: int = 32) -> list[MaskHint]:
+    """Mask hints from a painted RGBA layer of the photo's size (the demo's brush strokes): one
+    hint per colour among its opaque pixels (alpha >= 128); anti-aliased variants of a colour
+    are merged into the ``max_colors`` most common ones."""
+    if layer.ndim != 3 or layer.shape[2] != 4:
+        raise HintError(f"a painted layer must be an (H, W, 4) RGBA array, got {layer.shape}")
+    painted = layer[..., 3] >= 128
+    if not painted.any():
+        return []
+    colors = layer[..., :3][painted].astype(np.int64)
+    codes = (colors[:, 0] << 16) | (colors[:, 1] << 8) | colors[:, 2]
+    unique, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
+    keep = np.argsort(-counts)[:max_colors]
+    palette = np.stack([(unique[keep] >> 16) & 255, (unique[keep] >> 8) & 255, unique[keep] & 255], axis=1)
+    # Each colour goes to the nearest kept one (itself, when kept).
+    all_colors = np.stack([(unique >> 16) & 255, (unique >> 8) & 255, unique & 255], axis=1)
+    nearest = ((all_colors[:, None, :] - palette[None]) ** 2).sum(2).argmin(1)
+    label = np.full(layer.shape[:2], -1, dtype=np.int64)
+    label[painted] = nearest[inverse.reshape(-1)]
+    return [MaskHint(label == i, tuple(int(c) for c in palette[i])) for i in range(len(palette)) if (label == i).any()]
