@@ -134,6 +134,17 @@ def _check_colorize_args(args: argparse.Namespace) -> None:
         args.format = fmt
 
 
+def _load_hints(args: argparse.Namespace, inputs: int) -> list | None:
+    """The hints of ``--hints FILE`` (README, "Colour hints"), read and checked before any model loads."""
+    if not getattr(args, "hints", None):
+        return None
+    from .hints import load_hints_file
+
+    if inputs != 1:
+        raise ColorGANError(f"--hints: hints are in pixels of one photo; give one input photo, not {inputs}")
+    return load_hints_file(args.hints)
+
+
 def cmd_colorize(args: argparse.Namespace) -> int:
     from .pipeline import _generator
 
@@ -143,6 +154,7 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     if not jobs:
         logger.error("no images found in %s", ", ".join(args.inputs))
         return 1
+    args.hint_list = _load_hints(args, len(jobs))
     try:
         model = _generator(_resolve_model(args.model))  # an .onnx file runs with onnxruntime
     except (ColorGANError, OSError, ValueError) as error:
@@ -170,7 +182,8 @@ def _colorize_jobs(args: argparse.Namespace, model, jobs: list[tuple[Path, Path]
     if isinstance(model, torch.nn.Module):
         model.to(processes.device)
     settings = ColorizeSettings(size=args.size, saturation=args.saturation, vividness=args.vividness, quality=args.quality,
-                                skip_existing=args.skip_existing, overwrite=args.overwrite)
+                                skip_existing=args.skip_existing, overwrite=args.overwrite,
+                                colorize_kwargs={"hints": args.hint_list} if getattr(args, "hint_list", None) else {})
     bar = tqdm(total=len(jobs), desc="Colorizing", unit="img", disable=args.quiet or len(jobs) < 2 or not processes.is_main)
 
     def report(message: str) -> None:
@@ -341,6 +354,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None,
                    help="Where the network runs: cpu, cuda, cuda:1, ... (default: the process's GPU under accelerate "
                         "launch, else the GPU if there is one, else the CPU).")
+    p.add_argument("--hints", default=None, metavar="HINTS.json",
+                   help="Colour hints for a single input photo: a JSON list of points {\"x\", \"y\", \"color\"}, strokes "
+                        "{\"points\": [[x, y], ...], \"width\", \"color\"} and masks {\"mask\": \"mask.png\", \"color\"} in pixels "
+                        "of the photo, colours as \"#rrggbb\" or [r, g, b] (README, Colour hints).")
     p.set_defaults(func=cmd_colorize)
 
     e = sub.add_parser("evaluate", help="Score models on colour photos beside the no-colour baseline.",

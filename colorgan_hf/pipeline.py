@@ -170,10 +170,13 @@ def _parse_hints(hints, single: bool) -> list:
 def _finish_with_hints(prepared: _Prepared, ab_small: torch.Tensor, saturation: float, hints: list) -> Image.Image:
     """:func:`_finish` of the prediction corrected by colour hints. Saturation scales the
     model's colours before the hints correct them, so a hint's colour is kept as given."""
-    from .hints import apply_hints
+    from .hints import HintError, apply_hints
 
     ab = ab_small.float().cpu() * saturation
-    ab = apply_hints(prepared.l_small[0].cpu(), ab, hints, tuple(prepared.l_full.shape[2:]))
+    try:
+        ab = apply_hints(prepared.l_small[0].cpu(), ab, hints, tuple(prepared.l_full.shape[2:]))
+    except HintError as error:  # which photo it was, for a caller running many
+        raise HintError(f"{prepared.name}: {error}") from None
     return _finish(prepared, ab, 1.0)
 
 
