@@ -26,7 +26,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
@@ -76,7 +76,8 @@ class ShareResult:
         return self
 
 
-_SKIPPED = object()
+# What a read function returns for a job that is to be left as it is.
+SKIP = object()
 
 
 class _Inline:
@@ -105,8 +106,7 @@ def error_message(file: Path | str, error: BaseException) -> str:
 
 @dataclass
 class _Item:
-    source: Path
-    target: Path
+    job: Any
     prepared: Any = None  # pipeline._Prepared, or a LoadedImage on the per-photo colorize() path
     metadata: ImageMetadata | None = None
     pixels: int = 0
@@ -122,36 +122,42 @@ def _target_state(source: Path, target: Path, settings: ColorizeSettings) -> boo
     return False
 
 
-def colorize_share(
-    jobs: Sequence[tuple[Path, Path]],
+def run_batches(
+    jobs: Iterable[Any],
     generator: Any,
     settings: ColorizeSettings,
     *,
+    read: Callable[[Any], Any],
+    write: Callable[[Any, Any, ImageMetadata | None], bool],
+    name: Callable[[Any], str] = str,
     device: torch.device | str = "cpu",
     batch_size: int = DEFAULT_BATCH_SIZE,
     workers: int = 2,
-    before_write: Callable[[Path], None] | None = None,
-    on_error: Callable[[str], None] | None = None,
+    on_error: Callable[[Any, str], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> ShareResult:
-    """Colorize each (input file, output file) of ``jobs``, in batches, with decoding and encoding overlapped.
+    """The engine: colorize each of ``jobs``, in batches of one working shape, with reading and writing overlapped.
+
+    Worker threads call ``read(job)`` (an image :func:`~colorgan_hf.images.load_image` takes and its
+    metadata, or :data:`SKIP`) and prepare the photo's lightness; this thread runs the network on
+    ``batch_size`` photos of the same working shape at a time; worker threads then put the chroma back
+    at full resolution and call ``write(job, image, metadata)`` (False: skipped after all).
 
     Args:
-        jobs: (input, output) pairs; each output is written atomically (a temporary name, then a rename).
+        jobs: anything ``read`` and ``write`` understand (file pairs, dataset rows).
         generator: a loaded :class:`~colorgan_hf.models.ColorGenerator` (on ``device``) or ONNX generator.
-        settings: the working resolution, saturation, quality and what to do with existing outputs.
-        device: where the network runs (the photos are decoded and encoded on the CPU).
+        settings: the working resolution, saturation and vividness (and extra colorize() options).
+        device: where the network runs (photos are decoded and encoded on the CPU).
         batch_size: photos of the same working shape that go through the network together.
-        workers: threads that decode, prepare, finish and encode photos while the network runs;
+        workers: threads that read, prepare, finish and write photos while the network runs;
             0 does everything in the calling thread, one photo after another.
-        before_write: called with each output path before it is written (the CLI removes
-            temporary files an earlier, killed run left there).
-        on_error: called with each failure's one-line message as it happens.
+        name: how a job is named in error messages.
+        on_error: called with the job and its one-line message as each failure happens.
         on_progress: called with a count each time photos are done, skipped or failed.
 
     Returns:
-        a :class:`ShareResult`. One file's failure, of any kind, is that file's entry; only
-        Ctrl-C (or SIGTERM turned into it) ends the share early, after the writes under way finish.
+        a :class:`ShareResult`. One photo's failure, of any kind, is that photo's entry; only
+        Ctrl-C (or SIGTERM turned into it) ends the run early, after the writes under way finish.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -159,67 +165,63 @@ def colorize_share(
     per_photo = bool(settings.colorize_kwargs)  # colorize() on its own for each photo (extra options)
     device = torch.device(device)
 
-    def fail(source: Path, error: BaseException) -> None:
-        message = error_message(source, error)
-        result.failures.append((str(source), message))
-        if on_error is not None:
-            on_error(message)
-        progress(1)
-
     def progress(count: int) -> None:
         if on_progress is not None:
             on_progress(count)
 
-    @torch.inference_mode()
-    def load(source: Path, target: Path) -> Any:
-        if _target_state(source, target, settings):
-            return _SKIPPED
-        loaded = load_image(source)
-        metadata = read_metadata(source)
-        if per_photo:
-            return _Item(source, target, loaded, metadata, loaded.size[0] * loaded.size[1])
-        prepared = pipeline._prepare(loaded, generator, settings.size, None)
-        return _Item(source, target, prepared, metadata, prepared.l_full.numel())
+    def fail(job: Any, error: BaseException) -> None:
+        message = error_message(name(job), error)
+        result.failures.append((name(job), message))
+        if on_error is not None:
+            on_error(job, message)
+        progress(1)
 
     @torch.inference_mode()
-    def finish(item: _Item, ab: torch.Tensor | None, image: Any = None) -> Any:
+    def load(job: Any) -> Any:
+        outcome = read(job)
+        if outcome is SKIP:
+            return SKIP
+        source, metadata = outcome
+        loaded = load_image(source)
+        if per_photo:
+            return _Item(job, loaded, metadata, loaded.size[0] * loaded.size[1])
+        prepared = pipeline._prepare(loaded, generator, settings.size, None)
+        return _Item(job, prepared, metadata, prepared.l_full.numel())
+
+    @torch.inference_mode()
+    def finish(item: _Item, ab: torch.Tensor | None, image: Any = None) -> bool:
         if image is None:
             image = pipeline._finish(item.prepared, ab, settings.saturation)
         item.prepared = None  # the full-size lightness can go before the encoding
-        if _target_state(item.source, item.target, settings):  # written meanwhile (another run into the same folder)
-            return _SKIPPED
-        if before_write is not None:
-            before_write(item.target)
-        save_image_atomic(image, item.target, metadata=item.metadata, quality=settings.quality)
-        return None
+        return write(item.job, image, item.metadata)
 
     executor: ThreadPoolExecutor | _Inline = ThreadPoolExecutor(workers, thread_name_prefix="colorgan-io") if workers > 0 else _Inline()
     lookahead = max(2 * batch_size, 2 * workers, 1)
-    loads: deque[tuple[Path, Future]] = deque()
-    saves: deque[tuple[Path, Future]] = deque()
+    loads: deque[tuple[Any, Future]] = deque()
+    saves: deque[tuple[Any, Future]] = deque()
     groups: dict[tuple[int, ...], list[_Item]] = defaultdict(list)
     pending_pixels = 0
     queue = iter(jobs)
 
     def fill() -> None:
         while len(loads) < lookahead:
-            job = next(queue, None)
-            if job is None:
+            job = next(queue, SKIP)
+            if job is SKIP:
                 return
-            loads.append((job[0], executor.submit(load, job[0], job[1])))
+            loads.append((job, executor.submit(load, job)))
 
     def reap(block: bool, keep: int = 0) -> None:
         """Count the finished writes (all of them with ``block``, else down to ``keep`` waiting)."""
         while len(saves) > keep and (block or saves[0][1].done()):
-            source, future = saves.popleft()
+            job, future = saves.popleft()
             try:
-                outcome = future.result()
+                written = future.result()
             except (KeyboardInterrupt, SystemExit):
                 raise
-            except BaseException as error:  # noqa: BLE001 - one file's trouble is that file's line
-                fail(source, error)
+            except BaseException as error:  # noqa: BLE001 - one photo's trouble is that photo's line
+                fail(job, error)
                 continue
-            if outcome is _SKIPPED:
+            if written is False:
                 result.skipped += 1
             else:
                 result.done += 1
@@ -229,7 +231,7 @@ def colorize_share(
         batch = torch.cat([item.prepared.l_small for item in items]).to(device)
         predicted = generator.predict_ab(batch, settings.vividness)
         if not torch.isfinite(predicted).all():
-            names = ", ".join(str(item.source) for item in items)
+            names = ", ".join(name(item.job) for item in items)
             raise ColorGANError(f"{names}: the model gave non-finite colours (NaN or inf): are its weights finite?")
         return list(predicted.cpu() if predicted.device.type != "cpu" else predicted)
 
@@ -245,9 +247,9 @@ def colorize_share(
                 except (KeyboardInterrupt, SystemExit):
                     raise
                 except BaseException as error:  # noqa: BLE001
-                    fail(item.source, error)
+                    fail(item.job, error)
                     continue
-                saves.append((item.source, executor.submit(finish, item, None, image)))
+                saves.append((item.job, executor.submit(finish, item, None, image)))
             return
         try:
             outputs = network(items)
@@ -261,27 +263,27 @@ def colorize_share(
                 except (KeyboardInterrupt, SystemExit):
                     raise
                 except BaseException as error:  # noqa: BLE001
-                    fail(item.source, error)
+                    fail(item.job, error)
                     outputs.append(None)
         for item, ab in zip(items, outputs):
             if ab is not None:
-                saves.append((item.source, executor.submit(finish, item, ab)))
+                saves.append((item.job, executor.submit(finish, item, ab)))
 
     context = pipeline._eval_mode(generator) if isinstance(generator, torch.nn.Module) else contextlib.nullcontext()
     try:
         with context, torch.inference_mode():
             fill()
             while loads:
-                source, future = loads.popleft()
+                job, future = loads.popleft()
                 fill()
                 try:
                     item = future.result()
                 except (KeyboardInterrupt, SystemExit):
                     raise
                 except BaseException as error:  # noqa: BLE001
-                    fail(source, error)
+                    fail(job, error)
                     continue
-                if item is _SKIPPED:
+                if item is SKIP:
                     result.skipped += 1
                     progress(1)
                     continue
@@ -301,6 +303,43 @@ def colorize_share(
         # Ctrl-C: the writes under way finish (each whole, under its final name); the rest are dropped.
         executor.shutdown(wait=True, cancel_futures=True)
     return result
+
+
+def colorize_share(
+    jobs: Sequence[tuple[Path, Path]],
+    generator: Any,
+    settings: ColorizeSettings,
+    *,
+    before_write: Callable[[Path], None] | None = None,
+    on_error: Callable[[str], None] | None = None,
+    **options: Any,
+) -> ShareResult:
+    """Colorize each (input file, output file) of ``jobs`` with :func:`run_batches`.
+
+    Each output is written atomically (a temporary name, then a rename) with the input's
+    metadata; an output that exists is skipped with ``settings.skip_existing``, replaced with
+    ``settings.overwrite``, else that file's failure. ``before_write`` is called with each
+    output path before it is written (the CLI removes temporary files a killed run left
+    there); ``on_error`` with each failure's message; ``options`` go to :func:`run_batches`.
+    """
+
+    def read(job: tuple[Path, Path]) -> Any:
+        source, target = job
+        if _target_state(source, target, settings):
+            return SKIP
+        return source, read_metadata(source)
+
+    def write(job: tuple[Path, Path], image: Any, metadata: ImageMetadata | None) -> bool:
+        source, target = job
+        if _target_state(source, target, settings):  # written meanwhile (another run into the same folder)
+            return False
+        if before_write is not None:
+            before_write(target)
+        save_image_atomic(image, target, metadata=metadata, quality=settings.quality)
+        return True
+
+    report = (lambda job, message: on_error(message)) if on_error is not None else None
+    return run_batches(jobs, generator, settings, read=read, write=write, name=lambda job: str(job[0]), on_error=report, **options)
 
 
 def jobs_digest(jobs: Sequence[tuple[Path, Path]]) -> str:
@@ -368,7 +407,9 @@ class Processes:
             except ImportError:
                 raise ColorGANError("launched as several processes, but accelerate is not installed: "
                                     'pip install "colorgan-hf[train]"') from None
-            self._state = PartialState(timeout=GATHER_TIMEOUT)
+            # On CPUs (ACCELERATE_USE_CPU, --cpu, or no GPU at all) the processes talk over gloo.
+            cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes") or not torch.cuda.is_available()
+            self._state = PartialState(cpu=cpu, timeout=GATHER_TIMEOUT)
         if self._state is not None:
             self.rank, self.world = self._state.process_index, self._state.num_processes
             self.local_world = int(os.environ.get("LOCAL_WORLD_SIZE", self.world))

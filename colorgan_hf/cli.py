@@ -184,13 +184,12 @@ def _colorize_jobs(args: argparse.Namespace, model, jobs: list[tuple[Path, Path]
     settings = ColorizeSettings(size=args.size, saturation=args.saturation, vividness=args.vividness, quality=args.quality,
                                 skip_existing=args.skip_existing, overwrite=args.overwrite,
                                 colorize_kwargs={"hints": args.hint_list} if getattr(args, "hint_list", None) else {})
-    bar = tqdm(total=len(jobs), desc="Colorizing", unit="img", disable=args.quiet or len(jobs) < 2 or not processes.is_main)
 
     def report(message: str) -> None:
-        bar.write(f"colorgan: error: {message}", file=sys.stderr)
+        tqdm.write(f"colorgan: error: {message}", file=sys.stderr)
 
     def show_warning(message, category, filename, lineno, file=None, line=None):
-        bar.write(f"colorgan: warning: {message}", file=sys.stderr)
+        tqdm.write(f"colorgan: warning: {message}", file=sys.stderr)
 
     # Every message goes above the progress bar, never through it.
     with logging_redirect_tqdm(), warnings.catch_warnings(), _stop_on_signals():
@@ -202,13 +201,14 @@ def _colorize_jobs(args: argparse.Namespace, model, jobs: list[tuple[Path, Path]
             for _, message in plan.failures:
                 report(message)
         mine = [jobs[i] for i in plan.pending[processes.rank :: processes.world]]
-        bar.reset(total=len(mine))
-        bar.update(0)
+        # The main process shows its own share (the others' are as long, give or take one).
+        bar = tqdm(total=len(mine), desc="Colorizing", unit="img", disable=args.quiet or len(jobs) < 2 or not processes.is_main)
         share = colorize_share(mine, model, settings, device=processes.device, batch_size=args.batch_size, workers=args.workers,
                                before_write=_remove_stale_tmp, on_error=report, on_progress=bar.update)
     bar.close()
     combined = ShareResult(skipped=plan.skipped, failures=list(plan.failures))
-    for other in processes.gather(share):
+    shares = processes.gather(share)
+    for other in shares:
         combined.add(other)
     if processes.is_main:
         failed, skipped = len(combined.failures), combined.skipped
@@ -218,7 +218,7 @@ def _colorize_jobs(args: argparse.Namespace, model, jobs: list[tuple[Path, Path]
         if failed:
             summary += f"; {failed} failed"
         if processes.world > 1:
-            summary += f" ({processes.world} processes)"
+            summary += f" ({processes.world} processes: {' + '.join(str(other.done) for other in shares)} colorized)"
             # Each process said its own failures as they came; here they are together.
             summary += "".join(f"\n  failed: {message}" for _, message in combined.failures)
         tqdm.write(summary, file=sys.stderr)

@@ -1,0 +1,140 @@
+"""Archive-scale colorization throughput (issue 19): photos/s of today's per-file loop against
+the batch engine in one process and in two processes under ``accelerate launch``.
+
+    runs/quiet.sh python bench/archive.py            # 500 photos, writes bench/archive.json
+
+The photos are a fixed mix of sizes from ``../shared/data/photos/train`` (BSDS500 384x256,
+ImageNet ~341-500x256, wallpapers ~820x512, Intel scenes 150x150), every k-th file of each
+source in sorted order, linked into a temporary folder. Each configuration runs as its own
+command, end to end (start-up and model loading included), into its own empty output folder:
+
+- ``today``: the per-file loop ``colorgan colorize`` ran before the batch engine: for each
+  file, ``colorize(file)`` then ``save_image_atomic`` with its metadata, decode and encode
+  serial, torch's default threads;
+- ``1 process x 2 threads``: ``colorgan colorize --threads 2`` (batches by working shape,
+  decode and encode on worker threads);
+- ``2 processes x 1 thread``: ``accelerate launch --multi_gpu --num_processes 2 -m
+  colorgan_hf.cli colorize --threads 1`` on the CPU (ACCELERATE_USE_CPU=1), as the training tests do.
+
+Printed, not asserted: timings depend on the machine and what else runs on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PHOTOS = ROOT.parent / "shared" / "data" / "photos" / "train"
+# (source folder, photos taken): 500 in all, sizes from 150x150 to ~910x512.
+MIX = [("bsds500", 120), ("imagenet", 200), ("wallpapers", 37), ("intel_scenes", 143)]
+
+
+def pick_photos(root: Path, mix: list[tuple[str, int]], scale: float = 1.0) -> list[tuple[str, Path]]:
+    """Every k-th photo of each source folder (sorted), ``count * scale`` of each: the same list on every run."""
+    chosen = []
+    for name, count in mix:
+        files = sorted(p for p in (root / name).rglob("*") if p.is_file() and p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+        count = min(len(files), max(1, round(count * scale)))
+        step = len(files) / count
+        chosen += [(name, files[int(i * step)]) for i in range(count)]
+    return chosen
+
+
+def old_loop(inputs: list[str], out_dir: str, size: int) -> None:
+    """Today's CLI, as ``cmd_colorize`` ran before the batch engine: one photo at a time, serial."""
+    from colorgan_hf.cli import _collect_inputs, _output_paths
+    from colorgan_hf.images import read_metadata, save_image_atomic
+    from colorgan_hf.pipeline import _generator, colorize
+
+    out = Path(out_dir)
+    jobs = _collect_inputs(inputs, out)
+    model = _generator(None)
+    targets = _output_paths(jobs, out, None)
+    for (file, _), target in zip(jobs, targets):
+        result = colorize(file, model, size=size)
+        save_image_atomic(result, target, metadata=read_metadata(file))
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return seconds, proc.stderr
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", type=float, default=1.0, help="Fraction of the 500-photo mix to use (default 1).")
+    parser.add_argument("--size", type=int, default=256, help="Working resolution (default 256, the CLI's).")
+    parser.add_argument("--batch-size", type=int, default=8, help="--batch-size of the engine (default 8).")
+    parser.add_argument("--only", nargs="*", default=None, help="Run only these configurations (today, 1x2, 2x1, ...).")
+    parser.add_argument("--output", default=str(Path(__file__).with_name("archive.json")), help="JSON result file.")
+    parser.add_argument("--old-loop", nargs=2, metavar=("INPUT", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.old_loop:
+        old_loop([args.old_loop[0]], args.old_loop[1], args.size)
+        return
+
+    photos = pick_photos(PHOTOS, MIX, args.scale)
+    work = Path(tempfile.mkdtemp(prefix="colorgan-archive-bench-"))
+    src = work / "in"
+    for name, path in photos:
+        link = src / name / path.relative_to(PHOTOS / name).as_posix().replace("/", "_")
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(path)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    cli = [sys.executable, "-m", "colorgan_hf.cli", "-q", "colorize", str(src), "--size", str(args.size),
+           "--batch-size", str(args.batch_size)]
+    accelerate = shutil.which("accelerate") or "accelerate"
+    launch = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+              "--dynamo_backend", "no", "-m", "colorgan_hf.cli", "-q", "colorize", str(src), "--size", str(args.size),
+              "--batch-size", str(args.batch_size)]
+    configs = {
+        "today": ([sys.executable, __file__, "--size", str(args.size), "--old-loop", str(src)], env, "the per-file loop (decode, colorize, encode in turn)"),
+        "1x2": ([*cli, "--threads", "2", "--workers", "2"], env, "1 process x 2 threads"),
+        "2x1": ([*launch, "--threads", "1", "--workers", "1"], {**env, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"},
+                "2 processes x 1 thread (accelerate launch)"),
+    }
+    rows = []
+    try:
+        for key, (cmd, run_env, label) in configs.items():
+            if args.only and key not in args.only:
+                continue
+            out = work / f"out-{key}"
+            full = [*cmd, str(out)] if key == "today" else [*cmd, "-o", str(out)]
+            seconds, log = timed(full, run_env)
+            written = sum(1 for p in out.rglob("*") if p.is_file() and not p.name.startswith("."))
+            if written != len(photos):
+                raise SystemExit(f"{key}: wrote {written} of {len(photos)} photos\n{log[-2000:]}")
+            rows.append({"config": key, "label": label, "photos": len(photos), "seconds": round(seconds, 2),
+                         "photos_per_s": round(len(photos) / seconds, 2)})
+            print(f"{label:45s} {len(photos)} photos in {seconds:7.1f} s  {len(photos) / seconds:6.2f} photos/s", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    base = next((r for r in rows if r["config"] == "today"), None)
+    if base:
+        for row in rows:
+            row["vs_today"] = round(row["photos_per_s"] / base["photos_per_s"], 2)
+        print("\n| configuration | photos/s | x today's CLI |\n| --- | --- | --- |")
+        for row in rows:
+            print(f"| {row['label']} | {row['photos_per_s']:.2f} | {row['vs_today']:.2f} |")
+    result = {"machine": f"{platform.machine()}, {os.cpu_count()} CPU cores", "size": args.size, "batch_size": args.batch_size,
+              "mix": {name: sum(1 for n, _ in photos if n == name) for name, _ in MIX}, "rows": rows,
+              "date": time.strftime("%Y-%m-%d %H:%M")}
+    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
