@@ -319,13 +319,15 @@ def colorize_share(
     Each output is written atomically (a temporary name, then a rename) with the input's
     metadata; an output that exists is skipped with ``settings.skip_existing``, replaced with
     ``settings.overwrite``, else that file's failure. ``before_write`` is called with each
-    output path before it is written (the CLI removes temporary files a killed run left
-    there); ``on_error`` with each failure's message; ``options`` go to :func:`run_batches`.
+    output path before it is written or skipped (the CLI removes temporary files a killed run
+    left there); ``on_error`` with each failure's message; ``options`` go to :func:`run_batches`.
     """
 
     def read(job: tuple[Path, Path]) -> Any:
         source, target = job
         if _target_state(source, target, settings):
+            if before_write is not None:
+                before_write(target)  # a killed run's leftovers beside a finished output go too
             return SKIP
         return source, read_metadata(source)
 
@@ -359,9 +361,11 @@ class Plan:
     digest: str  # of the job list: every process must have found the same inputs
 
 
-def plan_jobs(jobs: Sequence[tuple[Path, Path]], settings: ColorizeSettings, input_files: set[Path]) -> Plan:
+def plan_jobs(jobs: Sequence[tuple[Path, Path]], settings: ColorizeSettings, input_files: set[Path],
+              on_skip: Callable[[Path], None] | None = None) -> Plan:
     """Which of ``jobs`` are to run: an output that would overwrite an input, or exists without
-    ``overwrite``/``skip_existing``, is that file's failure; with ``skip_existing`` an existing one is skipped."""
+    ``overwrite``/``skip_existing``, is that file's failure; with ``skip_existing`` an existing one is
+    skipped (and ``on_skip`` called with it: the CLI removes a killed run's temporary files beside it)."""
     pending, failures, skipped = [], [], 0
     for index, (source, target) in enumerate(jobs):
         try:
@@ -369,6 +373,8 @@ def plan_jobs(jobs: Sequence[tuple[Path, Path]], settings: ColorizeSettings, inp
                 raise ColorGANError(f"{source}: output {target} would overwrite an input; choose another -o")
             if _target_state(source, target, settings):
                 skipped += 1
+                if on_skip is not None:
+                    on_skip(target)
                 continue
         except (ColorGANError, OSError) as error:
             failures.append((str(source), error_message(source, error)))

@@ -195,7 +195,7 @@ def _colorize_jobs(args: argparse.Namespace, model, jobs: list[tuple[Path, Path]
     with logging_redirect_tqdm(), warnings.catch_warnings(), _stop_on_signals():
         warnings.showwarning = show_warning
         # The main process decides what is left to do; every process gets the same plan and takes every N-th job.
-        plan = processes.broadcast(plan_jobs(jobs, settings, input_files) if processes.is_main else None)
+        plan = processes.broadcast(plan_jobs(jobs, settings, input_files, _remove_stale_tmp) if processes.is_main else None)
         check_plan(plan, jobs)
         if processes.is_main:
             for _, message in plan.failures:

@@ -1,0 +1,139 @@
+"""Issue 19, archive scale: `colorgan colorize` on two real CPU processes under `accelerate launch`
+(every file once, a killed job resumed with --skip-existing), the batch engine, and colorize-dataset."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from PIL import Image
+
+from colorgan_hf.cli import main
+
+ACCELERATE = shutil.which("accelerate")
+needs_accelerate = pytest.mark.skipif(ACCELERATE is None, reason="accelerate CLI not installed")
+
+
+def launch_two(*args: str) -> list[str]:
+    """The command line of `colorgan colorize` on two CPU processes, as the training tests launch them."""
+    return [ACCELERATE, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+            "--dynamo_backend", "no", "-m", "colorgan_hf.cli", "-q", "colorize", *args]
+
+
+ENV = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
+
+
+def make_folder(root: Path, photo_paths, count: int, size=(96, 64)) -> list[Path]:
+    files = []
+    for i in range(count):
+        path = root / ("sub" if i % 3 == 0 else "") / f"p{i:02d}.{'png' if i % 2 else 'jpg'}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.open(photo_paths[i % len(photo_paths)]).convert("L").resize((size[0] + 16 * (i % 3), size[1])).save(path)
+        files.append(path)
+    return files
+
+
+def outputs(out: Path) -> list[str]:
+    return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+
+
+@needs_accelerate
+def test_two_processes_colorize_every_file_once(tmp_path, photo_paths):
+    src, out = tmp_path / "in", tmp_path / "out"
+    files = make_folder(src, photo_paths, 8)
+    (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    proc = subprocess.run(launch_two(str(src), "-o", str(out), "--size", "32", "--batch-size", "3"), env=ENV,
+                          capture_output=True, text=True, timeout=300)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode != 0, "a failed file fails the run, on every process"
+    expected = sorted(str(f.relative_to(src).with_name(f"{f.stem}_color{f.suffix}")) for f in files)
+    assert outputs(out) == expected, "every input once, nothing else (no .tmp, no result files)"
+    for file in files:
+        target = out / file.relative_to(src).with_name(f"{file.stem}_color{file.suffix}")
+        assert Image.open(target).size == Image.open(file).size
+    summaries = re.findall(r"colorized (\d+) of (\d+) image\(s\).*; 1 failed \(2 processes: (\d+) \+ (\d+) colorized\)", log)
+    assert len(summaries) == 1, log[-3000:]  # printed once, by the main process
+    done, total, first, second = map(int, summaries[0])
+    assert (done, total) == (8, 9) and first + second == 8 and first >= 3 and second >= 3, "both processes took a share"
+    assert sum("colorgan: error:" in line and "broken.jpg" in line for line in log.splitlines()) == 1, "said once, as it happened"
+    assert re.search(r"failed: \S*broken\.jpg: ", log), "and listed again under the summary"
+
+
+def finished(out: Path) -> list[Path]:
+    """Outputs under their final names (not the hidden temporary files of writes under way)."""
+    return [p for p in out.rglob("*_color.*") if not p.name.startswith(".")]
+
+
+@needs_accelerate
+def test_killed_two_process_job_resumes_with_skip_existing(tmp_path, photo_paths):
+    src, out = tmp_path / "in", tmp_path / "out"
+    files = make_folder(src, photo_paths, 10, size=(1600, 1200))  # PNG encoding at this size: the job takes seconds
+    job = subprocess.Popen(launch_two(str(src), "-o", str(out), "--size", "32", "--batch-size", "1", "--workers", "1"),
+                           env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline and job.poll() is None and not finished(out):
+            time.sleep(0.02)
+    finally:
+        # The launcher and both processes (torchrun starts them in sessions of their own), as `kill -9` or a lost node would.
+        family = [job.pid] + [child.pid for child in psutil.Process(job.pid).children(recursive=True)]
+        for pid in family:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        job.wait(timeout=60)
+        psutil.wait_procs([psutil.Process(pid) for pid in family if psutil.pid_exists(pid)], timeout=60)
+    done_before = finished(out)
+    assert 0 < len(done_before) < len(files), "killed part-way"
+    # What kill -9 may leave: a half-written temporary file (aged: the next run removes those older than 10 minutes).
+    stale = out / ".p01_color.png.abc123.tmp"
+    stale.write_bytes(b"half a png")
+    for leftover in out.rglob(".*.tmp"):
+        os.utime(leftover, (time.time() - 3600, time.time() - 3600))
+    before = {p: p.stat().st_mtime_ns for p in done_before}
+
+    proc = subprocess.run(launch_two(str(src), "-o", str(out), "--size", "32", "--skip-existing"), env=ENV,
+                          capture_output=True, text=True, timeout=300)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert len(outputs(out)) == len(files) and not [p for p in out.rglob("*.tmp")], outputs(out)
+    assert {p: p.stat().st_mtime_ns for p in done_before} == before, "earlier outputs left alone"
+    rest = len(files) - len(done_before)
+    assert f"colorized {rest} of {len(files)} image(s) into {out}; {len(done_before)} skipped (already there)" in log, log[-3000:]
+
+
+def test_engine_batches_by_working_shape_and_matches_colorize(tmp_path, photo_paths, tiny_unet, monkeypatch):
+    """Photos of two sizes go through the network in batches of one working shape each; the results
+    equal colorize() of each photo alone."""
+    from colorgan_hf import colorize
+    from colorgan_hf.batch import ColorizeSettings, colorize_share
+
+    files = make_folder(tmp_path / "in", photo_paths, 6)  # 3 widths: 96, 112, 128 at height 64
+    jobs = [(f, tmp_path / "out" / f"{f.stem}.png") for f in files]
+    shapes = []
+    real = tiny_unet.predict_ab
+    monkeypatch.setattr(tiny_unet, "predict_ab", lambda batch, vividness=None: shapes.append(tuple(batch.shape)) or real(batch, vividness))
+    result = colorize_share(jobs, tiny_unet, ColorizeSettings(size=32), batch_size=4, workers=2)
+    assert (result.done, result.skipped, result.failures) == (6, 0, [])
+    assert sorted(shape[0] for shape in shapes) == [2, 2, 2], "three working shapes, two photos each: three real batches"
+    assert len({shape[2:] for shape in shapes}) == 3
+    monkeypatch.undo()
+    for source, target in jobs:
+        alone = colorize(source, tiny_unet, size=32)
+        written = Image.open(target).convert("RGB")
+        assert written.size == alone.size
+        assert max(abs(a - b) for a, b in zip(written.tobytes(), alone.convert("RGB").tobytes())) <= 1
+
+
+def test_engine_flags_are_checked(tmp_path, photo_paths, caplog):
+    files = make_folder(tmp_path / "in", photo_paths, 1)
+    assert main(["-q", "colorize", str(files[0]), "-o", str(tmp_path / "out"), "--batch-size", "0"]) == 1
+    assert "--batch-size" in caplog.text and not (tmp_path / "out").exists()
