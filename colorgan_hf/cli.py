@@ -227,6 +227,12 @@ def _colorize_jobs(args: argparse.Namespace, model, jobs: list[tuple[Path, Path]
     return 1 if combined.failures else 0
 
 
+def cmd_colorize_dataset(args: argparse.Namespace) -> int:
+    from .dataset_colorize import run_from_cli
+
+    return run_from_cli(args)
+
+
 def cmd_export_onnx(args: argparse.Namespace) -> int:
     from .onnx import export_onnx
 
@@ -296,6 +302,7 @@ def cmd_card(args: argparse.Namespace) -> int:
         grid_compare=args.grid_compare or [], grid_count=args.grid_count, repo_id=args.repo_id, title=args.title,
         summary=args.summary, datasets=args.dataset or [],
         make_grid=lambda folder, count, compare: sample_grid(generator, folder, count=count, compare=compare),
+        section_files=args.section or [],
     )
     tqdm.write(f"wrote {out}", file=sys.stderr)
     return 0
@@ -360,6 +367,36 @@ def build_parser() -> argparse.ArgumentParser:
                         "of the photo, colours as \"#rrggbb\" or [r, g, b] (README, Colour hints).")
     p.set_defaults(func=cmd_colorize)
 
+    d = sub.add_parser("colorize-dataset", help="Colorize the image column of a Hub or local `datasets` dataset.",
+                       description="Map every split of a Hub dataset, a save_to_disk folder or a folder of images through the "
+                                   "model with `datasets` (map, batched), keeping every other column: the colorized image goes "
+                                   "into --output_column, a row that cannot be read keeps it empty with the reason in "
+                                   "colorize_error. Saved with save_to_disk to -o, or Parquet shards there with --streaming, "
+                                   "and/or pushed with --push_to_hub. Under accelerate launch each process takes a shard.")
+    d.add_argument("dataset", help="A Hub dataset id, a folder written by save_to_disk, or a folder of images.")
+    d.add_argument("-o", "--output-dir", default=None, help="Folder to write the colorized dataset to.")
+    d.add_argument("--push_to_hub", "--push-to-hub", dest="push_to_hub", default=None, metavar="REPO_ID",
+                   help="Also (or instead of -o) push the colorized dataset to this Hub dataset repo.")
+    d.add_argument("--image_column", "--image-column", dest="image_column", default="image", help="The image column (default image).")
+    d.add_argument("--output_column", "--output-column", dest="output_column", default="colorized",
+                   help="The new column for the colorized images (default colorized).")
+    d.add_argument("--split", default=None, help="Only this split (default: every split).")
+    d.add_argument("--streaming", action="store_true",
+                   help="Read the input as it goes (nothing downloaded first) and write Parquet shards to -o "
+                        "(or push to the Hub): for sets larger than the disk.")
+    d.add_argument("--model", default=None, help="Shipped name, generator folder, training run folder or Hub id (default: the shipped default).")
+    d.add_argument("--size", type=int, default=DEFAULT_SIZE, help=f"Working resolution's short side (default {DEFAULT_SIZE}).")
+    d.add_argument("--saturation", type=float, default=1.0, help="Multiply the predicted chroma (default 1.0).")
+    d.add_argument("--vividness", type=float, default=None, help="0-1, for models that predict a distribution of colours (default: the model's own).")
+    d.add_argument("--quality", type=int, default=None, help="JPEG/WebP quality 1-100 (default: a JPEG row's own quantization, else 95).")
+    d.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+                   help=f"Photos of the same working shape that go through the network together (default {DEFAULT_BATCH_SIZE}).")
+    d.add_argument("--map-batch-size", type=int, default=64, help="Rows handed to each datasets.map call (default 64).")
+    d.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help=f"Decoding/encoding threads per process (default {DEFAULT_WORKERS}).")
+    d.add_argument("--threads", type=int, default=None, help="Torch threads per process (default: as colorize).")
+    d.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: as colorize).")
+    d.set_defaults(func=cmd_colorize_dataset)
+
     e = sub.add_parser("evaluate", help="Score models on colour photos beside the no-colour baseline.",
                        description="Turn each colour photo gray, colorize it at full resolution through the same pipeline users "
                                    "get, and score it with the shipped `evaluate` metrics (PSNR, SSIM, CIEDE2000, colourfulness and "
@@ -386,6 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--eval-json", action="append", help="A `colorgan evaluate --output` file; repeat for several data sets.")
     c.add_argument("--training", default=None, help="A text/markdown file describing how the model was trained.")
     c.add_argument("--limitations", default=None, help="A markdown file with extra limitations.")
+    c.add_argument("--section", action="append", metavar="FILE.md",
+                   help="A markdown section (with its own heading) placed before the limitations, e.g. docs/cards/hints.md "
+                        "written by bench/hints.py; repeatable.")
     c.add_argument("--sample", action="append", help="Path (relative to the card) of a sample image; repeatable.")
     c.add_argument("--sample-rule", default="", help="How the sample photos were chosen.")
     c.add_argument("--grid-data", default=None, help="A folder of colour photos: write a gray / colorized / original grid of every k-th one beside the card.")

@@ -137,3 +137,49 @@ def test_engine_flags_are_checked(tmp_path, photo_paths, caplog):
     files = make_folder(tmp_path / "in", photo_paths, 1)
     assert main(["-q", "colorize", str(files[0]), "-o", str(tmp_path / "out"), "--batch-size", "0"]) == 1
     assert "--batch-size" in caplog.text and not (tmp_path / "out").exists()
+
+
+def saved_dataset(folder: Path, photo_paths) -> Path:
+    from datasets import Dataset, Features, Image as ImageFeature, Value
+
+    rows = [{"image": {"bytes": p.read_bytes(), "path": p.name}, "caption": f"photo {i}", "id": i} for i, p in enumerate(photo_paths)]
+    rows.insert(2, {"image": {"bytes": b"\xff\xd8\xff\xe0 not a jpeg", "path": "bad.jpg"}, "caption": "bad", "id": 99})
+    features = Features({"image": ImageFeature(), "caption": Value("string"), "id": Value("int64")})
+    Dataset.from_list(rows, features=features).save_to_disk(str(folder))
+    return folder
+
+
+def test_colorize_dataset_keeps_the_other_columns_and_reports_bad_rows(tmp_path, photo_paths, capsys):
+    from datasets import load_from_disk
+
+    source = saved_dataset(tmp_path / "in", photo_paths)
+    out = tmp_path / "out"
+    code = main(["-q", "colorize-dataset", str(source), "--image_column", "image", "-o", str(out), "--size", "32", "--batch-size", "2"])
+    err = capsys.readouterr().err
+    assert code == 1, "a bad row fails the status, not the run"
+    assert f"colorized {len(photo_paths)} of {len(photo_paths) + 1} row(s)" in err and "1 failed" in err, err
+    assert sum(line.startswith("colorgan: error: row 2 (bad.jpg)") for line in err.splitlines()) == 1, err
+    result = load_from_disk(str(out))["train"]
+    assert result.column_names == ["image", "caption", "id", "colorized", "colorize_error"]
+    assert result["id"] == [0, 1, 99, 2, 3] and result["caption"][2] == "bad", "every row and column kept, in order"
+    colorized, errors = result["colorized"], result["colorize_error"]
+    assert colorized[2] is None and errors[2].startswith("row 2 (bad.jpg): ")
+    for row, path in zip([0, 1, 3, 4], photo_paths):
+        with Image.open(path) as original:
+            assert colorized[row].size == original.size and colorized[row].mode == "RGB" and errors[row] is None
+            assert colorized[row].format == "JPEG", "written in the input's format"
+    assert not (out / ".colorgan-work").exists()
+
+
+def test_colorize_dataset_streams_an_image_folder_to_parquet(tmp_path, photo_paths):
+    from datasets import load_dataset
+
+    files = make_folder(tmp_path / "photos", photo_paths, 3)
+    out = tmp_path / "out"
+    assert main(["-q", "colorize-dataset", str(tmp_path / "photos"), "--streaming", "-o", str(out), "--size", "32",
+                 "--output_column", "color"]) == 0
+    shards = sorted((out / "data").glob("*.parquet"))
+    assert [p.name for p in shards] == ["train-00000-00000.parquet"]
+    result = load_dataset("parquet", data_files=[str(p) for p in shards], split="train")
+    assert {"image", "color", "colorize_error"} <= set(result.column_names)
+    assert sorted(image.size for image in result["color"]) == sorted(Image.open(f).size for f in files)
