@@ -89,10 +89,10 @@ def _encode(image: Image.Image, metadata: ImageMetadata | None, quality: int | N
 
 def make_mapper(generator: Any, settings: ColorizeSettings, *, image_column: str, output_column: str, device: Any,
                 batch_size: int, workers: int, result: DatasetResult, on_error: Callable[[str], None] | None = None,
-                on_progress: Callable[[int], None] | None = None) -> Callable[[dict, list[int]], dict]:
+                on_progress: Callable[[int], None] | None = None, offset: int = 0) -> Callable[[dict, list[int]], dict]:
     """The function ``datasets.map(batched=True, with_indices=True)`` calls on each batch of rows
     (the image column cast to ``Image(decode=False)``: bytes and path, decoded here, so a bad row is
-    that row's error, never the batch's)."""
+    that row's error, never the batch's). ``offset``: the index of this process's first row in the split."""
 
     def colorize_rows(batch: dict, indices: list[int]) -> dict:
         values = batch[image_column]
@@ -101,7 +101,7 @@ def make_mapper(generator: Any, settings: ColorizeSettings, *, image_column: str
 
         def name(i: int) -> str:
             value = values[i] if isinstance(values[i], dict) else {}
-            return f"row {indices[i]}" + (f" ({value['path']})" if value.get("path") else "")
+            return f"row {offset + indices[i]}" + (f" ({value['path']})" if value.get("path") else "")
 
         def read(i: int) -> Any:
             value = values[i]
@@ -171,8 +171,6 @@ def colorize_dataset(
     out = Path(output_dir) if output_dir else None
     splits = load_source(source, split=split, streaming=streaming)
     result = DatasetResult()
-    mapper = make_mapper(generator, settings, image_column=image_column, output_column=output_column, device=processes.device,
-                         batch_size=batch_size, workers=workers, result=result, on_error=on_error, on_progress=on_progress)
     work = (out / WORK_DIR) if out else None
     finished: dict[str, Any] = {}
     for name, data in splits.items():
@@ -185,6 +183,13 @@ def colorize_dataset(
         # Images stay encoded (bytes) all the way: no decode and re-encode on the way out.
         mapped_features = Features({**data.features, output_column: ImageFeature(decode=False), ERROR_COLUMN: Value("string")})
         final_features = Features({**mapped_features, image_column: ImageFeature(), output_column: ImageFeature()})
+        offset = 0
+        if processes.world > 1 and not streaming:  # datasets' contiguous shards: the first rows get one more each
+            div, mod = divmod(len(data), processes.world)
+            offset = div * processes.rank + min(processes.rank, mod)
+        mapper = make_mapper(generator, settings, image_column=image_column, output_column=output_column, device=processes.device,
+                             batch_size=batch_size, workers=workers, result=result, on_error=on_error, on_progress=on_progress,
+                             offset=offset)
         if streaming:
             data = split_dataset_by_node(data, rank=processes.rank, world_size=processes.world) if processes.world > 1 else data
             mapped = data.map(mapper, batched=True, batch_size=map_batch_size, with_indices=True, features=mapped_features)
