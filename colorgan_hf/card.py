@@ -86,11 +86,13 @@ def make_card(
     summary: str = "",
     datasets: Sequence[str] = (),
     limitations: str = "",
+    sections: Sequence[str] = (),
 ) -> ModelCard:
     """Render the card of a generator with ``config`` from the template.
 
     ``model_row`` names the row of ``evaluations`` whose numbers go into the model-index;
-    by default the first that is not the gray baseline.
+    by default the first that is not the gray baseline. ``sections``: markdown sections (each
+    with its own heading) placed before the limitations, e.g. the colour-hints table.
     """
     architecture = config.get("architecture", "unet")
     row = model_row or choose_row(evaluations)
@@ -113,7 +115,7 @@ def make_card(
         repo_id=repo_id, architecture=architecture, params=f"{params:,}",
         config_args=", ".join(f"{k}={v!r}" for k, v in sorted(config.items())), training=training,
         evaluations=tables, any_set_metrics=any(t["set_metrics"] for t in tables), samples=list(samples),
-        sample_rule=sample_rule, limitations=limitations, **extra,
+        sample_rule=sample_rule, limitations=limitations, sections=[s.strip() for s in sections if s.strip()], **extra,
     )
 
 
@@ -150,6 +152,7 @@ def write_card(
     summary: str = "",
     datasets: Sequence[str] = (),
     make_grid: Callable[[str | os.PathLike, int, list[str]], Image.Image] | None = None,
+    section_files: Sequence[str | os.PathLike] = (),
 ) -> Path:
     """Write the card of ``generator`` (a loaded :class:`ColorGenerator`, called ``model`` in the
     evaluation tables: a shipped name, folder or Hub id; None: the default) to ``output``, atomically.
@@ -162,6 +165,7 @@ def write_card(
     `colorgan evaluate --model` calls it), else the first that is not the gray baseline. With
     ``grid_data``, a gray | ``grid_compare``... | model | original grid of every k-th photo is
     saved beside the card as ``<stem>_samples.jpg`` and shown, its columns named in the rule.
+    Each of ``section_files`` (markdown) becomes a section before the limitations.
     Returns the card's path.
     """
     from .files import write_atomic
@@ -182,5 +186,6 @@ def write_card(
     card = generator.generate_model_card(
         evaluations=evaluations, model_row=choose_row(evaluations, row_name(model)), training=training, samples=samples,
         sample_rule=rule, repo_id=repo_id, title=title, summary=summary, datasets=list(datasets), limitations=limitations,
+        sections=[Path(path).read_text() for path in section_files],
     )
     return write_atomic(out, str(card))
