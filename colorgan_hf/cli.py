@@ -22,9 +22,9 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from . import __version__
 from .errors import ColorGANError
 from .images import WRITABLE_FORMATS, find_images, read_metadata, save_image_atomic
+from .batch import DEFAULT_BATCH_SIZE
 from .pipeline import DEFAULT_SIZE, MAX_SIZE
 
-DEFAULT_BATCH_SIZE = 8
 DEFAULT_WORKERS = 2
 
 logger = logging.getLogger("colorgan")
@@ -124,7 +124,7 @@ def _check_colorize_args(args: argparse.Namespace) -> None:
         raise ColorGANError(f"--size must be between 16 and {MAX_SIZE} (the working resolution's short side), got {args.size}")
     if args.quality is not None and not 1 <= args.quality <= 100:
         raise ColorGANError(f"--quality must be between 1 and 100, got {args.quality}")
-    if args.batch_size < 1 or args.workers < 0 or (args.threads is not None and args.threads < 1):
+    if (args.batch_size is not None and args.batch_size < 1) or args.workers < 0 or (args.threads is not None and args.threads < 1):
         raise ColorGANError(f"--batch-size and --threads must be at least 1 and --workers at least 0, got "
                             f"{args.batch_size}, {args.threads} and {args.workers}")
     if args.format is not None:
@@ -174,13 +174,13 @@ def _colorize_jobs(args: argparse.Namespace, model, jobs: list[tuple[Path, Path]
     every process returns the combined status (batch.py has the engine)."""
     import torch
 
-    from .batch import ColorizeSettings, Processes, ShareResult, check_plan, colorize_share, default_threads, plan_jobs
+    from .batch import (ColorizeSettings, Processes, ShareResult, check_plan, colorize_share, default_batch_size, default_threads,
+                        place_generator, plan_jobs)
 
     processes = Processes(args.device)
     if args.threads or processes.local_world > 1:
         torch.set_num_threads(args.threads or default_threads(processes.local_world))
-    if isinstance(model, torch.nn.Module):
-        model.to(processes.device)
+    place_generator(model, processes.device)
     settings = ColorizeSettings(size=args.size, saturation=args.saturation, vividness=args.vividness, quality=args.quality,
                                 skip_existing=args.skip_existing, overwrite=args.overwrite,
                                 colorize_kwargs={"hints": args.hint_list} if getattr(args, "hint_list", None) else {})
@@ -203,7 +203,8 @@ def _colorize_jobs(args: argparse.Namespace, model, jobs: list[tuple[Path, Path]
         mine = [jobs[i] for i in plan.pending[processes.rank :: processes.world]]
         # The main process shows its own share (the others' are as long, give or take one).
         bar = tqdm(total=len(mine), desc="Colorizing", unit="img", disable=args.quiet or len(jobs) < 2 or not processes.is_main)
-        share = colorize_share(mine, model, settings, device=processes.device, batch_size=args.batch_size, workers=args.workers,
+        share = colorize_share(mine, model, settings, device=processes.device,
+                               batch_size=args.batch_size or default_batch_size(processes.device), workers=args.workers,
                                before_write=_remove_stale_tmp, on_error=report, on_progress=bar.update)
     bar.close()
     combined = ShareResult(skipped=plan.skipped, failures=list(plan.failures))
@@ -350,8 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     existing.add_argument("--skip-existing", action="store_true",
                           help="Leave existing outputs as they are and colorize only the rest (counted in the summary): "
                                "a killed run, started again with it, does what was left.")
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
-                   help=f"Photos of the same working shape that go through the network together (default {DEFAULT_BATCH_SIZE}).")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help=f"Photos of the same working shape that go through the network together (default: {DEFAULT_BATCH_SIZE} on "
+                        "a GPU, 1 on a CPU, where larger batches are slower per photo).")
     p.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
                    help="Threads per process that decode and encode photos while the network runs (default "
                         f"{DEFAULT_WORKERS}; 0: one photo after another in one thread).")
@@ -389,8 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--saturation", type=float, default=1.0, help="Multiply the predicted chroma (default 1.0).")
     d.add_argument("--vividness", type=float, default=None, help="0-1, for models that predict a distribution of colours (default: the model's own).")
     d.add_argument("--quality", type=int, default=None, help="JPEG/WebP quality 1-100 (default: a JPEG row's own quantization, else 95).")
-    d.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
-                   help=f"Photos of the same working shape that go through the network together (default {DEFAULT_BATCH_SIZE}).")
+    d.add_argument("--batch-size", type=int, default=None,
+                   help=f"Photos of the same working shape that go through the network together (default: {DEFAULT_BATCH_SIZE} "
+                        "on a GPU, 1 on a CPU).")
     d.add_argument("--map-batch-size", type=int, default=64, help="Rows handed to each datasets.map call (default 64).")
     d.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help=f"Decoding/encoding threads per process (default {DEFAULT_WORKERS}).")
     d.add_argument("--threads", type=int, default=None, help="Torch threads per process (default: as colorize).")

@@ -256,13 +256,13 @@ def run_from_cli(args: Any) -> int:
     import torch
     from tqdm.auto import tqdm
 
-    from .batch import default_threads
+    from .batch import default_batch_size, default_threads, place_generator
     from .cli import _resolve_model
     from .pipeline import MAX_SIZE, _generator
 
     if not 1 <= args.size <= MAX_SIZE:
         raise ColorGANError(f"--size must be between 16 and {MAX_SIZE}, got {args.size}")
-    if args.batch_size < 1 or args.map_batch_size < 1 or args.workers < 0 or (args.threads is not None and args.threads < 1):
+    if (args.batch_size is not None and args.batch_size < 1) or args.map_batch_size < 1 or args.workers < 0 or (args.threads is not None and args.threads < 1):
         raise ColorGANError("--batch-size, --map-batch-size and --threads must be at least 1 and --workers at least 0")
     if args.quality is not None and not 1 <= args.quality <= 100:
         raise ColorGANError(f"--quality must be between 1 and 100, got {args.quality}")
@@ -273,8 +273,7 @@ def run_from_cli(args: Any) -> int:
         generator = _generator(_resolve_model(args.model))
     except (ColorGANError, OSError, ValueError) as error:
         raise ColorGANError(f"cannot load model {args.model or 'default'}: {error}") from None
-    if isinstance(generator, torch.nn.Module):
-        generator.to(processes.device)
+    place_generator(generator, processes.device)
     settings = ColorizeSettings(size=args.size, saturation=args.saturation, vividness=args.vividness, quality=args.quality)
     from datasets.utils.logging import disable_progress_bar
 
@@ -287,7 +286,7 @@ def run_from_cli(args: Any) -> int:
     result = colorize_dataset(args.dataset, args.output_dir, generator, settings, processes=processes,
                               image_column=args.image_column, output_column=args.output_column, split=args.split,
                               streaming=args.streaming, push_to_hub=args.push_to_hub, map_batch_size=args.map_batch_size,
-                              batch_size=args.batch_size, workers=args.workers, on_error=report, on_progress=bar.update)
+                              batch_size=args.batch_size or default_batch_size(processes.device), workers=args.workers, on_error=report, on_progress=bar.update)
     bar.close()
     results = processes.gather(result)
     rows, done = sum(r.rows for r in results), sum(r.done for r in results)
