@@ -77,7 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=1.0, help="Fraction of the 500-photo mix to use (default 1).")
     parser.add_argument("--size", type=int, default=256, help="Working resolution (default 256, the CLI's).")
-    parser.add_argument("--batch-size", type=int, default=8, help="--batch-size of the engine (default 8).")
+    parser.add_argument("--batch-size", type=int, default=None, help="--batch-size of the engine (default: its own, 1 on a CPU).")
     parser.add_argument("--only", nargs="*", default=None, help="Run only these configurations (today, 1x2, 2x1, ...).")
     parser.add_argument("--output", default=str(Path(__file__).with_name("archive.json")), help="JSON result file.")
     parser.add_argument("--old-loop", nargs=2, metavar=("INPUT", "OUT"), help=argparse.SUPPRESS)
@@ -94,12 +94,11 @@ def main() -> None:
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(path)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    cli = [sys.executable, "-m", "colorgan_hf.cli", "-q", "colorize", str(src), "--size", str(args.size),
-           "--batch-size", str(args.batch_size)]
+    batch = ["--batch-size", str(args.batch_size)] if args.batch_size else []
+    cli = [sys.executable, "-m", "colorgan_hf.cli", "-q", "colorize", str(src), "--size", str(args.size), *batch]
     accelerate = shutil.which("accelerate") or "accelerate"
     launch = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-              "--dynamo_backend", "no", "-m", "colorgan_hf.cli", "-q", "colorize", str(src), "--size", str(args.size),
-              "--batch-size", str(args.batch_size)]
+              "--dynamo_backend", "no", "-m", "colorgan_hf.cli", "-q", "colorize", str(src), "--size", str(args.size), *batch]
     configs = {
         "today": ([sys.executable, __file__, "--size", str(args.size), "--old-loop", str(src)], env, "the per-file loop (decode, colorize, encode in turn)"),
         "1x2": ([*cli, "--threads", "2", "--workers", "2"], env, "1 process x 2 threads"),

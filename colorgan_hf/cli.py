@@ -180,7 +180,7 @@ def _colorize_jobs(args: argparse.Namespace, model, jobs: list[tuple[Path, Path]
     processes = Processes(args.device)
     if args.threads or processes.local_world > 1:
         torch.set_num_threads(args.threads or default_threads(processes.local_world))
-    place_generator(model, processes.device)
+    model = place_generator(model, processes.device)
     settings = ColorizeSettings(size=args.size, saturation=args.saturation, vividness=args.vividness, quality=args.quality,
                                 skip_existing=args.skip_existing, overwrite=args.overwrite,
                                 colorize_kwargs={"hints": args.hint_list} if getattr(args, "hint_list", None) else {})

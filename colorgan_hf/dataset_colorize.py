@@ -273,7 +273,7 @@ def run_from_cli(args: Any) -> int:
         generator = _generator(_resolve_model(args.model))
     except (ColorGANError, OSError, ValueError) as error:
         raise ColorGANError(f"cannot load model {args.model or 'default'}: {error}") from None
-    place_generator(generator, processes.device)
+    generator = place_generator(generator, processes.device)
     settings = ColorizeSettings(size=args.size, saturation=args.saturation, vividness=args.vividness, quality=args.quality)
     from datasets.utils.logging import disable_progress_bar
 

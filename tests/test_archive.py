@@ -183,3 +183,18 @@ def test_colorize_dataset_streams_an_image_folder_to_parquet(tmp_path, photo_pat
     result = load_dataset("parquet", data_files=[str(p) for p in shards], split="train")
     assert {"image", "color", "colorize_error"} <= set(result.column_names)
     assert sorted(image.size for image in result["color"]) == sorted(Image.open(f).size for f in files)
+
+
+def test_placed_generator_gives_the_same_colours_and_leaves_the_model_alone(tiny_unet, photo_paths):
+    import numpy as np
+    import torch
+
+    from colorgan_hf import colorize
+    from colorgan_hf.batch import place_generator
+
+    placed = place_generator(tiny_unet, "cpu")
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in tiny_unet.modules()), "the caller's model is not changed"
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in placed.modules()), "normalizations folded into the convolutions"
+    before = np.asarray(colorize(photo_paths[0], tiny_unet, size=64)).astype(int)
+    after = np.asarray(colorize(photo_paths[0], placed, size=64)).astype(int)
+    assert np.abs(before - after).max() <= 1
