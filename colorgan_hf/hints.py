@@ -31,7 +31,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence, Union
+from typing import Any, Iterable, Iterator, Mapping, Sequence, Union
 
 import numpy as np
 import torch
@@ -50,16 +50,27 @@ DEFAULT_POINT_RADIUS = 2.0
 DEFAULT_STROKE_WIDTH = 5.0
 # A call with more hints than this is refused: the cost grows with their number.
 MAX_HINTS = 500
-# Propagation parameters, chosen on 40 BSDS500 *training* photos (bench/hints.py --tune),
-# never on the test photos the table reports.
+# Propagation parameters, chosen on BSDS500 *training* photos with bench/hints.py --tune
+# (reach, edge cost and flatten on 24 photos, smoothing and sharpness on 10), never on the
+# test photos the README's table reports: the most CIEDE2000 gained with 10 and 50 hints
+# while one hint moves well under 30% of the photo.
 # Gaussian reach of a hint, as a fraction of the propagation grid's short side.
-DEFAULT_REACH = 0.25
+DEFAULT_REACH = 0.5
 # Cost of one L* unit of lightness change, in pixels of the propagation grid.
-DEFAULT_EDGE_COST = 4.0
+DEFAULT_EDGE_COST = 1.0
 # 0: carry each hint's residual (hint minus the prediction under it) unchanged, so the
 # model's own variations inside the region survive; 1: pull every pixel towards the hint's
 # colour itself (flat chroma).
-DEFAULT_FLATTEN = 1.0
+DEFAULT_FLATTEN = 0.5
+# Standard deviation (propagation-grid pixels) of the Gaussian blur of the lightness that
+# the geodesic costs are measured on: texture (foliage, grass, fabric) averages out, region
+# borders stay.
+DEFAULT_SMOOTH = 1.5
+# Cost of a squared L* change in one step (see geodesic_distance).
+DEFAULT_EDGE_SQUARE = 0.0
+# Overlapping hints are averaged with their weights to this power (Shepard-like): the nearest
+# dominates, far ones barely pull.
+DEFAULT_SHARPNESS = 4.0
 # Row/column pass pairs: paths may turn this many times x2 around obstacles.
 GEODESIC_ROUNDS = 3
 # The propagation runs on at most this many pixels (the working grid, or a smaller copy of
@@ -321,16 +332,22 @@ def footprints(hints: Sequence[Hint], full_shape: tuple[int, int], grid_shape: t
 
 
 def geodesic_distance(sources: torch.Tensor, lightness: torch.Tensor, edge_cost: float = DEFAULT_EDGE_COST,
-                      rounds: int = GEODESIC_ROUNDS) -> torch.Tensor:
+                      rounds: int = GEODESIC_ROUNDS, edge_square: float = 0.0) -> torch.Tensor:
     """Distance from each of ``sources`` (K, h, w) bool over the lightness surface ``lightness``
-    (h, w), L* in [0, 100]: a step between 4-neighbours costs 1 + ``edge_cost`` x |delta L*|.
+    (h, w), L* in [0, 100]: a step between 4-neighbours costs 1 + ``edge_cost`` x |delta L*|
+    + ``edge_square`` x (delta L*)^2. The square term tells a region's border (a large jump in
+    one step) from texture and shading (many small steps) that add up to the same change.
 
     Each pass is exact along its rows (or columns): with C the cumulated step cost along a
     row, d(j) = min over i <= j of d(i) + C(j) - C(i) = C(j) + cummin(d - C)(j). ``rounds``
     alternations of row and column passes, both ways, let paths turn around obstacles.
     """
-    step_x = 1.0 + edge_cost * (lightness[:, 1:] - lightness[:, :-1]).abs()
-    step_y = 1.0 + edge_cost * (lightness[1:] - lightness[:-1]).abs()
+    def step(change: torch.Tensor) -> torch.Tensor:
+        change = change.abs()
+        return 1.0 + edge_cost * change + edge_square * change * change
+
+    step_x = step(lightness[:, 1:] - lightness[:, :-1])
+    step_y = step(lightness[1:] - lightness[:-1])
     # Cumulated costs along rows, and along columns laid out as rows: cummin along the last,
     # contiguous dimension is several times faster than along a strided one. float32 keeps
     # differences of cumulated costs (at most ~1e5) exact to a hundredth of a pixel.
@@ -357,15 +374,8 @@ def propagation_grid(shape: tuple[int, int]) -> tuple[int, int]:
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 
-def correction(l_small: torch.Tensor, ab_small: torch.Tensor, hints: Sequence[Hint], full_shape: tuple[int, int],
-               reach: float = DEFAULT_REACH, edge_cost: float = DEFAULT_EDGE_COST, flatten: float = DEFAULT_FLATTEN) -> torch.Tensor:
-    """The a*b* correction (2, h, w) that the hints make to the prediction ``ab_small`` (2, h, w),
-    given the working-resolution lightness ``l_small`` (1, h, w) and the photo's (H, W).
-
-    ``reach``: a hint's Gaussian reach as a fraction of the grid's short side; ``edge_cost``:
-    the geodesic cost of one L* unit of lightness change, in grid pixels; ``flatten``: 0 carries
-    each hint's residual at its footprint unchanged, 1 pulls each pixel to the hint's colour.
-    """
+def _on_grid(l_small: torch.Tensor, ab_small: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lightness (h, w) and prediction (2, h, w) on the propagation grid."""
     shape = tuple(l_small.shape[-2:])
     grid = propagation_grid(shape)
     lightness = l_small.reshape(1, 1, *shape).float()
@@ -373,28 +383,78 @@ def correction(l_small: torch.Tensor, ab_small: torch.Tensor, hints: Sequence[Hi
     if grid != shape:
         lightness = F.interpolate(lightness, size=grid, mode="area")
         ab = F.interpolate(ab, size=grid, mode="area")
-    lightness, ab = lightness[0, 0], ab[0]
-    targets = hint_ab(hints)  # (K, 2)
-    length = reach * min(grid)
-    weighted = torch.zeros(2, *grid)
-    total = torch.zeros(grid)
+    return lightness[0, 0], ab[0]
+
+
+def smoothed(lightness: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``lightness`` (h, w) blurred by a Gaussian of ``sigma`` pixels (reflected at the borders)."""
+    if sigma <= 0:
+        return lightness
+    from kornia.filters import gaussian_blur2d
+
+    side = 2 * math.ceil(3 * sigma) + 1
+    return gaussian_blur2d(lightness[None, None], (side, side), (sigma, sigma), border_type="reflect")[0, 0]
+
+
+def hint_geometry(hints: Sequence[Hint], full_shape: tuple[int, int], lightness: torch.Tensor,
+                  edge_cost: float = DEFAULT_EDGE_COST, smooth: float = DEFAULT_SMOOTH,
+                  edge_square: float = DEFAULT_EDGE_SQUARE) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(footprints (k, h, w) bool, geodesic distances (k, h, w)) of the hints on the grid of
+    ``lightness`` (h, w), CHUNK hints at a time: the costly part, independent of the colours.
+    Distances are measured over the lightness blurred by ``smooth`` pixels."""
+    lightness = smoothed(lightness, smooth)
     for start in range(0, len(hints), CHUNK):
-        chunk = hints[start : start + CHUNK]
-        marks = footprints(chunk, full_shape, grid)  # (k, h, w)
-        distance = geodesic_distance(marks, lightness, edge_cost)
-        weight = torch.exp(-(distance / length) ** 2)  # (k, h, w), 1 on the footprint
+        marks = footprints(hints[start : start + CHUNK], full_shape, tuple(lightness.shape))
+        yield marks, geodesic_distance(marks, lightness, edge_cost, edge_square=edge_square)
+
+
+def combine(ab: torch.Tensor, pieces: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+            reach: float = DEFAULT_REACH, flatten: float = DEFAULT_FLATTEN, sharpness: float = DEFAULT_SHARPNESS) -> torch.Tensor:
+    """The correction (2, h, w) to the prediction ``ab`` (2, h, w) from ``pieces`` of hints:
+    (footprints (k, h, w), geodesic distances (k, h, w), their a*b* (k, 2)). See :func:`correction`."""
+    length = reach * min(ab.shape[-2:])
+    weighted = torch.zeros_like(ab)
+    total = torch.zeros(ab.shape[-2:])
+    strength = torch.zeros(ab.shape[-2:])
+    for marks, distance, targets in pieces:
+        weight = torch.exp(-((distance / length) ** 2))  # (k, h, w), 1 on the footprint
+        strength = torch.maximum(strength, weight.amax(0))
+        # Where reaches overlap, the nearer hint (in geodesic distance) dominates: the
+        # residuals are averaged with weight^sharpness.
+        vote = weight.pow(sharpness)
         # The prediction under each footprint: what the hint corrects.
         under = (ab[None] * marks[:, None]).flatten(2).sum(2) / marks.flatten(1).sum(1, keepdim=True)  # (k, 2)
-        residual = targets[start : start + CHUNK] - under  # (k, 2)
-        # flatten > 0: part of the residual is taken at each pixel instead (hint minus the
-        # prediction there), which makes the region's chroma the hint's own.
-        weighted += torch.einsum("khw,kc->chw", weight, residual * (1 - flatten))
-        weighted += flatten * (torch.einsum("khw,kc->chw", weight, targets[start : start + CHUNK]) - weight.sum(0) * ab)
-        total += weight.sum(0)
-    # Where hints overlap (total > 1) their corrections are averaged; elsewhere the total
-    # weight blends the correction towards none.
-    result = weighted / total.clamp(min=1.0)
-    if grid != shape:
+        vote_sum = vote.sum(0)
+        # flatten = 0: each hint's residual as measured under it, the model's variations kept;
+        # flatten = 1: the hint's colour minus the prediction at each pixel (the region takes
+        # the hint's chroma itself).
+        weighted += torch.einsum("khw,kc->chw", vote, targets - (1 - flatten) * under) - flatten * vote_sum * ab
+        total += vote_sum
+    # The residuals' average, applied with the strength of the nearest hint: all of it on a
+    # hint, fading to none beyond its reach.
+    return weighted / total.clamp(min=1e-30) * strength
+
+
+def correction(l_small: torch.Tensor, ab_small: torch.Tensor, hints: Sequence[Hint], full_shape: tuple[int, int],
+               reach: float = DEFAULT_REACH, edge_cost: float = DEFAULT_EDGE_COST, flatten: float = DEFAULT_FLATTEN,
+               smooth: float = DEFAULT_SMOOTH, sharpness: float = DEFAULT_SHARPNESS,
+               edge_square: float = DEFAULT_EDGE_SQUARE) -> torch.Tensor:
+    """The a*b* correction (2, h, w) that the hints make to the prediction ``ab_small`` (2, h, w),
+    given the working-resolution lightness ``l_small`` (1, h, w) and the photo's (H, W).
+
+    ``reach``: a hint's Gaussian reach as a fraction of the grid's short side; ``edge_cost``:
+    the geodesic cost of one L* unit of lightness change, in grid pixels; ``flatten``: 0 carries
+    each hint's residual at its footprint unchanged, 1 pulls each pixel to the hint's colour;
+    ``smooth``: the blur (grid pixels) of the lightness the geodesic costs are measured on;
+    ``sharpness``: overlapping hints are averaged with their weights to this power;
+    ``edge_square``: the geodesic cost of a squared L* change in one step (sharp borders).
+    """
+    lightness, ab = _on_grid(l_small, ab_small)
+    targets = hint_ab(hints).split(CHUNK)
+    pieces = ((marks, distance, target) for (marks, distance), target in zip(hint_geometry(hints, full_shape, lightness, edge_cost, smooth, edge_square), targets))
+    result = combine(ab, pieces, reach, flatten, sharpness)
+    shape = tuple(l_small.shape[-2:])
+    if tuple(result.shape[-2:]) != shape:
         result = F.interpolate(result[None], size=shape, mode="bilinear", align_corners=False)[0]
     return result
 

@@ -29,6 +29,7 @@ except ImportError:
     sys.exit("space/app.py: the colorgan_hf package is not installed; from the repository run "
              "`python3 -m pip install -e \".[space]\"` (README, Quick start), or use `colorgan space-export DIR`")
 
+import numpy as np
 from PIL import Image, ImageOps
 
 from colorgan_hf import ColorGANError, colorize, load_model
@@ -414,6 +415,116 @@ def make_batch_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: S
     return run_batch
 
 
+HINTS_API_NAME = "colorize_hints"
+# The brush's swatches (its colour picker offers any other colour).
+HINT_COLORS = ["#c0392b", "#e67e22", "#f1c40f", "#27ae60", "#2e86c1", "#8e44ad", "#8b5a2b", "#f0c8a0"]
+HINTS_HELP = """Upload a photo, then paint on it with the brush: a stroke (or a click, for a point) in a colour
+says "this was that colour". Only the colour's chroma is used; the photo keeps its own lightness, and each hint
+fills the region it belongs to, up to its lightness edges. The result updates after each stroke; **Clear hints**
+removes them; changing the model, working resolution or saturation keeps them."""
+
+
+class UploadedEditor(gr.ImageEditor):
+    """``gr.ImageEditor`` whose photo and painted layers must be uploads (as :class:`UploadedImage`),
+    the photo refused above MAX_PIXELS before Gradio decodes it."""
+
+    @classmethod
+    def get_block_name(cls) -> str:
+        return "imageeditor"
+
+    def preprocess(self, payload):
+        if payload is not None and payload.id is None:
+            for item in [payload.background, payload.composite, *(payload.layers or [])]:
+                if item is not None and getattr(item, "path", None):
+                    checked_upload(item.path)
+            if payload.background is not None and payload.background.path and pixels_of(payload.background.path) > MAX_PIXELS:
+                raise gr.Error(f"The photo is over the demo's limit of {MAX_PIXELS / 1e6:.0f} megapixels.", print_exception=False)
+        return super().preprocess(payload)
+
+
+def editor_hints(editor: dict) -> tuple[np.ndarray, list]:
+    """The photo (H, W, 3) uint8 and the colour hints painted on it (one mask hint per brush colour)."""
+    from colorgan_hf.hints import layer_hints
+
+    background = np.asarray(editor["background"])
+    photo = background[..., :3] if background.ndim == 3 else np.repeat(background[..., None], 3, axis=2)
+    hints = []
+    for layer in editor.get("layers") or []:
+        layer = np.asarray(layer)
+        if layer.ndim != 3 or layer.shape[2] != 4:
+            continue
+        if layer.shape[:2] != photo.shape[:2]:  # a canvas of another size: strokes scaled onto the photo
+            layer = np.asarray(Image.fromarray(layer).resize((photo.shape[1], photo.shape[0]), Image.Resampling.NEAREST))
+        hints += layer_hints(layer)
+    return np.ascontiguousarray(photo), hints
+
+
+def make_hints_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage, live: bool = False):
+    """Colorize the editor's photo with its painted hints. ``live`` (on each stroke or setting
+    change): no photo yet gives an empty result rather than an error."""
+
+    def run_hints(editor: dict | None, size: int, saturation: float, model_name: str, request: gr.Request = None):
+        start = time.perf_counter()
+        if not editor or editor.get("background") is None:
+            if live:
+                return CLEAR
+            raise gr.Error(NO_PHOTO, print_exception=False)
+        if model_name not in models:
+            raise gr.Error(f"Unknown model {model_name!r}.", print_exception=False)
+        photo, hints = editor_hints(editor)
+        height, width = photo.shape[:2]
+        try:
+            after = colorize(photo, models[model_name], size=int(size), saturation=float(saturation), hints=hints or None,
+                             max_pixels=MAX_PIXELS)
+        except ColorGANError as error:
+            raise gr.Error(str(error), print_exception=False) from None
+        request_dir = storage.new_result_dir(session_of(request), width * height * DISK_BYTES_PER_PIXEL)
+        with storage.using(request_dir):
+            download = save_image_atomic(after, request_dir / "photo_hints_color.png")
+            before = save_image_atomic(Image.fromarray(photo).convert("L"), request_dir / "photo_gray.jpg")
+        elapsed = time.perf_counter() - start
+        info = (f"Colorized {width}x{height} with {len(hints)} hint colour(s) at working size {int(size)} and the "
+                f"{model_name} model: {elapsed:.2f} s on the server.")
+        return (str(before), str(download)), str(download), info
+
+    return run_hints
+
+
+def hints_tab(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage) -> None:
+    """The "Colour hints" tab (issue 17): paint colours on the photo, see the result update."""
+    with gr.Tab("Colour hints"):
+        gr.Markdown(HINTS_HELP)
+        with gr.Row():
+            with gr.Column(scale=1):
+                editor = UploadedEditor(label="Photo: paint the colours you know", type="numpy", image_mode="RGBA", format="png",
+                                        sources=["upload", "clipboard"], transforms=(), layers=False,
+                                        brush=gr.Brush(colors=HINT_COLORS, default_color=HINT_COLORS[0], color_mode="defaults"),
+                                        elem_id="hints-editor")
+                model_name = gr.Radio(list(models), value=DEFAULT_LABEL, label="Model")
+                size = gr.Slider(64, 1024, value=DEFAULT_SIZE, step=16, label="Working resolution (short side)", elem_id="hints-size")
+                saturation = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Saturation")
+                with gr.Row():
+                    button = gr.Button("Colorize with hints", variant="primary", elem_id="hints-button")
+                    clear = gr.Button("Clear hints", elem_id="hints-clear")
+            with gr.Column(scale=2):
+                slider = gr.ImageSlider(label="Before / after", type="filepath", format="png", elem_id="hints-slider")
+                download = gr.File(label="Download the colorized photo (original size, PNG)", elem_id="hints-download")
+                info = gr.Markdown(elem_id="hints-info")
+    inputs, outputs = [editor, size, saturation, model_name], [slider, download, info]
+    button.click(make_hints_handler(models, storage), inputs, outputs, api_name=HINTS_API_NAME, concurrency_id="colorize")
+    live = make_hints_handler(models, storage, live=True)
+    # Each stroke, and each change of a setting, re-runs with the hints the editor holds (the
+    # latest only, when they come faster than the server).
+    editor.change(live, inputs, outputs, api_name=False, trigger_mode="always_last", concurrency_id="colorize",
+                  show_progress="minimal")
+    for control in (size, saturation):
+        control.release(live, inputs, outputs, api_name=False, trigger_mode="always_last", concurrency_id="colorize")
+    model_name.change(live, inputs, outputs, api_name=False, trigger_mode="always_last", concurrency_id="colorize")
+    clear.click(lambda value: None if not value or value.get("background") is None else
+                {"background": value["background"], "layers": [], "composite": value["background"]},
+                [editor], [editor], api_name=False, queue=False)
+
+
 # Shown while a request runs, and cleared by the next one: an error never sits under an old result.
 CLEAR = (None, None, "")
 # The page measures what the person waited: from the click to the result in the browser.
@@ -459,6 +570,7 @@ def build_demo(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage) 
                 with gr.Column(scale=2):
                     batch_zip = gr.File(label="The colorized photos (zip of full-resolution PNGs)", elem_id="batch-zip")
                     batch_info = gr.Markdown(elem_id="batch-info")
+        hints_tab(models, storage)
 
         button.click(lambda: CLEAR, None, [slider, download, timing], queue=False, show_progress="hidden",
                      js=START_CLOCK_JS, api_name=False).then(

@@ -1,0 +1,295 @@
+"""Colour hints (issue 17): parsing and its errors, the propagation's obedience and locality,
+strokes and masks, full resolution, the CLI's --hints, and the demo's brush in Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from colorgan_hf import ColorGANError, colorize, load_default
+from colorgan_hf.color import rgb_to_lab
+from colorgan_hf.hints import (HintError, MaskHint, PointHint, StrokeHint, check_hints, layer_hints, load_hints_file,
+                               parse_color, parse_hints)
+from colorgan_hf.metrics.functional import ciede2000_map
+
+# Colours that the bands they are painted on can show at their own lightness (a hint keeps
+# the photo's L: a saturated red cannot be shown at L* 80, it is clipped to the sRGB gamut).
+RED = (200, 30, 40)  # on the mid-gray band
+GREEN = (40, 150, 60)  # on the light or the mid-gray band
+DARK_RED = (90, 20, 20)  # on the dark band
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_default()
+
+
+def three_regions(height: int = 192, width: int = 384) -> np.ndarray:
+    """A gray photo of three vertical bands of very different lightness (light | dark | mid)."""
+    photo = np.empty((height, width), np.uint8)
+    third = width // 3
+    photo[:, :third], photo[:, third : 2 * third], photo[:, 2 * third :] = 200, 40, 120
+    return photo
+
+
+def lab_of(image: Image.Image) -> torch.Tensor:
+    return rgb_to_lab(torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).float()[None] / 255.0)
+
+
+def de_to_hint(lab: torch.Tensor, color: tuple[int, int, int]) -> torch.Tensor:
+    """CIEDE2000 of each pixel from ``color``'s chroma at the pixel's own lightness (what a hint sets)."""
+    target_ab = rgb_to_lab(torch.tensor(color, dtype=torch.float32).view(1, 3, 1, 1) / 255.0)[:, 1:]
+    return ciede2000_map(lab, torch.cat([lab[:, :1], target_ab.expand(-1, -1, *lab.shape[2:])], dim=1))[0]
+
+
+# ------------------------------------------------------------------------------- parsing
+
+
+def test_colour_forms_agree():
+    assert parse_color("#aa2233") == parse_color("#A23") == parse_color([170, 34, 51]) == parse_color((170.0, 34, 51)) == (170, 34, 51)
+    assert parse_color("red") == (255, 0, 0)
+    assert parse_color("rgb(1, 2, 3)") == (1, 2, 3)
+
+
+def test_hint_forms_parse(tmp_path):
+    mask = np.zeros((10, 20), bool)
+    mask[2:5, 3:9] = True
+    Image.fromarray(mask.astype(np.uint8) * 255).save(tmp_path / "m.png")
+    hints = parse_hints([
+        {"x": 3, "y": 4, "color": "#ff0000"},
+        {"points": [[1, 1], [5, 6]], "width": 3, "color": [0, 255, 0]},
+        {"mask": mask, "color": "blue"},
+        PointHint(1.5, 2.5, (1, 2, 3)),
+    ])
+    assert isinstance(hints[0], PointHint) and hints[0].color == (255, 0, 0)
+    assert isinstance(hints[1], StrokeHint) and hints[1].points == ((1.0, 1.0), (5.0, 6.0)) and hints[1].width == 3
+    assert isinstance(hints[2], MaskHint) and hints[2].mask.sum() == 18
+    assert hints[3] == PointHint(1.5, 2.5, (1, 2, 3))
+    (tmp_path / "h.json").write_text(json.dumps({"hints": [{"mask": "m.png", "color": "#00f"}]}))
+    loaded = load_hints_file(tmp_path / "h.json")  # mask paths relative to the file
+    assert np.array_equal(loaded[0].mask, mask)
+    check_hints(hints, 20, 10)
+
+
+@pytest.mark.parametrize("hints, words", [
+    ([{"x": 1, "y": 1, "color": "#zz0000"}], ["hint 0", "not a colour"]),
+    ([{"x": 1, "y": 1, "color": "red"}, {"x": 1, "y": 1, "color": [1, 2]}], ["hint 1", "not a colour"]),
+    ([{"x": 1, "y": 1, "color": [300, 0, 0]}], ["hint 0", "0-255"]),
+    ([{"x": 1, "color": "red"}], ["hint 0 (point)", "missing y"]),
+    ([{"x": 1, "y": 2, "colour": "red"}], ["hint 0 (point)", "missing color"]),
+    ([{"x": 1, "y": 2, "color": "red", "size": 3}], ["hint 0 (point)", "unknown key", "size"]),
+    ([{"x": "a", "y": 2, "color": "red"}], ["hint 0 (point) x", "not a finite number"]),
+    ([{"points": [], "color": "red"}], ["hint 0 (stroke)", "non-empty"]),
+    ([{"points": [[1, 2], [3]], "color": "red"}], ["hint 0 (stroke) point 1", "not a point"]),
+    ([{"points": [[1, 2]], "width": 0, "color": "red"}], ["hint 0 (stroke) width", "> 0"]),
+    ([{"mask": np.zeros((4, 4)), "color": "red"}], ["hint 0 (mask)", "no pixel"]),
+    ([{"mask": "no_such_mask.png", "color": "red"}], ["hint 0 (mask)", "cannot read the mask"]),
+    ([{"color": "red"}], ["hint 0", "cannot tell its kind"]),
+    (["red"], ["hint 0", "expected a point"]),
+    ("red", ["must be a list"]),
+])
+def test_bad_hints_are_named(hints, words):
+    with pytest.raises(HintError) as info:
+        parse_hints(hints)
+    for word in words:
+        assert word in str(info.value), str(info.value)
+    assert isinstance(info.value, ColorGANError)
+
+
+def test_hints_off_the_photo_are_named(model):
+    photo = three_regions(40, 60)
+    for hints, words in (
+        ([{"x": 10, "y": 10, "color": "red"}, {"x": 60, "y": 10, "color": "red"}], ["hint 1 (point)", "(60, 10) is outside", "60x40"]),
+        ([{"points": [[0, 0], [5, -1]], "color": "red"}], ["hint 0 (stroke) point 1", "outside"]),
+        ([{"mask": np.ones((5, 5), bool), "color": "red"}], ["hint 0 (mask)", "5x5", "60x40"]),
+    ):
+        with pytest.raises(HintError) as info:
+            colorize(photo, model, hints=hints)
+        for word in words:
+            assert word in str(info.value), str(info.value)
+
+
+def test_hints_with_a_list_of_photos_are_refused(model):
+    with pytest.raises(HintError, match="one photo"):
+        colorize([three_regions(32, 32)] * 2, model, hints=[{"x": 1, "y": 1, "color": "red"}])
+
+
+def test_no_hints_is_the_plain_result(model, photo):
+    plain = np.asarray(colorize(photo, model))
+    assert np.array_equal(plain, np.asarray(colorize(photo, model, hints=None)))
+    assert np.array_equal(plain, np.asarray(colorize(photo, model, hints=[])))
+
+
+# ------------------------------------------------------------------------------- behaviour
+
+
+def test_a_point_colours_its_region_and_leaves_a_far_one(model):
+    photo = three_regions()
+    plain = lab_of(colorize(photo, model))
+    hinted = lab_of(colorize(photo, model, hints=[{"x": 320, "y": 96, "color": RED}]))
+    # The 15x15 patch around the point takes the hint's colour (at the photo's own lightness)...
+    assert de_to_hint(hinted, RED)[89:104, 313:328].mean() < 3.0
+    # ...the photo keeps its lightness...
+    assert (hinted[0, 0] - plain[0, 0]).abs().max() < 1.0
+    # ...and the far band, across two lightness edges, barely moves.
+    assert ciede2000_map(plain, hinted)[0][:, :112].mean() < 1.0
+
+
+def test_a_stroke_colours_its_band_and_stops_at_the_edge(model):
+    photo = three_regions()
+    plain = lab_of(colorize(photo, model))
+    hinted = lab_of(colorize(photo, model, hints=[{"points": [[60, 20], [60, 170]], "width": 6, "color": GREEN}]))
+    assert de_to_hint(hinted, GREEN)[:, 40:80].mean() < 3.0  # the light band, along the stroke
+    assert ciede2000_map(plain, hinted)[0][:, 272:].mean() < 1.0  # the mid-gray band, beyond the dark one
+
+
+def test_a_mask_and_two_colours(model):
+    photo = three_regions()
+    mask = np.zeros(photo.shape, bool)
+    mask[60:130, 290:360] = True
+    result = lab_of(colorize(photo, model, hints=[{"mask": mask, "color": GREEN}, {"x": 192, "y": 30, "color": DARK_RED}]))
+    assert de_to_hint(result, GREEN)[60:130, 290:360].mean() < 3.0
+    assert de_to_hint(result, DARK_RED)[23:38, 185:200].mean() < 3.0
+
+
+def test_full_resolution_output_and_coordinates(model):
+    # A 1200x800 photo: the output keeps its size, and a thin stroke far thinner than a
+    # working-resolution pixel still counts, where it was drawn.
+    photo = np.kron(three_regions(8, 12), np.ones((100, 100), np.uint8))
+    result = colorize(photo, model, hints=[{"points": [[900, 700], [1100, 700]], "width": 1, "color": RED}])
+    assert result.size == (1200, 800)
+    assert de_to_hint(lab_of(result), RED)[693:708, 950:1050].mean() < 3.0
+
+
+def test_layer_hints_group_painted_colours():
+    layer = np.zeros((20, 30, 4), np.uint8)
+    layer[2:6, 2:6] = (*RED, 255)
+    layer[10:12, 10:20] = (*GREEN, 255)
+    layer[6, 2:6] = (*RED, 60)  # an anti-aliased fringe: not a hint
+    layer[7, 2:6] = (RED[0] - 1, RED[1], RED[2], 200)  # a variant of red, kept as one more colour
+    hints = layer_hints(layer, max_colors=2)
+    assert sorted(h.color for h in hints) == sorted([RED, GREEN])
+    by_color = {h.color: h.mask for h in hints}
+    assert by_color[RED].sum() == 20 and by_color[GREEN].sum() == 20
+    assert layer_hints(np.zeros((4, 4, 4), np.uint8)) == []
+
+
+# ------------------------------------------------------------------------------- CLI
+
+
+def test_cli_hints_round_trip(tmp_path):
+    from colorgan_hf.cli import main
+
+    photo = tmp_path / "bands.png"
+    Image.fromarray(three_regions()).save(photo)
+    mask = np.zeros((192, 384), np.uint8)
+    mask[60:130, 20:100] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    hints = tmp_path / "hints.json"
+    hints.write_text(json.dumps({"hints": [{"x": 320, "y": 96, "color": "#c81e28"},
+                                           {"mask": "mask.png", "color": [40, 150, 60]}]}))
+    assert main(["-q", "colorize", str(photo), "-o", str(tmp_path / "out"), "--hints", str(hints)]) == 0
+    result = Image.open(tmp_path / "out" / "bands_color.png")
+    assert result.size == (384, 192)
+    lab = lab_of(result)
+    assert de_to_hint(lab, RED)[89:104, 313:328].mean() < 3.0
+    assert de_to_hint(lab, GREEN)[60:130, 20:100].mean() < 3.0
+    # Hints belong to one photo; a bad hints file is one clear line.
+    assert main(["-q", "colorize", str(photo), str(photo), "-o", str(tmp_path / "o2"), "--hints", str(hints)]) == 1
+    hints.write_text(json.dumps([{"x": 1000, "y": 1, "color": "red"}]))
+    assert main(["-q", "colorize", str(photo), "-o", str(tmp_path / "o3"), "--hints", str(hints)]) == 1
+    hints.write_text("{not json")
+    assert main(["-q", "colorize", str(photo), "-o", str(tmp_path / "o4"), "--hints", str(hints)]) == 1
+
+
+def test_cli_hint_errors_are_one_line(tmp_path, capsys, caplog):
+    from colorgan_hf.cli import main
+
+    photo = tmp_path / "p.png"
+    Image.fromarray(three_regions(40, 60)).save(photo)
+    hints = tmp_path / "h.json"
+    hints.write_text(json.dumps([{"x": 1, "y": 1, "color": "#nothex"}]))
+    assert main(["-q", "colorize", str(photo), "-o", str(tmp_path / "o"), "--hints", str(hints)]) == 1
+    assert "hint 0 (point) color: '#nothex' is not a colour" in capsys.readouterr().err + caplog.text
+    hints.write_text(json.dumps([{"x": 100, "y": 1, "color": "red"}]))
+    assert main(["-q", "colorize", str(photo), "-o", str(tmp_path / "o"), "--hints", str(hints)]) == 1
+    assert "p.png: hint 0 (point): (100, 1) is outside the image (60x40" in capsys.readouterr().err + caplog.text
+
+
+# ------------------------------------------------------------------------------- the demo, in Chromium
+
+
+def test_browser_red_stroke_makes_its_region_red(tmp_path):
+    from test_space import CHROMIUM, CHROMIUM_ARGS, start_app
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium chromium-driver)")
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    photo = tmp_path / "bands.png"
+    Image.fromarray(three_regions(240, 360)).save(photo)
+    proc, url, _, log = start_app(tmp_path)
+    try:
+        with playwright_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)
+            page.get_by_role("tab", name="Colour hints").click()
+            with page.expect_file_chooser() as chooser:
+                page.locator("#hints-editor [aria-label='Click to upload or drop files']").first.click()
+            chooser.value.set_files(str(photo))
+            canvas = page.locator("#hints-editor canvas").first
+            canvas.wait_for(state="visible", timeout=30_000)
+            page.wait_for_timeout(1500)
+            box = canvas.bounding_box()
+            # The photo fills the canvas's width: a red (the brush's default colour) stroke
+            # down the middle of the mid-gray right band.
+            left, top, width = box["x"], box["y"] + (box["height"] - box["width"] * 240 / 360) / 2, box["width"]
+            page.mouse.move(left + width * 5 / 6, top + width * 0.15)
+            page.mouse.down()
+            for i in range(1, 11):
+                page.mouse.move(left + width * 5 / 6, top + width * (0.15 + 0.03 * i))
+            page.mouse.up()
+            info = page.locator("#hints-info")
+            info.get_by_text("1 hint colour").wait_for(timeout=60_000)
+
+            def result() -> torch.Tensor:
+                href = page.locator("#hints-download a").first.get_attribute("href")
+                body = page.request.get(href if href.startswith("http") else url + href).body()
+                path = tmp_path / "result.png"
+                path.write_bytes(body)
+                return lab_of(Image.open(path))
+
+            lab = result()
+            assert lab.shape[2:] == (240, 360)
+            red_ab = lab[0, 1:, 20:220, 250:350].mean(dim=(1, 2))
+            assert red_ab[0] > 25 and red_ab[0] > abs(red_ab[1]), f"the left band is not red: a*b* = {red_ab.tolist()}"
+            assert ciede2000_map(lab_of(colorize(three_regions(240, 360))), lab)[0][:, :110].mean() < 1.5  # the far band
+            # Hints survive a change of the working size (the result updates by itself).
+            number = page.locator("#hints-size input[type=number]").first
+            number.fill("320")
+            number.press("Enter")
+            page.wait_for_timeout(300)
+            page.get_by_role("button", name="Colorize with hints").click()
+            info.get_by_text("1 hint colour(s) at working size 320").wait_for(timeout=60_000)
+            lab = result()
+            assert lab.shape[2:] == (240, 360)
+            assert lab[0, 1, 20:220, 250:350].mean() > 25
+            # Clear hints: the result goes back to the model's own colours.
+            page.locator("#hints-clear").click()
+            page.wait_for_timeout(500)
+            page.get_by_role("button", name="Colorize with hints").click()
+            info.get_by_text("0 hint colour(s) at working size 320").wait_for(timeout=60_000)
+            assert result()[0, 1, 20:220, 250:350].mean() < 10
+            page.screenshot(path=str(tmp_path / "hints_tab.png"), full_page=True)
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.returncode not in (0, -15):
+            print(log.read_text()[-2000:])
