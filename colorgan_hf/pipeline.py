@@ -167,6 +167,16 @@ def _parse_hints(hints, single: bool) -> list:
     return parse_hints(hints)
 
 
+def _check_photo_hints(prepared: _Prepared, hints: list) -> None:
+    """Every hint fits the photo, else a HintError naming the photo and the hint."""
+    from .hints import HintError, check_hints
+
+    try:
+        check_hints(hints, prepared.l_full.shape[3], prepared.l_full.shape[2])
+    except HintError as error:
+        raise HintError(f"{prepared.name}: {error}") from None
+
+
 def _finish_with_hints(prepared: _Prepared, ab_small: torch.Tensor, saturation: float, hints: list) -> Image.Image:
     """:func:`_finish` of the prediction corrected by colour hints. Saturation scales the
     model's colours before the hints correct them, so a hint's colour is kept as given."""
@@ -248,6 +258,8 @@ def colorize(
         # Photos are read batch_size at a time so a long list never sits in memory at once.
         for start in range(0, len(sources), batch_size):
             prepared = [_prepare(s, generator, size, max_pixels) for s in sources[start : start + batch_size]]
+            if parsed_hints:  # a hint off the photo is refused before the network runs
+                _check_photo_hints(prepared[0], parsed_hints)
             by_shape: dict[tuple[int, int], list[int]] = defaultdict(list)
             for index, item in enumerate(prepared):
                 by_shape[tuple(item.l_small.shape[2:])].append(index)

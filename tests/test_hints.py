@@ -23,6 +23,7 @@ from colorgan_hf.metrics.functional import ciede2000_map
 RED = (200, 30, 40)  # on the mid-gray band
 GREEN = (40, 150, 60)  # on the light or the mid-gray band
 DARK_RED = (90, 20, 20)  # on the dark band
+SIZE = 128  # a small working size keeps the tests fast; the propagation scales with it
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +111,7 @@ def test_hints_off_the_photo_are_named(model):
         ([{"mask": np.ones((5, 5), bool), "color": "red"}], ["hint 0 (mask)", "5x5", "60x40"]),
     ):
         with pytest.raises(HintError) as info:
-            colorize(photo, model, hints=hints)
+            colorize(photo, model, size=SIZE, hints=hints)
         for word in words:
             assert word in str(info.value), str(info.value)
 
@@ -121,9 +122,9 @@ def test_hints_with_a_list_of_photos_are_refused(model):
 
 
 def test_no_hints_is_the_plain_result(model, photo):
-    plain = np.asarray(colorize(photo, model))
-    assert np.array_equal(plain, np.asarray(colorize(photo, model, hints=None)))
-    assert np.array_equal(plain, np.asarray(colorize(photo, model, hints=[])))
+    plain = np.asarray(colorize(photo, model, size=SIZE))
+    assert np.array_equal(plain, np.asarray(colorize(photo, model, size=SIZE, hints=None)))
+    assert np.array_equal(plain, np.asarray(colorize(photo, model, size=SIZE, hints=[])))
 
 
 # ------------------------------------------------------------------------------- behaviour
@@ -131,8 +132,8 @@ def test_no_hints_is_the_plain_result(model, photo):
 
 def test_a_point_colours_its_region_and_leaves_a_far_one(model):
     photo = three_regions()
-    plain = lab_of(colorize(photo, model))
-    hinted = lab_of(colorize(photo, model, hints=[{"x": 320, "y": 96, "color": RED}]))
+    plain = lab_of(colorize(photo, model, size=SIZE))
+    hinted = lab_of(colorize(photo, model, size=SIZE, hints=[{"x": 320, "y": 96, "color": RED}]))
     # The 15x15 patch around the point takes the hint's colour (at the photo's own lightness)...
     assert de_to_hint(hinted, RED)[89:104, 313:328].mean() < 3.0
     # ...the photo keeps its lightness...
@@ -143,8 +144,8 @@ def test_a_point_colours_its_region_and_leaves_a_far_one(model):
 
 def test_a_stroke_colours_its_band_and_stops_at_the_edge(model):
     photo = three_regions()
-    plain = lab_of(colorize(photo, model))
-    hinted = lab_of(colorize(photo, model, hints=[{"points": [[60, 20], [60, 170]], "width": 6, "color": GREEN}]))
+    plain = lab_of(colorize(photo, model, size=SIZE))
+    hinted = lab_of(colorize(photo, model, size=SIZE, hints=[{"points": [[60, 20], [60, 170]], "width": 6, "color": GREEN}]))
     assert de_to_hint(hinted, GREEN)[:, 40:80].mean() < 3.0  # the light band, along the stroke
     assert ciede2000_map(plain, hinted)[0][:, 272:].mean() < 1.0  # the mid-gray band, beyond the dark one
 
@@ -153,7 +154,7 @@ def test_a_mask_and_two_colours(model):
     photo = three_regions()
     mask = np.zeros(photo.shape, bool)
     mask[60:130, 290:360] = True
-    result = lab_of(colorize(photo, model, hints=[{"mask": mask, "color": GREEN}, {"x": 192, "y": 30, "color": DARK_RED}]))
+    result = lab_of(colorize(photo, model, size=SIZE, hints=[{"mask": mask, "color": GREEN}, {"x": 192, "y": 30, "color": DARK_RED}]))
     assert de_to_hint(result, GREEN)[60:130, 290:360].mean() < 3.0
     assert de_to_hint(result, DARK_RED)[23:38, 185:200].mean() < 3.0
 
@@ -162,7 +163,7 @@ def test_full_resolution_output_and_coordinates(model):
     # A 1200x800 photo: the output keeps its size, and a thin stroke far thinner than a
     # working-resolution pixel still counts, where it was drawn.
     photo = np.kron(three_regions(8, 12), np.ones((100, 100), np.uint8))
-    result = colorize(photo, model, hints=[{"points": [[900, 700], [1100, 700]], "width": 1, "color": RED}])
+    result = colorize(photo, model, size=SIZE, hints=[{"points": [[900, 700], [1100, 700]], "width": 1, "color": RED}])
     assert result.size == (1200, 800)
     assert de_to_hint(lab_of(result), RED)[693:708, 950:1050].mean() < 3.0
 
@@ -194,7 +195,7 @@ def test_cli_hints_round_trip(tmp_path):
     hints = tmp_path / "hints.json"
     hints.write_text(json.dumps({"hints": [{"x": 320, "y": 96, "color": "#c81e28"},
                                            {"mask": "mask.png", "color": [40, 150, 60]}]}))
-    assert main(["-q", "colorize", str(photo), "-o", str(tmp_path / "out"), "--hints", str(hints)]) == 0
+    assert main(["-q", "colorize", str(photo), "-o", str(tmp_path / "out"), "--hints", str(hints), "--size", str(SIZE)]) == 0
     result = Image.open(tmp_path / "out" / "bands_color.png")
     assert result.size == (384, 192)
     lab = lab_of(result)
@@ -293,3 +294,13 @@ def test_browser_red_stroke_makes_its_region_red(tmp_path):
         proc.wait(timeout=30)
         if proc.returncode not in (0, -15):
             print(log.read_text()[-2000:])
+
+
+def test_card_section_goes_before_the_limitations(tiny_unet, tmp_path):
+    from colorgan_hf.card import write_card
+
+    section = tmp_path / "hints.md"
+    section.write_text("## Colour hints\n\n| hints k | CIEDE2000 |\n| --- | --- |\n| 0 | 11.66 |\n")
+    card = write_card(tmp_path / "card.md", tiny_unet, section_files=[section]).read_text()
+    assert "## Colour hints" in card and card.index("## Colour hints") < card.index("## Limitations and biases")
+    assert "| 0 | 11.66 |" in card
