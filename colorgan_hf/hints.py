@@ -5,17 +5,20 @@ A hint is given in sRGB (what a person picks), but only its chroma is used: it i
 to CIE Lab and its a*b* imposed, while the photo keeps its own lightness L.
 
 How a hint spreads (no retraining; the same for every architecture, ONNX included): at the
-working resolution, each hint's *residual* (its a*b* minus the model's prediction under it)
-is carried to every pixel with a weight that falls off with the **geodesic distance** from
-the hint over the lightness surface. A step from one pixel to the next costs one pixel plus
-``edge_cost`` per L* unit of lightness change, so distance grows slowly inside a region of
-even lightness and jumps across a lightness edge: a hint fills its region and stops at its
-borders. The weight is Gaussian in that distance (``exp(-(d / reach)^2)``): flat near the
-hint (the patch around a point takes its colour) and quickly negligible beyond ``reach``
-(the rest of the photo keeps the model's colours). Where several hints reach a pixel, their
-residuals are averaged with those weights (a partition of unity where they overlap, a blend
-towards the model's own colours where the total weight is under 1). The corrected a*b* goes
-through the pipeline's full-resolution recombination like any prediction.
+working resolution, each hint marks its footprint, and its weight at every pixel falls off
+with the **geodesic distance** from that footprint over the lightness surface. A step from
+one pixel to the next costs one pixel plus ``edge_cost`` per L* unit of lightness change
+(measured on the lightness blurred by ``smooth`` pixels, so that texture does not count as
+edges), so distance grows slowly inside a region of even lightness and jumps across a
+lightness edge: a hint fills its region and fades at its borders. The weight is Gaussian in
+that distance (``exp(-(d / reach)^2)``): flat near the hint (the patch around a point takes
+its colour) and negligible beyond ``reach`` (the rest of the photo keeps the model's
+colours). What a hint asks for is a mix (``flatten``) of its residual under it (hint minus
+the prediction there, which keeps the model's variations) and its own colour; where several
+hints reach a pixel, the nearest dominates (their weights are averaged at the power
+``sharpness``); the result is applied with the strength of the strongest weight, all of it
+on a hint. The corrected a*b* goes through the pipeline's full-resolution recombination like
+any prediction.
 
 Distances are computed with exact one-dimensional passes along rows and columns
 (``torch.cummin`` of the cumulated step costs), alternated a few times, so paths may turn
@@ -66,7 +69,7 @@ DEFAULT_FLATTEN = 0.5
 # the geodesic costs are measured on: texture (foliage, grass, fabric) averages out, region
 # borders stay.
 DEFAULT_SMOOTH = 1.5
-# Cost of a squared L* change in one step (see geodesic_distance).
+# Cost of a squared L* change in one step (see geodesic_distance); off by default (not tuned).
 DEFAULT_EDGE_SQUARE = 0.0
 # Overlapping hints are averaged with their weights to this power (Shepard-like): the nearest
 # dominates, far ones barely pull.
@@ -450,6 +453,7 @@ def correction(l_small: torch.Tensor, ab_small: torch.Tensor, hints: Sequence[Hi
     ``edge_square``: the geodesic cost of a squared L* change in one step (sharp borders).
     """
     lightness, ab = _on_grid(l_small, ab_small)
+    logger.debug("propagating %d hint(s) on a %dx%d grid", len(hints), lightness.shape[1], lightness.shape[0])
     targets = hint_ab(hints).split(CHUNK)
     pieces = ((marks, distance, target) for (marks, distance), target in zip(hint_geometry(hints, full_shape, lightness, edge_cost, smooth, edge_square), targets))
     result = combine(ab, pieces, reach, flatten, sharpness)
