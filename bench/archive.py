@@ -16,7 +16,9 @@ command, end to end (start-up and model loading included), into its own empty ou
 - ``2 processes x 1 thread``: ``accelerate launch --multi_gpu --num_processes 2 -m
   colorgan_hf.cli colorize --threads 1`` on the CPU (ACCELERATE_USE_CPU=1), as the training tests do.
 
-Printed, not asserted: timings depend on the machine and what else runs on it.
+Printed, not asserted: timings depend on the machine and what else runs on it (the load
+average before each configuration is printed beside it; CPU milliseconds a photo, all of a
+command's processes together, are less sensitive to other work than photos/s).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -64,13 +67,17 @@ def old_loop(inputs: list[str], out_dir: str, size: int) -> None:
         save_image_atomic(result, target, metadata=read_metadata(file))
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Wall seconds and CPU seconds (user + system, all its processes) of a command, and its stderr."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return seconds, proc.stderr
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return seconds, cpu, proc.stderr
 
 
 def main() -> None:
@@ -112,22 +119,25 @@ def main() -> None:
                 continue
             out = work / f"out-{key}"
             full = [*cmd, str(out)] if key == "today" else [*cmd, "-o", str(out)]
-            seconds, log = timed(full, run_env)
+            load = os.getloadavg()[0]
+            seconds, cpu, log = timed(full, run_env)
             written = sum(1 for p in out.rglob("*") if p.is_file() and not p.name.startswith("."))
             if written != len(photos):
                 raise SystemExit(f"{key}: wrote {written} of {len(photos)} photos\n{log[-2000:]}")
             rows.append({"config": key, "label": label, "photos": len(photos), "seconds": round(seconds, 2),
-                         "photos_per_s": round(len(photos) / seconds, 2)})
-            print(f"{label:45s} {len(photos)} photos in {seconds:7.1f} s  {len(photos) / seconds:6.2f} photos/s", flush=True)
+                         "photos_per_s": round(len(photos) / seconds, 2), "cpu_s_per_photo": round(cpu / len(photos), 4),
+                         "load_before": round(load, 2)})
+            print(f"{label:45s} {len(photos)} photos in {seconds:7.1f} s  {len(photos) / seconds:6.2f} photos/s  "
+                  f"{1000 * cpu / len(photos):5.0f} CPU ms/photo  (load average before: {load:.1f})", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     base = next((r for r in rows if r["config"] == "today"), None)
     if base:
         for row in rows:
             row["vs_today"] = round(row["photos_per_s"] / base["photos_per_s"], 2)
-        print("\n| configuration | photos/s | x today's CLI |\n| --- | --- | --- |")
+        print("\n| configuration | photos/s | x today's CLI | CPU ms/photo |\n| --- | --- | --- | --- |")
         for row in rows:
-            print(f"| {row['label']} | {row['photos_per_s']:.2f} | {row['vs_today']:.2f} |")
+            print(f"| {row['label']} | {row['photos_per_s']:.2f} | {row['vs_today']:.2f} | {1000 * row['cpu_s_per_photo']:.0f} |")
     result = {"machine": f"{platform.machine()}, {os.cpu_count()} CPU cores", "size": args.size, "batch_size": args.batch_size,
               "mix": {name: sum(1 for n, _ in photos if n == name) for name, _ in MIX}, "rows": rows,
               "date": time.strftime("%Y-%m-%d %H:%M")}

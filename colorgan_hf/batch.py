@@ -11,8 +11,9 @@
 - each process writes its own outputs atomically; the results of all processes are gathered,
   the main process prints one summary, and every process exits with the combined status.
 
-The engine (:func:`colorize_share`) knows nothing of processes: it colorizes a list of
-(input, output) pairs and says what became of each.
+The engine (:func:`run_batches`) knows nothing of processes or files: it colorizes whatever
+its ``read`` and ``write`` functions take and give (:func:`colorize_share`: (input, output)
+file pairs; :mod:`colorgan_hf.dataset_colorize`: dataset rows) and says what became of each.
 """
 
 from __future__ import annotations
@@ -413,7 +414,7 @@ class Processes:
                 from accelerate import PartialState
             except ImportError:
                 raise ColorGANError("launched as several processes, but accelerate is not installed: "
-                                    'pip install "colorgan-hf[train]"') from None
+                                    'pip install "colorgan-hf[archive]"') from None
             # On CPUs (ACCELERATE_USE_CPU, --cpu, or no GPU at all) the processes talk over gloo.
             cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes") or not torch.cuda.is_available()
             self._state = PartialState(cpu=cpu, timeout=GATHER_TIMEOUT)

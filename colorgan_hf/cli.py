@@ -21,9 +21,11 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from . import __version__
 from .errors import ColorGANError
-from .images import WRITABLE_FORMATS, find_images, read_metadata, save_image_atomic
+from .images import WRITABLE_FORMATS, find_images
 from .batch import DEFAULT_BATCH_SIZE
 from .pipeline import DEFAULT_SIZE, MAX_SIZE
+from .video import DEFAULT_STABILITY as VIDEO_STABILITY
+from .video import DEFAULT_VIDEO_SIZE as VIDEO_SIZE
 
 DEFAULT_WORKERS = 2
 
@@ -150,6 +152,14 @@ def cmd_colorize(args: argparse.Namespace) -> int:
 
     _check_colorize_args(args)
     out_dir = Path(args.output_dir)
+    if not getattr(args, "videos_done", False):  # videos go to colorgan_hf.video; photos go on below
+        from .video import run_cli, split_video_inputs
+
+        videos, photos = split_video_inputs(args.inputs, out_dir)
+        if videos:
+            status = run_cli(args, videos)
+            args.inputs, args.videos_done = photos, True
+            return max(status, cmd_colorize(args)) if photos else status
     jobs = _collect_inputs(args.inputs, out_dir)
     if not jobs:
         logger.error("no images found in %s", ", ".join(args.inputs))
@@ -367,6 +377,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Colour hints for a single input photo: a JSON list of points {\"x\", \"y\", \"color\"}, strokes "
                         "{\"points\": [[x, y], ...], \"width\", \"color\"} and masks {\"mask\": \"mask.png\", \"color\"} in pixels "
                         "of the photo, colours as \"#rrggbb\" or [r, g, b] (README, Colour hints).")
+    p.add_argument("--video-size", type=int, default=VIDEO_SIZE,
+                   help=f"Videos (.mp4, .mov, .mkv, .avi, .webm, ...; written as INPUT_color.mp4, H.264 with the sound kept): "
+                        f"short side of their working resolution (default {VIDEO_SIZE}; --size is for photos).")
+    p.add_argument("--stability", type=float, default=VIDEO_STABILITY,
+                   help=f"Videos: 0 to <1, how steady colours are kept from frame to frame along the motion (0: frame by "
+                        f"frame; default {VIDEO_STABILITY}); a scene cut always starts afresh.")
     p.set_defaults(func=cmd_colorize)
 
     d = sub.add_parser("colorize-dataset", help="Colorize the image column of a Hub or local `datasets` dataset.",
