@@ -85,7 +85,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="Fraction of the 500-photo mix to use (default 1).")
     parser.add_argument("--size", type=int, default=256, help="Working resolution (default 256, the CLI's).")
     parser.add_argument("--batch-size", type=int, default=None, help="--batch-size of the engine (default: its own, 1 on a CPU).")
-    parser.add_argument("--only", nargs="*", default=None, help="Run only these configurations (today, 1x2, 2x1, ...).")
+    parser.add_argument("--only", nargs="*", default=None, help="Run only these configurations (today, 1x2, 2x1, 2x1-b8; default: the first three).")
     parser.add_argument("--output", default=str(Path(__file__).with_name("archive.json")), help="JSON result file.")
     parser.add_argument("--old-loop", nargs=2, metavar=("INPUT", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -111,11 +111,14 @@ def main() -> None:
         "1x2": ([*cli, "--threads", "2", "--workers", "2"], env, "1 process x 2 threads"),
         "2x1": ([*launch, "--threads", "1", "--workers", "1"], {**env, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"},
                 "2 processes x 1 thread (accelerate launch)"),
+        # Not run by default: batches of 8 photos of one working shape on the CPU (slower per photo there).
+        "2x1-b8": ([*launch, "--threads", "1", "--workers", "1", "--batch-size", "8"],
+                   {**env, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}, "2 processes x 1 thread, batches of 8"),
     }
     rows = []
     try:
         for key, (cmd, run_env, label) in configs.items():
-            if args.only and key not in args.only:
+            if (args.only and key not in args.only) or (not args.only and key == "2x1-b8"):
                 continue
             out = work / f"out-{key}"
             full = [*cmd, str(out)] if key == "today" else [*cmd, "-o", str(out)]
