@@ -22,10 +22,11 @@ ACCELERATE = shutil.which("accelerate")
 needs_accelerate = pytest.mark.skipif(ACCELERATE is None, reason="accelerate CLI not installed")
 
 
-def launch_two(*args: str) -> list[str]:
-    """The command line of `colorgan colorize` on two CPU processes, as the training tests launch them."""
+def launch_two(*args: str, entry: tuple[str, ...] = ("-m", "colorgan_hf.cli")) -> list[str]:
+    """The command line of `colorgan colorize` on two CPU processes, as the training tests launch them
+    (``entry``: the module, or ``("--no_python", "colorgan")`` for the console script)."""
     return [ACCELERATE, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-            "--dynamo_backend", "no", "-m", "colorgan_hf.cli", "-q", "colorize", *args]
+            "--dynamo_backend", "no", *entry, "-q", "colorize", *args]
 
 
 ENV = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
@@ -46,11 +47,14 @@ def outputs(out: Path) -> list[str]:
 
 
 @needs_accelerate
-def test_two_processes_colorize_every_file_once(tmp_path, photo_paths):
+@pytest.mark.parametrize("entry", [("-m", "colorgan_hf.cli"), ("--no_python", "colorgan")], ids=["module", "console-script"])
+def test_two_processes_colorize_every_file_once(tmp_path, photo_paths, entry):
+    if entry[0] == "--no_python" and shutil.which("colorgan") is None:
+        pytest.skip("the colorgan console script is not on PATH")
     src, out = tmp_path / "in", tmp_path / "out"
     files = make_folder(src, photo_paths, 8)
     (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
-    proc = subprocess.run(launch_two(str(src), "-o", str(out), "--size", "32", "--batch-size", "3"), env=ENV,
+    proc = subprocess.run(launch_two(str(src), "-o", str(out), "--size", "32", "--batch-size", "3", entry=entry), env=ENV,
                           capture_output=True, text=True, timeout=300)
     log = proc.stdout + proc.stderr
     assert proc.returncode != 0, "a failed file fails the run, on every process"
