@@ -525,6 +525,93 @@ def hints_tab(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage) -
                 [editor], [editor], api_name=False, queue=False)
 
 
+# The Video tab (issue 18): limits of the public demo, each changed by an environment variable.
+VIDEO_API_NAME = "colorize_video"
+VIDEO_MAX_SECONDS = float(os.environ.get("COLORGAN_SPACE_VIDEO_MAX_SECONDS", 20))
+VIDEO_MAX_FRAMES = int(os.environ.get("COLORGAN_SPACE_VIDEO_MAX_FRAMES", 600))
+VIDEO_MAX_PIXELS = int(os.environ.get("COLORGAN_SPACE_VIDEO_MAX_PIXELS", 1280 * 720))
+# What a colorized clip may take on disk, a pixel and a frame (H.264 at CRF 18 needs far less), plus its sound.
+VIDEO_DISK_BYTES_PER_PIXEL_FRAME = 0.25
+NO_VIDEO = "Upload a video first."
+VIDEO_HELP = f"""Upload a short black-and-white clip (MP4, MOV, MKV, WebM, AVI; at most **{VIDEO_MAX_SECONDS:g} s**,
+{VIDEO_MAX_FRAMES} frames, {VIDEO_MAX_PIXELS / 1e6:.2g} megapixels a frame (1280x720), {MAX_UPLOAD.upper()}) and get it
+back in colour: same size, frame rate and length, its sound kept, as an H.264 MP4. **Stability** keeps each
+frame's colours close to the previous frame's along the motion (0: frame by frame, which flickers); a scene
+cut starts afresh."""
+
+
+class UploadedVideo(gr.Video):
+    """``gr.Video`` that hands the app the uploaded file itself, and only an upload (as
+    :class:`UploadedImage`): Gradio's own preprocessing would convert it with a system ffmpeg."""
+
+    @classmethod
+    def get_block_name(cls) -> str:
+        return "video"
+
+    def preprocess(self, payload) -> str | None:
+        return None if payload is None else checked_upload(payload.path)
+
+
+def make_video_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage):
+    """Colorize an uploaded clip within the demo's video limits: (the colorized MP4, a line of information)."""
+    from colorgan_hf.video import DEFAULT_VIDEO_SIZE, colorize_video, probe_video
+
+    def run_video(video: str | None, stability: float, saturation: float, model_name: str, request: gr.Request = None):
+        start = time.perf_counter()
+        if not video:
+            raise gr.Error(NO_VIDEO, print_exception=False)
+        if model_name not in models:
+            raise gr.Error(f"Unknown model {model_name!r}.", print_exception=False)
+        if not 0.0 <= float(stability) < 1.0:
+            raise gr.Error(f"Stability must be in [0, 1), got {stability}.", print_exception=False)
+        with storage.using(video):
+            try:
+                info = probe_video(video)
+                frames = min(info.frames or VIDEO_MAX_FRAMES, VIDEO_MAX_FRAMES)
+                need = int(info.width * info.height * frames * VIDEO_DISK_BYTES_PER_PIXEL_FRAME) + os.path.getsize(video)
+                request_dir = storage.new_result_dir(session_of(request), need)
+                with storage.using(request_dir):
+                    result = colorize_video(video, request_dir / f"{Path(video).stem}_color.mp4", models[model_name],
+                                            size=DEFAULT_VIDEO_SIZE, stability=float(stability), saturation=float(saturation),
+                                            max_seconds=VIDEO_MAX_SECONDS, max_frames=VIDEO_MAX_FRAMES, max_pixels=VIDEO_MAX_PIXELS)
+            except ColorGANError as error:
+                raise gr.Error(readable(error, video), print_exception=False) from None
+            except OSError as error:
+                raise gr.Error(f"{Path(video).name}: could not be colorized ({type(error).__name__})", print_exception=False) from None
+        elapsed = time.perf_counter() - start
+        cuts = f"; scene cuts at frames {', '.join(map(str, result.cuts))}" if result.cuts else ""
+        line = (f"Colorized {result.frames} frames of {result.width}x{result.height} at {float(result.fps):g} frames/s "
+                f"({result.seconds:.1f} s{', sound kept' if result.audio else ', no sound'}) with the {model_name} model "
+                f"in {elapsed:.1f} s on the server ({result.frames_per_second:.1f} frames/s){cuts}.")
+        return str(result.path), line
+
+    return run_video
+
+
+def video_tab(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage) -> None:
+    """The "Video" tab (issue 18): upload a short clip, get it back colorized."""
+    with gr.Tab("Video"):
+        gr.Markdown(VIDEO_HELP)
+        with gr.Row():
+            with gr.Column(scale=1):
+                video = UploadedVideo(label=f"Black-and-white clip (up to {VIDEO_MAX_SECONDS:g} s)", sources=["upload"],
+                                      elem_id="video-input")
+                model_name = gr.Radio(list(models), value=DEFAULT_LABEL, label="Model")
+                stability = gr.Slider(0.0, 0.95, value=0.8, step=0.05, label="Stability", elem_id="video-stability",
+                                      info="0: frame by frame (flickers); higher: steadier colours along the motion.")
+                saturation = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Saturation")
+                button = gr.Button("Colorize video", variant="primary", elem_id="video-button")
+            with gr.Column(scale=2):
+                result = gr.Video(label="Colorized clip (MP4, same size, frame rate and sound)", elem_id="video-result",
+                                  interactive=False)
+                info = gr.Markdown(elem_id="video-info")
+    button.click(lambda: (None, ""), None, [result, info], queue=False, show_progress="hidden", js=START_CLOCK_JS,
+                 api_name=False).then(
+        make_video_handler(models, storage), inputs=[video, stability, saturation, model_name], outputs=[result, info],
+        api_name=VIDEO_API_NAME, concurrency_id="colorize",
+    ).success(None, inputs=[info], outputs=[info], js=SHOW_WAIT_JS, api_name=False)
+
+
 # Shown while a request runs, and cleared by the next one: an error never sits under an old result.
 CLEAR = (None, None, "")
 # The page measures what the person waited: from the click to the result in the browser.
@@ -571,6 +658,7 @@ def build_demo(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage) 
                     batch_zip = gr.File(label="The colorized photos (zip of full-resolution PNGs)", elem_id="batch-zip")
                     batch_info = gr.Markdown(elem_id="batch-info")
         hints_tab(models, storage)
+        video_tab(models, storage)
 
         button.click(lambda: CLEAR, None, [slider, download, timing], queue=False, show_progress="hidden",
                      js=START_CLOCK_JS, api_name=False).then(

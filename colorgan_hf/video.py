@@ -1,0 +1,767 @@
+"""Colorize a video: :func:`colorize_video`, frame by frame on the photo pipeline, with steady colours.
+
+Each frame goes the way a photo does (:mod:`colorgan_hf.pipeline`): its lightness L is
+taken at full resolution, a small copy goes through the network, and the predicted a*b*
+is upsampled and joined to the frame's own L. A network that sees each frame alone
+guesses slightly different colours for the same thing from one frame to the next
+(flicker); :class:`ChromaStabilizer` blends each frame's predicted chroma with the
+previous frame's result, moved along the optical flow, wherever the two frames show the
+same thing, and starts afresh at a scene cut.
+
+Decoding and encoding use PyAV (FFmpeg's libraries, bundled in its wheel: no system
+ffmpeg is needed); the flow is OpenCV's DIS at the working resolution. Both are the
+``video`` extra: ``pip install "colorgan-hf[video]"``. Frames stream through three
+stages (decode, network, recombine and encode) joined by short queues, so memory does not
+grow with the length of the video, and decoding and encoding overlap the network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .color import lightness
+from .errors import ColorGANError
+from .files import atomic_path
+
+logger = logging.getLogger(__name__)
+
+# Short side of the working resolution for video (photos default to 256): the chroma is
+# low-frequency and is joined to each frame's full-resolution lightness, and 160 keeps a
+# 640x360 film above 10 frames/s end to end on two CPU cores (bench/video.py).
+DEFAULT_VIDEO_SIZE = 160
+# How much of the previous frame's (motion-compensated) colour each frame keeps where the
+# two frames match: 0 is frame by frame, 0.9 very steady (and slow to follow a colour that
+# really changes). bench/video.py measures it.
+DEFAULT_STABILITY = 0.8
+# Frames that go through the network together.
+DEFAULT_BATCH = 4
+# x264 constant-rate factor and preset of the output (18: visually lossless for most films).
+DEFAULT_CRF = 18
+DEFAULT_PRESET = "veryfast"
+# Two frames "show the same thing" at a pixel when their lightness, after moving the
+# previous frame along the flow, differs by about this many L* units or less.
+MATCH_L = 6.0
+# A scene cut: fewer than CUT_MIN_MATCHED of the pixels match (the previous frame, moved
+# along the flow, is within MATCH_L of this one there; within a shot, 0.95 and more), or the
+# moved frame is off by more than CUT_MEAN_L units of L* on average.
+CUT_MEAN_L = 12.0
+CUT_MIN_MATCHED = 0.5
+# The overall-colour hold of ChromaStabilizer: offsets are averaged on a grid of this many
+# cells on the short side, with a Gaussian of ANCHOR_SIGMA cells; where less than
+# ANCHOR_MIN_MASS of the nearby pixels match, the offset fades out in proportion.
+ANCHOR_CELLS = 20
+ANCHOR_SIGMA = 2.0
+ANCHOR_MIN_MASS = 0.05
+# File name endings taken as videos by the CLI (anything else is treated as a photo).
+VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv", ".flv",
+                              ".ogv", ".ts", ".mts", ".m2ts", ".3gp", ".vob", ".mxf", ".dv"})
+# Containers written as they came; any other input is written as MP4.
+KEEP_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+# Audio codecs an MP4/MOV file can carry as they are; others are re-encoded to AAC.
+MP4_AUDIO = frozenset({"aac", "mp3", "mp2", "ac3", "eac3", "alac", "opus", "flac"})
+QUEUE_FRAMES = 8  # frames waiting between two stages, at most
+
+INSTALL_HINT = 'video needs PyAV and OpenCV: pip install "colorgan-hf[video]" (or: pip install av opencv-python-headless)'
+
+
+class VideoLoadError(ColorGANError, ValueError):
+    """A video could not be read: missing, not a video, no video stream, or over a limit.
+
+    The message names the file and the reason.
+    """
+
+
+def _av():
+    try:
+        import av
+    except ImportError:
+        raise ColorGANError(INSTALL_HINT) from None
+    return av
+
+
+def _cv2():
+    try:
+        import cv2
+    except ImportError:
+        raise ColorGANError(INSTALL_HINT) from None
+    return cv2
+
+
+def is_video_path(path: str | os.PathLike) -> bool:
+    """True if ``path`` has a video file ending (:data:`VIDEO_EXTENSIONS`)."""
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def find_videos(folder: str | os.PathLike) -> list[Path]:
+    """Every file with a video ending under ``folder``, recursively, in sorted order."""
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and is_video_path(p))
+
+
+def output_suffix(path: str | os.PathLike) -> str:
+    """The ending of a colorized ``path``: MP4, MOV and MKV stay as they are, anything else becomes .mp4."""
+    suffix = Path(path).suffix.lower()
+    return suffix if suffix in KEEP_CONTAINERS else ".mp4"
+
+
+# ------------------------------------------------------------------------------------------
+# Reading
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class VideoInfo:
+    """What a video's header says, before anything is decoded."""
+
+    path: Path
+    width: int
+    height: int
+    fps: Fraction  # the average frame rate
+    frames: int | None  # as the header says (None when it does not)
+    seconds: float | None  # duration of the video stream (or of the file)
+    audio: bool  # has an audio stream
+    codec: str
+
+
+def _open_input(path: Path):
+    av = _av()
+    if not path.exists():
+        raise VideoLoadError(f"{path}: no such file")
+    if path.is_dir():
+        raise VideoLoadError(f"{path}: is a folder, not a video")
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as error:
+        raise VideoLoadError(f"{path}: not a video that can be read ({_reason(error)})") from None
+    if not container.streams.video:
+        container.close()
+        raise VideoLoadError(f"{path}: has no video stream (not a video)")
+    return container
+
+
+def _reason(error: Exception) -> str:
+    text = getattr(error, "strerror", None) or str(error)
+    return text.split(": '")[0].strip() or type(error).__name__
+
+
+def probe_video(path: str | os.PathLike) -> VideoInfo:
+    """Read ``path``'s header: size, frame rate, frame count and duration, audio or not.
+
+    Raises:
+        VideoLoadError: the file is missing or not a readable video.
+    """
+    path = Path(path)
+    container = _open_input(path)
+    try:
+        stream = container.streams.video[0]
+        context = stream.codec_context
+        if not context.width or not context.height:
+            raise VideoLoadError(f"{path}: the video stream has no frame size (not a video that can be read)")
+        fps = stream.average_rate or stream.guessed_rate or Fraction(25)
+        seconds = None
+        if stream.duration is not None and stream.time_base is not None:
+            seconds = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            seconds = container.duration / 1_000_000
+        frames = stream.frames or (round(seconds * fps) if seconds else None)
+        return VideoInfo(path, context.width, context.height, Fraction(fps), frames or None, seconds,
+                         bool(container.streams.audio), context.name)
+    finally:
+        container.close()
+
+
+# ------------------------------------------------------------------------------------------
+# Steady colours
+# ------------------------------------------------------------------------------------------
+
+
+class ChromaStabilizer:
+    """Steady a*b* from frame to frame: each frame's prediction is held to the previous
+    frame's result, moved along the optical flow, wherever the two frames show the same thing.
+
+    Works at the working resolution, one frame at a time in order. The DIS optical flow from
+    the frame to the previous one (on their lightness) moves the previous result onto this
+    frame; a pixel *matches* where the moved lightness is within about :data:`MATCH_L` of
+    this frame's (not something uncovered, occluded, or from outside the frame). Then:
+
+    1. the network's colours drift as a camera moves (it sees other surroundings and guesses
+       another overall tint): the difference between the moved result and the prediction,
+       averaged over large areas of matched pixels (:data:`ANCHOR_CELLS`), is added to the
+       prediction, so a shot keeps the overall colours it started with (new parts of the
+       picture get the offset of their neighbours, and blend in);
+    2. where pixels match, the result is ``(1 - s) * that + s * moved`` with ``s = strength``:
+       the finer colours are steadied too.
+
+    When the frames do not match as a whole (a scene cut: :data:`CUT_MEAN_L`,
+    :data:`CUT_MIN_MATCHED`), the frame starts afresh; those frames' indices are kept in
+    :attr:`cuts`. ``strength`` 0 gives the predictions back untouched (frame by frame).
+    """
+
+    def __init__(self, strength: float = DEFAULT_STABILITY) -> None:
+        if not 0.0 <= strength < 1.0:
+            raise ValueError(f"stability must be in [0, 1), got {strength}")
+        self.strength = strength
+        self.cuts: list[int] = []
+        self._index = 0
+        self._previous: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (gray8, L, ab HWC)
+        self._flow = None
+        self._grid: tuple[np.ndarray, np.ndarray] | None = None
+
+    def __call__(self, l_small: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        """``l_small`` (1, h, w) L in [0, 100] and ``ab`` (2, h, w) predicted a*b* of the next
+        frame -> its steadied a*b* (2, h, w)."""
+        index, self._index = self._index, self._index + 1
+        if self.strength == 0.0:
+            return ab
+        cv2 = _cv2()
+        l_now = np.ascontiguousarray(l_small[0].float().cpu().numpy())
+        gray = np.clip(l_now * 2.55 + 0.5, 0, 255).astype(np.uint8)
+        ab_now = np.ascontiguousarray(ab.float().cpu().permute(1, 2, 0).numpy())
+        previous, self._previous = self._previous, None
+        result = ab_now
+        if previous is not None and previous[0].shape == gray.shape:
+            gray_before, l_before, ab_before = previous
+            if self._flow is None:
+                self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+            if self._grid is None or self._grid[0].shape != gray.shape:
+                ys, xs = np.mgrid[0 : gray.shape[0], 0 : gray.shape[1]].astype(np.float32)
+                self._grid = (xs, ys)
+            flow = self._flow.calc(gray, gray_before, None)  # gray(x) ~ gray_before(x + flow(x))
+            map_x, map_y = self._grid[0] + flow[..., 0], self._grid[1] + flow[..., 1]
+            height, width = gray.shape
+            inside = (map_x >= -0.5) & (map_x <= width - 0.5) & (map_y >= -0.5) & (map_y <= height - 0.5)
+            l_moved = cv2.remap(l_before, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            error = np.abs(l_moved - l_now)
+            matched = float((inside & (error < MATCH_L)).mean())
+            mean_error = float(error[inside].mean()) if inside.any() else math.inf
+            if matched < CUT_MIN_MATCHED or mean_error > CUT_MEAN_L:
+                self.cuts.append(index)
+            else:
+                ab_moved = cv2.remap(ab_before, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                match = (inside * np.exp(-((error / MATCH_L) ** 2))).astype(np.float32)
+                held = ab_now + _smooth_offset(cv2, (ab_moved - ab_now) * match[..., None], match)
+                result = held + (self.strength * match)[..., None] * (ab_moved - held)
+        self._previous = (gray, l_now, np.ascontiguousarray(result, dtype=np.float32))
+        return torch.from_numpy(np.ascontiguousarray(result.transpose(2, 0, 1)))
+
+
+def _smooth_offset(cv2, weighted: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``weighted / weight`` averaged over large areas (normalised convolution on a coarse
+    grid of about :data:`ANCHOR_CELLS` cells on the short side), back at full working size."""
+    height, width = weight.shape
+    cell = max(1, min(height, width) // ANCHOR_CELLS)
+    coarse = (max(1, width // cell), max(1, height // cell))
+    total = cv2.GaussianBlur(cv2.resize(weighted, coarse, interpolation=cv2.INTER_AREA), (0, 0), ANCHOR_SIGMA)
+    mass = cv2.GaussianBlur(cv2.resize(weight, coarse, interpolation=cv2.INTER_AREA), (0, 0), ANCHOR_SIGMA)
+    if total.ndim == 2:  # a 1-cell-wide grid loses its channel axis in OpenCV
+        total = total.reshape(coarse[1], coarse[0], -1)
+    offset = total / np.maximum(mass, ANCHOR_MIN_MASS)[..., None]
+    return cv2.resize(offset, (width, height), interpolation=cv2.INTER_LINEAR).reshape(height, width, -1)
+
+
+# ------------------------------------------------------------------------------------------
+# The three stages
+# ------------------------------------------------------------------------------------------
+
+_END = object()
+
+
+class _Stage(threading.Thread):
+    """A daemon thread running ``work(put)``; an exception it raises is handed to the consumer."""
+
+    def __init__(self, name: str, work: Callable[[Callable[[Any], None]], None], out: queue.Queue | None) -> None:
+        super().__init__(name=name, daemon=True)
+        self.work, self.out, self.error = work, out, None
+        self.stop = threading.Event()
+
+    def put(self, item: Any) -> None:
+        while not self.stop.is_set():
+            try:
+                self.out.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+        raise _Stopped
+
+    def run(self) -> None:
+        try:
+            self.work(self.put)
+        except _Stopped:
+            pass
+        except BaseException as error:  # noqa: BLE001 - handed over to the thread that waits
+            self.error = error
+        finally:
+            if self.out is not None:
+                with contextlib.suppress(_Stopped):
+                    self.put(_END)
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _get(source: queue.Queue, stage: _Stage | None, stop: threading.Event | None = None) -> Any:
+    """The next item of ``source``; the producer ``stage``'s exception is raised here. With no
+    stage (the producer is the calling thread's owner), waits until ``stop`` is set."""
+    while True:
+        try:
+            item = source.get(timeout=0.1)
+        except queue.Empty:
+            if stop is not None and stop.is_set():
+                raise _Stopped from None
+            if stage is not None and not stage.is_alive() and source.empty():
+                item = _END
+            else:
+                continue
+        if item is _END and stage is not None and stage.error is not None:
+            raise stage.error
+        return item
+
+
+@dataclass
+class _Frame:
+    index: int
+    pts: int | None
+    time_base: Fraction | None
+    l_full: torch.Tensor  # (1, 1, H, W)
+    l_small: torch.Tensor  # (1, 1, h, w)
+    ab: torch.Tensor | None = None
+
+
+@dataclass
+class VideoResult:
+    """What :func:`colorize_video` wrote."""
+
+    path: Path
+    frames: int
+    width: int
+    height: int
+    fps: Fraction
+    seconds: float  # the output's duration
+    audio: bool  # the audio stream was kept
+    cuts: list[int] = field(default_factory=list)  # frames where the stabiliser started afresh
+    elapsed: float = 0.0  # seconds, decode to encode
+
+    @property
+    def frames_per_second(self) -> float:
+        """Throughput: frames colorized a second, end to end."""
+        return self.frames / self.elapsed if self.elapsed > 0 else 0.0
+
+
+def _even(side: int) -> int:
+    return side + (side & 1)
+
+
+@torch.inference_mode()
+def colorize_video(
+    source: str | os.PathLike,
+    out_path: str | os.PathLike,
+    model: Any = None,
+    *,
+    size: int = DEFAULT_VIDEO_SIZE,
+    stability: float = DEFAULT_STABILITY,
+    saturation: float = 1.0,
+    vividness: float | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    crf: int = DEFAULT_CRF,
+    preset: str = DEFAULT_PRESET,
+    max_seconds: float | None = None,
+    max_frames: int | None = None,
+    max_pixels: int | None = None,
+    progress: bool = False,
+    on_frame: Callable[[int], None] | None = None,
+) -> VideoResult:
+    """Colorize the video ``source`` into ``out_path`` (H.264, yuv420p; the audio kept).
+
+    The output has the input's frame rate, frame timing (so its duration) and size (an odd
+    width or height is padded by one pixel: yuv420p needs even sides). It is written to a
+    temporary name beside ``out_path`` and renamed when complete; an error or interrupt
+    leaves nothing under ``out_path``. The audio stream (the first) is copied as it is, or
+    re-encoded to AAC when the output container cannot carry its codec. Memory does not
+    grow with the video's length: frames stream through short queues.
+
+    Args:
+        source: the video file (anything FFmpeg reads: MP4, MOV, MKV, AVI, WebM, ...).
+        out_path: the file to write; ``.mp4``, ``.m4v``, ``.mov`` and ``.mkv`` choose their
+            container, anything else gets MP4.
+        model: as :func:`colorgan_hf.colorize` (``None``: the shipped default).
+        size: short side of the working resolution the network runs at (default 160: a
+            video's chroma is recombined with each frame's full-resolution lightness).
+        stability: 0 to <1, how much of the previous frame's motion-compensated colour each
+            frame keeps where the two match (0: frame by frame; default 0.8).
+        saturation: multiplies the chroma (0: gray).
+        vividness: as :func:`colorgan_hf.colorize`, for models that predict a distribution.
+        batch_size: frames that go through the network together.
+        crf: x264 quality, 0 (lossless) to 51 (worst); default 18.
+        preset: x264 speed preset (``ultrafast`` ... ``veryslow``).
+        max_seconds, max_frames: refuse a longer video (checked on the header, and while decoding).
+        max_pixels: refuse frames with more pixels than this.
+        progress: show a tqdm bar (frames and frames/s).
+        on_frame: called with the number of frames written so far, after each frame.
+
+    Returns:
+        a :class:`VideoResult` (frames, size, frame rate, duration, audio, cuts, throughput).
+
+    Raises:
+        VideoLoadError: the input is missing, not a video, or over a limit.
+    """
+    from .pipeline import _eval_mode, _finish, _generator, _Prepared, working_shape
+
+    av = _av()
+    _cv2()
+    if saturation < 0:
+        raise ValueError(f"saturation must be >= 0, got {saturation}")
+    if vividness is not None and not 0.0 <= vividness <= 1.0:
+        raise ValueError(f"vividness must be in [0, 1], got {vividness}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if not 0 <= crf <= 51:
+        raise ValueError(f"crf must be between 0 and 51, got {crf}")
+    stabilizer = ChromaStabilizer(stability)
+    source, out_path = Path(source), Path(out_path)
+    info = probe_video(source)
+    name = source.name
+    if max_pixels is not None and info.width * info.height > max_pixels:
+        raise VideoLoadError(f"{source}: frames of {info.width}x{info.height} are over the limit of {max_pixels:,} pixels")
+    if max_seconds is not None and info.seconds is not None and info.seconds > max_seconds + 0.5 / float(info.fps):
+        raise VideoLoadError(f"{source}: {info.seconds:.1f} s long, over the limit of {max_seconds:g} s")
+    if max_frames is not None and info.frames is not None and info.frames > max_frames:
+        raise VideoLoadError(f"{source}: {info.frames} frames, over the limit of {max_frames}")
+    generator = _generator(model)
+    device = next(generator.parameters()).device if isinstance(generator, torch.nn.Module) else torch.device("cpu")
+    shape = working_shape(info.height, info.width, generator, size)
+    width, height = _even(info.width), _even(info.height)
+    if (width, height) != (info.width, info.height):
+        logger.warning("%s: %dx%d has an odd side; written as %dx%d (H.264 yuv420p needs even sides)",
+                       name, info.width, info.height, width, height)
+    frame_limit = max_frames
+    if max_seconds is not None:
+        frame_limit = min(frame_limit or math.inf, math.floor(max_seconds * float(info.fps)) + 1)
+    fmt = KEEP_CONTAINERS.get(out_path.suffix.lower(), "mp4")
+    start = time.perf_counter()
+
+    # Stage 1: decode, take each frame's lightness at full and working resolution.
+    decoded: queue.Queue = queue.Queue(QUEUE_FRAMES)
+
+    def decode(put: Callable[[Any], None]) -> None:
+        container = _open_input(source)
+        try:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for index, frame in enumerate(_decode_frames(av, container, stream, source)):
+                if frame_limit is not None and index >= frame_limit:
+                    raise VideoLoadError(f"{source}: longer than the limit of "
+                                         + (f"{max_seconds:g} s" if max_seconds is not None else f"{max_frames} frames"))
+                if (frame.width, frame.height) != (info.width, info.height):
+                    frame = frame.reformat(width=info.width, height=info.height)
+                rgb = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
+                l_full = lightness(rgb)[None]
+                l_small = F.interpolate(l_full, size=shape, mode="bilinear", antialias=True, align_corners=False)
+                put(_Frame(index, frame.pts, frame.time_base, l_full, l_small))
+        finally:
+            container.close()
+
+    # Stage 3: recombine with the full-resolution lightness, encode, mux (audio interleaved).
+    colored: queue.Queue = queue.Queue(QUEUE_FRAMES)
+    written = {"frames": 0, "audio": False, "seconds": 0.0}
+    bar_holder: dict[str, Any] = {}
+
+    def encode(tmp: Path) -> Callable[[Callable[[Any], None]], None]:
+        def work(put: Callable[[Any], None]) -> None:
+            _encode(av, source, tmp, fmt, info, width, height, crf, preset, colored, encoder_stage.stop, saturation,
+                    _finish, _Prepared, written, bar_holder.get("bar"), on_frame)
+        return work
+
+    target_dir = out_path.parent
+    target_dir.mkdir(parents=True, exist_ok=True)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=info.frames, desc=f"Colorizing {name}", unit="frame", leave=True, dynamic_ncols=True)
+        bar_holder["bar"] = bar
+    decoder_stage = _Stage("colorgan-decode", decode, decoded)
+    try:
+        with atomic_path(out_path) as tmp, (_eval_mode(generator) if isinstance(generator, torch.nn.Module)
+                                             else contextlib.nullcontext()):
+            encoder_stage = _Stage("colorgan-encode", encode(tmp), None)
+            decoder_stage.start()
+            encoder_stage.start()
+            try:
+                _predict(decoded, decoder_stage, colored, encoder_stage, generator, device, batch_size, vividness,
+                         stabilizer, name)
+                encoder_stage.join()
+            finally:
+                decoder_stage.stop.set()
+                encoder_stage.stop.set()
+                decoder_stage.join()
+                encoder_stage.join()
+            if encoder_stage.error is not None:
+                raise encoder_stage.error
+            if decoder_stage.error is not None:
+                raise decoder_stage.error
+            if written["frames"] == 0:
+                raise VideoLoadError(f"{source}: no frame could be decoded")
+    finally:
+        if bar is not None:
+            bar.close()
+    elapsed = time.perf_counter() - start
+    return VideoResult(out_path, written["frames"], width, height, info.fps, written["seconds"], written["audio"],
+                       list(stabilizer.cuts), elapsed)
+
+
+def _decode_frames(av, container, stream, source: Path) -> Iterator[Any]:
+    """The video frames of ``stream``; a broken packet mid-file ends with a clear error."""
+    try:
+        yield from container.decode(stream)
+    except av.FFmpegError as error:
+        raise VideoLoadError(f"{source}: the video could not be decoded ({_reason(error)})") from None
+
+
+def _predict(decoded: queue.Queue, decoder: _Stage, colored: queue.Queue, encoder: _Stage, generator, device,
+             batch_size: int, vividness: float | None, stabilizer: ChromaStabilizer, name: str) -> None:
+    """Stage 2 (this thread): the network on batches of frames, then the stabiliser in order."""
+
+    def hand_on(item: Any) -> None:
+        while True:
+            if not encoder.is_alive():
+                if encoder.error is not None:
+                    raise encoder.error
+                raise ColorGANError(f"{name}: the encoder stopped")
+            try:
+                colored.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    batch: list[_Frame] = []
+    finished = False
+    while not finished:
+        item = _get(decoded, decoder)
+        if item is _END:
+            finished = True
+        else:
+            batch.append(item)
+        if batch and (finished or len(batch) == batch_size):
+            l_small = torch.cat([frame.l_small for frame in batch]).to(device)
+            predicted = generator.predict_ab(l_small, vividness).float().cpu()
+            if not torch.isfinite(predicted).all():
+                raise ColorGANError(f"{name}: the model gave non-finite colours (NaN or inf): are its weights finite?")
+            for frame, ab in zip(batch, predicted):
+                frame.ab = stabilizer(frame.l_small[0], ab)
+                hand_on(frame)
+            batch = []
+    hand_on(_END)
+
+
+def _encode(av, source: Path, tmp: Path, fmt: str, info: VideoInfo, width: int, height: int, crf: int, preset: str,
+            colored: queue.Queue, stop: threading.Event, saturation: float, finish, prepared_type, written: dict, bar,
+            on_frame) -> None:
+    """Stage 3: full-resolution recombination, H.264 encoding and muxing, with the audio interleaved."""
+    audio_in = None
+    output = av.open(str(tmp), "w", format=fmt)
+    try:
+        reference = av.open(str(source), metadata_errors="ignore")
+        in_video = reference.streams.video[0]
+        time_base = in_video.time_base or Fraction(1, 90000)
+        out_video = output.add_stream("libx264", rate=info.fps)
+        out_video.width, out_video.height, out_video.pix_fmt = width, height, "yuv420p"
+        out_video.time_base = time_base
+        out_video.codec_context.time_base = time_base
+        out_video.options = {"crf": str(crf), "preset": preset}
+        out_audio, audio_packets, transcoder = None, None, None
+        if reference.streams.audio:
+            audio_in = reference.streams.audio[0]
+            out_audio, audio_packets, transcoder = _audio_route(av, output, fmt, audio_in, reference)
+        else:
+            reference.close()
+        last_pts, step = None, None
+        frame_step = (1 / (info.fps or 25)) / time_base
+        pending_audio = None
+        while True:
+            item = _get(colored, None, stop)
+            if item is _END:
+                break
+            image = finish(prepared_type(source.name, None, item.l_full, None), item.ab, saturation)
+            pixels = np.asarray(image)
+            if pixels.shape[:2] != (height, width):
+                pixels = np.pad(pixels, ((0, height - pixels.shape[0]), (0, width - pixels.shape[1]), (0, 0)), mode="edge")
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            pts = item.pts
+            if pts is not None and item.time_base is not None and item.time_base != time_base:
+                pts = round(pts * item.time_base / time_base)
+            if pts is None or (last_pts is not None and pts <= last_pts):
+                pts = 0 if last_pts is None else last_pts + max(1, round(frame_step))
+            step = pts - last_pts if last_pts is not None else step
+            last_pts = pts
+            frame.pts, frame.time_base = pts, time_base
+            for packet in out_video.encode(frame):
+                output.mux(packet)
+            if out_audio is not None:
+                pending_audio = _mux_audio_until(output, out_audio, audio_packets, transcoder, float(pts * time_base), pending_audio)
+            written["frames"] += 1
+            if bar is not None:
+                bar.update(1)
+            if on_frame is not None:
+                on_frame(written["frames"])
+        for packet in out_video.encode(None):
+            output.mux(packet)
+        if out_audio is not None:
+            _mux_audio_until(output, out_audio, audio_packets, transcoder, math.inf, pending_audio)
+            written["audio"] = True
+        if last_pts is not None:
+            written["seconds"] = float((last_pts + (step or round(frame_step))) * time_base)
+    finally:
+        output.close()
+        if audio_in is not None:
+            audio_in.container.close()
+
+
+def _audio_route(av, output, fmt: str, audio_in, reference):
+    """The output audio stream: a copy of ``audio_in`` where the container takes its codec,
+    else AAC; with the iterator of its input packets and, for AAC, the transcoder."""
+    codec = audio_in.codec_context.name
+    packets = (p for p in reference.demux(audio_in) if p.dts is not None or p.size)
+    if fmt == "matroska" or codec in MP4_AUDIO:
+        return output.add_stream_from_template(audio_in), packets, None
+    rate = audio_in.codec_context.sample_rate or 48000
+    out_audio = output.add_stream("aac", rate=rate)
+    out_audio.layout = "mono" if audio_in.codec_context.channels == 1 else "stereo"  # more channels: down-mixed
+    logger.info("%s: its %s audio is re-encoded to AAC for the %s container", reference.name, codec, fmt)
+    return out_audio, packets, audio_in
+
+
+def _mux_audio_until(output, out_audio, packets, transcoder, until: float, pending):
+    """Mux the audio packets that start before ``until`` seconds; returns the first one that does not."""
+    while True:
+        packet = pending if pending is not None else next(packets, None)
+        pending = None
+        if packet is None:
+            if transcoder is not None and until == math.inf:
+                for encoded in out_audio.encode(None):
+                    output.mux(encoded)
+            return None
+        start = float(packet.pts * packet.time_base) if packet.pts is not None and packet.time_base else until
+        if start > until:
+            return packet
+        if transcoder is None:
+            if packet.dts is None:
+                continue
+            packet.stream = out_audio
+            output.mux(packet)
+        else:
+            for decoded in packet.decode():
+                decoded.pts = None
+                for encoded in out_audio.encode(decoded):
+                    output.mux(encoded)
+
+
+# ------------------------------------------------------------------------------------------
+# The command line: `colorgan colorize film.mp4 -o out/` (cli.cmd_colorize hands videos here)
+# ------------------------------------------------------------------------------------------
+
+
+def split_video_inputs(inputs: list[str], out_dir: Path) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """Videos among ``inputs`` as (file, path relative to what the user named), and the inputs
+    left for the photo path: files with a video ending are videos; a folder's videos are
+    taken (its output folder excepted) and the folder stays for its photos if it has any."""
+    from .images import find_images
+
+    out_real = out_dir.resolve()
+    videos: list[tuple[Path, Path]] = []
+    rest: list[str] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = [f for f in find_videos(path) if not f.resolve().is_relative_to(out_real)]
+            videos.extend((file, file.relative_to(path)) for file in found)
+            if not found or any(not f.resolve().is_relative_to(out_real) for f in find_images(path)):
+                rest.append(item)
+        elif is_video_path(path):
+            videos.append((path, Path(path.name)))
+        else:
+            rest.append(item)
+    return videos, rest
+
+
+def run_cli(args: Any, videos: list[tuple[Path, Path]]) -> int:
+    """Colorize ``videos`` for ``colorgan colorize``: one line on stderr for each that fails
+    (the others go on), a progress bar with frames/s for each; exit status 1 if any failed."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    from .cli import _resolve_model, _stop_on_signals
+    from .pipeline import _generator
+
+    out_dir = Path(args.output_dir)
+    if not 0.0 <= args.stability < 1.0:
+        raise ColorGANError(f"--stability must be in [0, 1), got {args.stability}")
+    try:
+        model = _generator(_resolve_model(args.model))
+    except (ColorGANError, OSError, ValueError) as error:
+        logger.error("cannot load model %s: %s", args.model or "default", error)
+        return 1
+    inputs = {file.resolve() for file, _ in videos}
+    taken: set[str] = set()
+    done = failed = skipped = 0
+    with _stop_on_signals():  # SIGTERM and SIGHUP as Ctrl-C: the file being written is removed
+        done, failed, skipped = _run_jobs(args, videos, model, out_dir, inputs, taken)
+    summary = f"colorized {done} of {len(videos)} video(s) into {out_dir}"
+    if skipped:
+        summary += f"; {skipped} skipped (already there)"
+    if failed:
+        summary += f"; {failed} failed"
+    tqdm.write(summary, file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _run_jobs(args: Any, videos: list[tuple[Path, Path]], model: Any, out_dir: Path, inputs: set[Path],
+              taken: set[str]) -> tuple[int, int, int]:
+    import sys
+
+    from tqdm.auto import tqdm
+
+    from .cli import OUTPUT_SUFFIX, _remove_stale_tmp
+
+    done = failed = skipped = 0
+    for file, relative in videos:
+        target = out_dir / relative.parent / f"{relative.stem}{OUTPUT_SUFFIX}{output_suffix(relative)}"
+        if str(target).lower() in taken:
+            target = target.with_name(f"{relative.stem}_{relative.suffix.lstrip('.')}{OUTPUT_SUFFIX}{output_suffix(relative)}")
+        taken.add(str(target).lower())
+        try:
+            if target.resolve() in inputs:
+                raise ColorGANError(f"{file}: output {target} would overwrite an input; choose another -o")
+            if target.exists():
+                if args.skip_existing:
+                    skipped += 1
+                    continue
+                if not args.overwrite:
+                    raise ColorGANError(f"{file}: output {target} exists (pass --skip-existing to leave it, --overwrite to replace it)")
+            _remove_stale_tmp(target)
+            result = colorize_video(file, target, model, size=args.video_size, stability=args.stability,
+                                    saturation=args.saturation, vividness=args.vividness, progress=not args.quiet)
+            done += 1
+            tqdm.write(f"{file} -> {target}: {result.frames} frames, {result.width}x{result.height}, "
+                       f"{float(result.fps):g} frames/s, {result.seconds:.2f} s{', sound kept' if result.audio else ''}; "
+                       f"colorized at {result.frames_per_second:.1f} frames/s", file=sys.stderr)
+        except KeyboardInterrupt:
+            raise
+        except (ColorGANError, OSError, ValueError) as error:
+            failed += 1
+            tqdm.write(f"colorgan: error: {error}", file=sys.stderr)
+    return done, failed, skipped

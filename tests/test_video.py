@@ -1,0 +1,264 @@
+"""Video (issue 18): colorize_video end to end on tiny clips made here from tests/data photos
+with known motion, the stabiliser, scene cuts, sound, odd sizes, errors, the CLI and the demo's
+video function."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+av = pytest.importorskip("av")
+pytest.importorskip("cv2")
+
+from colorgan_hf import colorize  # noqa: E402
+from colorgan_hf.video import (  # noqa: E402
+    ChromaStabilizer,
+    VideoLoadError,
+    colorize_video,
+    probe_video,
+    split_video_inputs,
+)
+from colorgan_hf.video_clips import flicker, lab_of, read_frames, render_clip  # noqa: E402
+
+DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).resolve().parents[1]
+W, H = 160, 96
+SIZE = 64  # working size: the tests check the plumbing, bench/video.py the figures at 640x360
+
+
+@pytest.fixture(scope="module")
+def model():
+    from colorgan_hf import load_default
+
+    return load_default()
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clips")
+    pan = render_clip(folder / "pan.mp4", [(DATA / "bsds_12003.jpg", "pan", 16)], width=W, height=H)
+    cut = render_clip(folder / "cut.mp4", [(DATA / "bsds_35070.jpg", "pan", 8), (DATA / "sea_10016.jpg", "zoom", 8)],
+                      width=W, height=H)
+    return {"pan": pan, "cut": cut}
+
+
+def ab_frames(path: Path) -> list[np.ndarray]:
+    return [lab_of(frame)[..., 1:] for frame in read_frames(path)]
+
+
+def test_output_keeps_size_rate_duration_and_sound(clips, model, tmp_path):
+    clip = clips["pan"]
+    out = tmp_path / "out" / "pan_color.mp4"
+    result = colorize_video(clip.path, out, model, size=SIZE)
+    assert result.path == out and out.is_file()
+    assert [p.name for p in out.parent.iterdir()] == [out.name]  # the temporary file was renamed
+    given, made = probe_video(clip.path), probe_video(out)
+    assert (made.width, made.height, made.fps, made.frames) == (given.width, given.height, given.fps, given.frames) == (W, H, 24, 16)
+    assert made.seconds == pytest.approx(given.seconds, abs=0.05) and result.frames == 16
+    assert made.audio and result.audio
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264" and stream.codec_context.pix_fmt == "yuv420p"
+        sound = container.streams.audio[0]
+        assert sound.codec_context.name == "aac" and sound.duration * sound.time_base == pytest.approx(given.seconds, abs=0.1)
+    first = next(read_frames(out))
+    assert np.linalg.norm(lab_of(first)[..., 1:], axis=-1).mean() > 1.0  # it has colour
+
+
+def test_frame_by_frame_is_the_photo_pipeline_on_each_frame(clips, model, tmp_path):
+    """stability 0: each frame is what colorize() gives for it (up to the H.264 encoding)."""
+    clip = clips["pan"]
+    out = colorize_video(clip.path, tmp_path / "fbf.mp4", model, size=SIZE, stability=0.0).path
+    for index, (source, made) in enumerate(zip(read_frames(clip.path), read_frames(out))):
+        if index % 5:
+            continue
+        expected = np.asarray(colorize(source, model, size=SIZE))
+        assert np.abs(made.astype(int) - expected.astype(int)).mean() < 4.0  # H.264 on a 160x96 frame
+        assert np.linalg.norm(lab_of(made)[..., 1:] - lab_of(expected)[..., 1:], axis=-1).mean() < 3.0
+
+
+def test_stabilised_colours_flicker_less_than_frame_by_frame(clips, model, tmp_path):
+    clip = clips["pan"]
+    motions = [clip.motion(i) for i in range(clip.frames)]
+    fbf = flicker(ab_frames(colorize_video(clip.path, tmp_path / "a.mp4", model, size=SIZE, stability=0.0).path), motions)
+    steady = flicker(ab_frames(colorize_video(clip.path, tmp_path / "b.mp4", model, size=SIZE, stability=0.8).path), motions)
+    assert steady < 0.7 * fbf, (steady, fbf)
+
+
+def test_a_scene_cut_starts_afresh(clips, model, tmp_path):
+    clip = clips["cut"]
+    assert clip.cuts == [8]
+    steady = colorize_video(clip.path, tmp_path / "s.mp4", model, size=SIZE, stability=0.9)
+    assert steady.cuts == [8]
+    fbf = colorize_video(clip.path, tmp_path / "f.mp4", model, size=SIZE, stability=0.0)
+    gap = [float(np.linalg.norm(a - b, axis=-1).mean()) for a, b in zip(ab_frames(steady.path), ab_frames(fbf.path))]
+    # The first frame of the new shot is the new shot's own colours: no ghost of the old one.
+    assert gap[8] < 1.5, gap
+
+
+def test_stabilizer_strength_zero_is_the_identity_and_bounds_are_checked():
+    l_small, ab = torch.rand(1, 16, 32) * 100, torch.randn(2, 16, 32) * 20
+    stabilizer = ChromaStabilizer(0.0)
+    assert stabilizer(l_small, ab) is ab and stabilizer(l_small, ab) is ab
+    with pytest.raises(ValueError):
+        ChromaStabilizer(1.0)
+    steady = ChromaStabilizer(0.8)
+    steady(l_small, ab)
+    held = steady(l_small, ab + 10)  # the same picture again, the network's guess shifted
+    assert float((held - ab).abs().mean()) < 1.0  # the colours stay where they were
+
+
+def write_odd_mkv(path: Path, frames: int = 6) -> Path:
+    """A 161x97 FFV1 clip in Matroska with PCM sound: odd sides, and sound MP4 cannot carry as it is."""
+    with av.open(str(path), "w", format="matroska") as output:
+        video = output.add_stream("ffv1", rate=12)
+        video.width, video.height, video.pix_fmt = 161, 97, "yuv444p"
+        sound = output.add_stream("pcm_s16le", rate=16000)
+        sound.layout = "mono"
+        rng = np.random.default_rng(0)
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (97, 161, 3), dtype=np.uint8), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 12)
+            for packet in video.encode(frame):
+                output.mux(packet)
+        for packet in video.encode(None):
+            output.mux(packet)
+        samples = (np.sin(np.arange(16000 * frames // 12) / 5) * 8000).astype(np.int16)[None]
+        for start in range(0, samples.shape[1], 1000):
+            chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start:start + 1000]), format="s16", layout="mono")
+            chunk.sample_rate, chunk.pts, chunk.time_base = 16000, start, Fraction(1, 16000)
+            for packet in sound.encode(chunk):
+                output.mux(packet)
+        for packet in sound.encode(None):
+            output.mux(packet)
+    return path
+
+
+def test_odd_sizes_are_padded_and_unmuxable_sound_is_reencoded(model, tmp_path):
+    source = write_odd_mkv(tmp_path / "odd.mkv")
+    result = colorize_video(source, tmp_path / "odd_color.mp4", model, size=SIZE)
+    made = probe_video(result.path)
+    assert (made.width, made.height) == (162, 98) and made.frames == 6 and made.audio
+    with av.open(str(result.path)) as container:
+        assert container.streams.audio[0].codec_context.name == "aac"
+    kept = colorize_video(source, tmp_path / "odd_color.mkv", model, size=SIZE)  # Matroska takes PCM as it is
+    with av.open(str(kept.path)) as container:
+        assert container.format.name == "matroska,webm" and container.streams.audio[0].codec_context.name == "pcm_s16le"
+
+
+def test_not_a_video_is_a_clear_error_and_nothing_is_left(model, tmp_path):
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("these are not frames\n" * 50)
+    with pytest.raises(VideoLoadError, match=r"notes\.mp4: not a video"):
+        colorize_video(fake, tmp_path / "out.mp4", model)
+    with pytest.raises(VideoLoadError, match="no such file"):
+        colorize_video(tmp_path / "missing.mp4", tmp_path / "out.mp4", model)
+    sound_only = tmp_path / "sound.m4a"
+    with av.open(str(sound_only), "w", format="mp4") as output:
+        stream = output.add_stream("aac", rate=16000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = 16000, 0
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            output.mux(packet)
+    with pytest.raises(VideoLoadError, match="no video stream"):
+        colorize_video(sound_only, tmp_path / "out.mp4", model)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.mp4", "sound.m4a"]
+
+
+def test_limits_and_an_error_mid_way_leave_no_file(clips, model, tmp_path):
+    with pytest.raises(VideoLoadError, match="over the limit"):
+        colorize_video(clips["pan"].path, tmp_path / "long.mp4", model, size=SIZE, max_seconds=0.3)
+
+    def fail(written: int) -> None:
+        if written == 5:
+            raise RuntimeError("disk gone")
+
+    with pytest.raises(RuntimeError, match="disk gone"):
+        colorize_video(clips["pan"].path, tmp_path / "broken.mp4", model, size=SIZE, on_frame=fail)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_colorizes_videos_and_photos_of_a_folder(clips, tmp_path, capsys):
+    from colorgan_hf.cli import main
+
+    folder = tmp_path / "films"
+    folder.mkdir()
+    (folder / "reel.mp4").write_bytes(clips["pan"].path.read_bytes())
+    (folder / "still.jpg").write_bytes((DATA / "cat.jpg").read_bytes())
+    out = tmp_path / "out"
+    assert main(["-q", "colorize", str(folder), "-o", str(out), "--video-size", str(SIZE), "--size", "64"]) == 0
+    assert probe_video(out / "reel_color.mp4").frames == 16
+    assert (out / "still_color.jpg").is_file()
+    assert "colorized 1 of 1 video(s)" in capsys.readouterr().err
+    # Run again: the video is there already.
+    assert main(["-q", "colorize", str(folder / "reel.mp4"), "-o", str(out), "--skip-existing"]) == 0
+    assert main(["-q", "colorize", str(folder / "reel.mp4"), "-o", str(out)]) == 1
+    assert "exists" in capsys.readouterr().err
+
+
+def test_cli_reports_a_file_that_is_not_a_video(tmp_path, capsys):
+    from colorgan_hf.cli import main
+
+    fake = tmp_path / "film.avi"
+    fake.write_bytes(b"\0" * 4096)
+    assert main(["-q", "colorize", str(fake), "-o", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "film.avi: not a video" in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "film_color.mp4").exists()
+
+
+def test_split_video_inputs_keeps_photo_folders_and_skips_the_output(tmp_path):
+    folder = tmp_path / "in"
+    (folder / "out").mkdir(parents=True)
+    (folder / "a.mp4").write_bytes(b"x")
+    (folder / "out" / "a_color.mp4").write_bytes(b"x")
+    only_videos, rest = split_video_inputs([str(folder)], folder / "out")
+    assert only_videos == [(folder / "a.mp4", Path("a.mp4"))] and rest == []
+    (folder / "b.png").write_bytes(b"x")
+    assert split_video_inputs([str(folder), "c.jpg", "d.MOV"], folder / "out")[1] == [str(folder), "c.jpg"]
+
+
+def load_app(monkeypatch, cache: Path):
+    pytest.importorskip("gradio")
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(cache))
+    spec = importlib.util.spec_from_file_location("colorgan_space_app_video", ROOT / "space" / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, app)
+    spec.loader.exec_module(app)
+    return app
+
+
+def test_demo_video_function_colorizes_an_upload_and_refuses_anything_else(clips, model, tmp_path, monkeypatch):
+    import gradio as gr
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    app = load_app(monkeypatch, cache)
+    storage = app.Storage(cache, 50 * app.MB, 600)
+    run = app.make_video_handler({app.DEFAULT_LABEL: model}, storage)
+    upload = cache / "upload1" / "reel.mp4"
+    upload.parent.mkdir()
+    upload.write_bytes(clips["cut"].path.read_bytes())
+    video = app.UploadedVideo().preprocess(type("Payload", (), {"path": str(upload)})())
+    path, line = run(video, 0.8, 1.0, app.DEFAULT_LABEL)
+    assert Path(path).is_relative_to(cache) and probe_video(path).frames == 16 and probe_video(path).audio
+    assert "16 frames of 160x96" in line and "sound kept" in line and "scene cuts at frames 8" in line
+    with pytest.raises(gr.Error, match="not uploaded"):
+        app.UploadedVideo().preprocess(type("Payload", (), {"path": str(clips["pan"].path)})())
+    with pytest.raises(gr.Error, match="Upload a video"):
+        run(None, 0.8, 1.0, app.DEFAULT_LABEL)
+    monkeypatch.setattr(app, "VIDEO_MAX_SECONDS", 0.4)
+    with pytest.raises(gr.Error, match="over the limit of 0.4 s"):
+        run(video, 0.8, 1.0, app.DEFAULT_LABEL)
+    fake = cache / "upload2" / "notes.mp4"
+    fake.parent.mkdir()
+    fake.write_text("not a film")
+    with pytest.raises(gr.Error, match=r"^.notes\.mp4: not a video"):
+        run(str(fake), 0.8, 1.0, app.DEFAULT_LABEL)
+    assert str(cache) not in str(pytest.raises(gr.Error, run, str(fake), 0.8, 1.0, app.DEFAULT_LABEL).value)
