@@ -269,6 +269,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=DEFAULT_SIZE)
     parser.add_argument("--parts", default="table,timing", help="table (the k-table and locality), timing.")
     parser.add_argument("--json", default=str(ROOT / "bench" / "hints.json"), help="Where to write the figures (merged).")
+    parser.add_argument("--repeats", type=int, default=5, help="Timed runs of each timing case (median and best reported).")
     parser.add_argument("--card-section", default=str(ROOT / "docs" / "cards" / "hints.md"),
                         help="Where to write the model card's Colour hints section (colorgan card --section); '' for none.")
     parser.add_argument("--tune", action="store_true", help="Grid over the propagation parameters (use training photos).")
@@ -296,7 +297,7 @@ def main() -> None:
               f"(median {loc['moved_share_median']:.1%}, 90th percentile {loc['moved_share_p90']:.1%}; "
               f"{loc['moved_under_30pct_share']:.0%} of photos under 30%)")
     if "timing" in parts:
-        result = timing(model)
+        result = timing(model, args.repeats)
         results["timing"] = result
         print(f"timing: {result['photo']}, {result['threads']} threads, median of {result['repeats']}")
         for name, row in result["rows"].items():
