@@ -221,7 +221,9 @@ def timing(model, repeats: int = 5) -> dict:
                 colorize(path, model, hints=given)
                 seconds.append(time.perf_counter() - start)
             rows[name] = {"median_s": statistics.median(seconds), "min_s": min(seconds)}
-    return {"photo": f"{photo.name} enlarged to {image.width}x{image.height} ({image.width * image.height / 1e6:.2f} MP), JPEG q95",
+    import os
+
+    return {"load_average_1min": os.getloadavg()[0], "photo": f"{photo.name} enlarged to {image.width}x{image.height} ({image.width * image.height / 1e6:.2f} MP), JPEG q95",
             "threads": torch.get_num_threads(), "repeats": repeats, "rows": rows}
 
 
@@ -256,9 +258,13 @@ def card_section(results: dict) -> str:
         f"(90th percentile {loc['moved_share_p90']:.1%}).",
     ]
     if "timing" in results:
-        rows = results["timing"]["rows"]
-        lines += ["", f"Time: {rows['20 points']['median_s']:.2f} s for a 1-megapixel photo with 20 hints "
-                      f"({rows['no hints']['median_s']:.2f} s without), {results['timing']['threads']} CPU threads."]
+        timing = results["timing"]
+        rows = timing["rows"]
+        lines += ["", f"Time (`runs/quiet.sh python bench/hints.py --parts timing`): a 1-megapixel JPEG with 20 point hints, "
+                      f"{rows['20 points']['median_s']:.2f} s median, best {rows['20 points']['min_s']:.2f} s "
+                      f"({rows['no hints']['median_s']:.2f} s and {rows['no hints']['min_s']:.2f} s without hints), decode included, "
+                      f"{timing['threads']} CPU threads, 1-minute load average {timing.get('load_average_1min', float('nan')):.1f} "
+                      "from other work on the machine."]
     return "\n".join(lines) + "\n"
 
 
@@ -299,7 +305,8 @@ def main() -> None:
     if "timing" in parts:
         result = timing(model, args.repeats)
         results["timing"] = result
-        print(f"timing: {result['photo']}, {result['threads']} threads, median of {result['repeats']}")
+        print(f"timing: {result['photo']}, {result['threads']} threads, median of {result['repeats']}; "
+              f"load average {result['load_average_1min']:.1f} (other work on the machine)")
         for name, row in result["rows"].items():
             print(f"  {name:>9}: {row['median_s']:.3f} s (min {row['min_s']:.3f} s)")
     out.write_text(json.dumps(results, indent=2))

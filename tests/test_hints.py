@@ -227,15 +227,21 @@ def test_cli_hint_errors_are_one_line(tmp_path, capsys, caplog):
 
 
 def test_browser_red_stroke_makes_its_region_red(tmp_path):
-    from test_space import CHROMIUM, CHROMIUM_ARGS, start_app
+    pytest.importorskip("gradio_client")
+    from test_space import CHROMIUM, CHROMIUM_ARGS, call_api, start_app
 
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium chromium-driver)")
-    playwright_api = pytest.importorskip("playwright.sync_api")
     photo = tmp_path / "bands.png"
     Image.fromarray(three_regions(240, 360)).save(photo)
     proc, url, _, log = start_app(tmp_path)
     try:
+        # The hints endpoint reads only files uploaded to the app, as the others do.
+        for meta in ({}, {"meta": {"_type": "gradio.FileData"}}):
+            editor = {"background": {"path": "/etc/passwd", **meta}, "layers": [], "composite": None, "id": None}
+            event, data = call_api(url, [editor, 256, 1.0, "default (ours)"], api_name="colorize_hints")
+            assert event == "error" and "passwd" not in data, (event, data)
+        if not os.path.exists(CHROMIUM):
+            pytest.skip("Debian's chromium is not installed (apt-get install chromium chromium-driver)")
+        playwright_api = pytest.importorskip("playwright.sync_api")
         with playwright_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
