@@ -67,6 +67,38 @@ def old_loop(inputs: list[str], out_dir: str, size: int) -> None:
         save_image_atomic(result, target, metadata=read_metadata(file))
 
 
+def network_costs(photos: list[tuple[str, Path]], size: int, batch_sizes: tuple[int, ...] = (1, 2, 8)) -> list[dict]:
+    """CPU ms a photo of the network alone, on one thread, for the unchanged shipped generator and the engine's copy
+    (batch norms folded, channels-last), at each batch size (photos of one working shape together)."""
+    import torch
+
+    from colorgan_hf import load_default
+    from colorgan_hf.batch import place_generator
+    from colorgan_hf.images import load_image
+    from colorgan_hf.pipeline import _prepare
+
+    torch.set_num_threads(1)
+    plain = load_default().eval()
+    placed = place_generator(plain, "cpu")
+    groups: dict[tuple[int, ...], list] = {}
+    for _, path in photos:
+        small = _prepare(load_image(path), plain, size, None).l_small
+        groups.setdefault(tuple(small.shape[2:]), []).append(small)
+    rows = []
+    with torch.inference_mode():
+        for name, model in (("unchanged", plain), ("engine's copy", placed)):
+            model.predict_ab(next(iter(groups.values()))[0], None)  # warm-up
+            for batch_size in batch_sizes:
+                start = time.process_time()
+                for smalls in groups.values():
+                    for i in range(0, len(smalls), batch_size):
+                        model.predict_ab(torch.cat(smalls[i : i + batch_size]), None)
+                ms = 1000 * (time.process_time() - start) / len(photos)
+                rows.append({"model": name, "batch_size": batch_size, "cpu_ms_per_photo": round(ms, 1)})
+                print(f"network, {name:14s} batch {batch_size}: {ms:6.1f} CPU ms/photo", flush=True)
+    return rows
+
+
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     """Wall seconds and CPU seconds (user + system, all its processes) of a command, and its stderr."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -87,6 +119,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="--batch-size of the engine (default: its own, 1 on a CPU).")
     parser.add_argument("--only", nargs="*", default=None, help="Run only these configurations (today, 1x2, 2x1, 2x1-b8; default: the first three).")
     parser.add_argument("--output", default=str(Path(__file__).with_name("archive.json")), help="JSON result file.")
+    parser.add_argument("--network", action="store_true",
+                        help="Also time the network alone (one thread, every 5th photo): unchanged vs the engine's copy, batches 1, 2, 8.")
     parser.add_argument("--old-loop", nargs=2, metavar=("INPUT", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.old_loop:
@@ -141,8 +175,9 @@ def main() -> None:
         print("\n| configuration | photos/s | x today's CLI | CPU ms/photo |\n| --- | --- | --- | --- |")
         for row in rows:
             print(f"| {row['label']} | {row['photos_per_s']:.2f} | {row['vs_today']:.2f} | {1000 * row['cpu_s_per_photo']:.0f} |")
+    network = network_costs(photos[::5], args.size) if args.network else None
     result = {"machine": f"{platform.machine()}, {os.cpu_count()} CPU cores", "size": args.size, "batch_size": args.batch_size,
-              "mix": {name: sum(1 for n, _ in photos if n == name) for name, _ in MIX}, "rows": rows,
+              "mix": {name: sum(1 for n, _ in photos if n == name) for name, _ in MIX}, "rows": rows, "network": network,
               "date": time.strftime("%Y-%m-%d %H:%M")}
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwrote {args.output}")

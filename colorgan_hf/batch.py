@@ -462,8 +462,8 @@ class Processes:
 
 
 def default_batch_size(device: torch.device | str) -> int:
-    """Photos per network call: 1 on a CPU (bench/archive.py: larger batches cost more per photo there,
-    the activations outgrow the caches), :data:`DEFAULT_BATCH_SIZE` on an accelerator."""
+    """Photos per network call: 1 on a CPU (``bench/archive.py --network``: batches of 8 cost more per
+    photo there, the activations outgrow the caches), :data:`DEFAULT_BATCH_SIZE` on an accelerator."""
     return 1 if torch.device(device).type == "cpu" else DEFAULT_BATCH_SIZE
 
 

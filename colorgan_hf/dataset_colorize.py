@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import logging
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -168,10 +169,13 @@ def colorize_dataset(
 
     if output_dir is None and push_to_hub is None:
         raise ColorGANError("give -o OUT and/or --push_to_hub REPO_ID")
+    if output_dir is None and processes.world > 1:
+        raise ColorGANError("under accelerate launch, give -o OUT (a folder every process sees) as well as --push_to_hub")
     out = Path(output_dir) if output_dir else None
     splits = load_source(source, split=split, streaming=streaming)
     result = DatasetResult()
-    work = (out / WORK_DIR) if out else None
+    # The mapped rows are written here (never into the input dataset's own folder), then saved or pushed.
+    work = (out / WORK_DIR) if out else Path(tempfile.mkdtemp(prefix="colorgan-dataset-"))
     finished: dict[str, Any] = {}
     for name, data in splits.items():
         features = data.features
@@ -199,10 +203,8 @@ def colorize_dataset(
                 _write_parquet_shards(mapped, out / "data", name, processes.rank, final_features)
             continue
         share = data.shard(num_shards=processes.world, index=processes.rank, contiguous=True) if processes.world > 1 else data
-        cache = None
-        if work is not None:
-            work.mkdir(parents=True, exist_ok=True)
-            cache = str(work / f"{name}-{processes.rank:05d}.arrow")
+        work.mkdir(parents=True, exist_ok=True)
+        cache = str(work / f"{name}-{processes.rank:05d}.arrow")
         mapped = share.map(mapper, batched=True, batch_size=map_batch_size, with_indices=True, features=mapped_features,
                            cache_file_name=cache, load_from_cache_file=False, desc=None)
         finished[name] = mapped
@@ -220,8 +222,14 @@ def colorize_dataset(
             dataset.save_to_disk(str(out))
         if push_to_hub:
             dataset.push_to_hub(push_to_hub)
+    if streaming and push_to_hub and out is not None and processes.is_main:
+        from huggingface_hub import HfApi
+
+        api = HfApi()
+        api.create_repo(push_to_hub, repo_type="dataset", exist_ok=True)
+        api.upload_folder(repo_id=push_to_hub, repo_type="dataset", folder_path=str(out / "data"), path_in_repo="data")
     processes.barrier()
-    if processes.is_main and work is not None:
+    if processes.is_main:
         shutil.rmtree(work, ignore_errors=True)
     return result
 
