@@ -8,6 +8,7 @@ from .errors import ColorGANError, ImageLoadError, ModelLoadError
 from .models import ColorDiscriminator, ColorGenerator, GANLoss
 from .pipeline import colorize
 from .registry import load_default, load_model
+from .video import VideoLoadError, colorize_video
 
 __version__ = "0.1.0"
 
@@ -18,7 +19,9 @@ __all__ = [
     "GANLoss",
     "ImageLoadError",
     "ModelLoadError",
+    "VideoLoadError",
     "colorize",
+    "colorize_video",
     "load_default",
     "load_model",
     "__version__",

@@ -26,7 +26,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 SPACE_DIR = PACKAGE_DIR.parent / "space"
 # What the app imports at run time (the package's core dependencies and the demo's). The
 # training, evaluation and card modules are vendored too but never imported by the app.
-RUNTIME_REQUIREMENTS = ("torch", "huggingface_hub", "safetensors", "pillow", "numpy", "kornia", "tqdm", "gradio")
+RUNTIME_REQUIREMENTS = ("torch", "huggingface_hub", "safetensors", "pillow", "numpy", "kornia", "tqdm", "gradio",
+                        "av", "opencv-python-headless")  # the last two: the Video tab
 # Vendored: the package's code and data, without caches or anything the app cannot use.
 _SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyi", "*.egg-info", ".*")
 _LFS_PATTERNS = ("*.safetensors", "*.png", "*.jpg", "*.jpeg", "*.zip")
