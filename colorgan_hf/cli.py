@@ -335,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="No progress bars.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("colorize", help="Colorize photos or folders of photos.",
+    p = sub.add_parser("colorize", help="Colorize photos, videos (.mp4, .mov, .mkv, ...) or folders of them.",
                        description="Colorize photos; folders are searched recursively (the output folder excepted). Each "
                                    "output is INPUT_color.EXT under -o, mirroring the folder layout (INPUT_EXT_color.EXT where "
                                    "several inputs share a name), in the input's format with its EXIF, ICC profile and DPI. A bad "

@@ -596,7 +596,7 @@ def video_tab(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage) -
             with gr.Column(scale=1):
                 video = UploadedVideo(label=f"Black-and-white clip (up to {VIDEO_MAX_SECONDS:g} s)", sources=["upload"],
                                       elem_id="video-input")
-                model_name = gr.Radio(list(models), value=DEFAULT_LABEL, label="Model")
+                model_name = gr.Radio(list(models), value=DEFAULT_LABEL, label="Model", info=MODEL_INFO)
                 stability = gr.Slider(0.0, 0.95, value=0.8, step=0.05, label="Stability", elem_id="video-stability",
                                       info="0: frame by frame (flickers); higher: steadier colours along the motion.")
                 saturation = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Saturation")

@@ -5,6 +5,7 @@ video function."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -262,3 +263,36 @@ def test_demo_video_function_colorizes_an_upload_and_refuses_anything_else(clips
     with pytest.raises(gr.Error, match=r"^.notes\.mp4: not a video"):
         run(str(fake), 0.8, 1.0, app.DEFAULT_LABEL)
     assert str(cache) not in str(pytest.raises(gr.Error, run, str(fake), 0.8, 1.0, app.DEFAULT_LABEL).value)
+
+
+def test_browser_video_tab_states_the_limit_and_gives_the_clip_back(clips, tmp_path):
+    """The Video tab in Debian's Chromium: the limit is in the page, an upload comes back colorized and playable."""
+    chromium = "/usr/bin/chromium"
+    if not os.path.exists(chromium):
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium chromium-driver)")
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    pytest.importorskip("gradio_client")
+    from test_space import CHROMIUM_ARGS, start_app
+
+    proc, url, _, log = start_app(tmp_path)
+    try:
+        with playwright_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url)
+            page.get_by_role("tab", name="Video").click()
+            page.get_by_text("at most 20 s").first.wait_for(timeout=10_000)
+            page.locator("#video-input input[type=file]").set_input_files(str(clips["cut"].path))
+            page.wait_for_timeout(500)
+            page.locator("#video-button").click()
+            page.locator("#video-info").get_by_text("Colorized 16 frames").wait_for(timeout=60_000)
+            page.locator("#video-info").get_by_text("You waited").wait_for(timeout=10_000)
+            src = page.locator("#video-result video").get_attribute("src")
+            body = page.request.get(src if src.startswith("http") else url + src).body()
+            (tmp_path / "back.mp4").write_bytes(body)
+            assert probe_video(tmp_path / "back.mp4").frames == 16
+            page.screenshot(path=str(tmp_path / "video_tab.png"), full_page=True)
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
