@@ -16,6 +16,11 @@ command, end to end (start-up and model loading included), into its own empty ou
 - ``2 processes x 1 thread``: ``accelerate launch --multi_gpu --num_processes 2 -m
   colorgan_hf.cli colorize --threads 1`` on the CPU (ACCELERATE_USE_CPU=1), as the training tests do.
 
+Two rates are printed: end to end (photos over the command's wall time, start-up included:
+``accelerate launch`` of two processes costs several seconds more than one process), and
+steady (photos between the first and the last output written, over that time): what a
+long archive run sees.
+
 Printed, not asserted: timings depend on the machine and what else runs on it (the load
 average before each configuration is printed beside it; CPU milliseconds a photo, all of a
 command's processes together, are less sensitive to other work than photos/s).
@@ -158,23 +163,31 @@ def main() -> None:
             full = [*cmd, str(out)] if key == "today" else [*cmd, "-o", str(out)]
             load = os.getloadavg()[0]
             seconds, cpu, log = timed(full, run_env)
-            written = sum(1 for p in out.rglob("*") if p.is_file() and not p.name.startswith("."))
+            stamps = sorted(p.stat().st_mtime for p in out.rglob("*") if p.is_file() and not p.name.startswith("."))
+            written = len(stamps)
+            # Steady rate: from the first output written to the last (start-up and model loading left out), as a long run sees it.
+            steady = (written - 1) / (stamps[-1] - stamps[0]) if written > 1 and stamps[-1] > stamps[0] else float("nan")
             if written != len(photos):
                 raise SystemExit(f"{key}: wrote {written} of {len(photos)} photos\n{log[-2000:]}")
             rows.append({"config": key, "label": label, "photos": len(photos), "seconds": round(seconds, 2),
-                         "photos_per_s": round(len(photos) / seconds, 2), "cpu_s_per_photo": round(cpu / len(photos), 4),
+                         "photos_per_s": round(len(photos) / seconds, 2), "steady_photos_per_s": round(steady, 2),
+                         "cpu_s_per_photo": round(cpu / len(photos), 4),
                          "load_before": round(load, 2)})
             print(f"{label:45s} {len(photos)} photos in {seconds:7.1f} s  {len(photos) / seconds:6.2f} photos/s  "
-                  f"{1000 * cpu / len(photos):5.0f} CPU ms/photo  (load average before: {load:.1f})", flush=True)
+                  f"(steady {steady:6.2f})  {1000 * cpu / len(photos):5.0f} CPU ms/photo  (load average before: {load:.1f})",
+                  flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     base = next((r for r in rows if r["config"] == "today"), None)
     if base:
         for row in rows:
             row["vs_today"] = round(row["photos_per_s"] / base["photos_per_s"], 2)
-        print("\n| configuration | photos/s | x today's CLI | CPU ms/photo |\n| --- | --- | --- | --- |")
+            row["steady_vs_today"] = round(row["steady_photos_per_s"] / base["steady_photos_per_s"], 2)
+        print("\n| configuration | photos/s end to end | x today's CLI | steady photos/s (first to last output) | x today's CLI "
+              "| CPU ms/photo |\n| --- | --- | --- | --- | --- | --- |")
         for row in rows:
-            print(f"| {row['label']} | {row['photos_per_s']:.2f} | {row['vs_today']:.2f} | {1000 * row['cpu_s_per_photo']:.0f} |")
+            print(f"| {row['label']} | {row['photos_per_s']:.2f} | {row['vs_today']:.2f} | {row['steady_photos_per_s']:.2f} "
+                  f"| {row['steady_vs_today']:.2f} | {1000 * row['cpu_s_per_photo']:.0f} |")
     network = network_costs(photos[::5], args.size) if args.network else None
     result = {"machine": f"{platform.machine()}, {os.cpu_count()} CPU cores", "size": args.size, "batch_size": args.batch_size,
               "mix": {name: sum(1 for n, _ in photos if n == name) for name, _ in MIX}, "rows": rows, "network": network,
