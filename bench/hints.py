@@ -263,8 +263,8 @@ def card_section(results: dict) -> str:
         lines += ["", f"Time (`runs/quiet.sh python bench/hints.py --parts timing`): a 1-megapixel JPEG with 20 point hints, "
                       f"{rows['20 points']['median_s']:.2f} s median, best {rows['20 points']['min_s']:.2f} s "
                       f"({rows['no hints']['median_s']:.2f} s and {rows['no hints']['min_s']:.2f} s without hints), decode included, "
-                      f"{timing['threads']} CPU threads, 1-minute load average {timing.get('load_average_1min', float('nan')):.1f} "
-                      "from other work on the machine."]
+                      f"{timing['threads']} CPU threads (1-minute load average {timing.get('load_average_1min', float('nan')):.1f} "
+                      "when it ran)."]
     return "\n".join(lines) + "\n"
 
 
