@@ -14,7 +14,9 @@ command, end to end (start-up and model loading included), into its own empty ou
 - ``1 process x 2 threads``: ``colorgan colorize --threads 2`` (batches by working shape,
   decode and encode on worker threads);
 - ``2 processes x 1 thread``: ``accelerate launch --multi_gpu --num_processes 2 -m
-  colorgan_hf.cli colorize --threads 1`` on the CPU (ACCELERATE_USE_CPU=1), as the training tests do.
+  colorgan_hf.cli colorize --threads 1`` on the CPU (ACCELERATE_USE_CPU=1), as the training tests do;
+  and the same with ``--bf16`` (the network in bfloat16: different colours, their distance
+  from the float32 outputs printed).
 
 Two rates are printed: end to end (photos over the command's wall time, start-up included:
 ``accelerate launch`` of two processes costs several seconds more than one process), and
@@ -104,6 +106,27 @@ def network_costs(photos: list[tuple[str, Path]], size: int, batch_sizes: tuple[
     return rows
 
 
+def colour_difference(a: Path, b: Path) -> dict | None:
+    """How far the outputs in ``b`` are from those of the same names in ``a``, in 8-bit levels over all pixels."""
+    import numpy as np
+    from PIL import Image
+
+    if not (a.is_dir() and b.is_dir()):
+        return None
+    total = count = over_one = 0
+    worst = 0
+    for left in sorted(p for p in a.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        x = np.asarray(Image.open(left).convert("RGB"), dtype=np.int16)
+        y = np.asarray(Image.open(b / left.relative_to(a)).convert("RGB"), dtype=np.int16)
+        d = np.abs(x - y)
+        total, count = total + int(d.sum()), count + d.size
+        over_one, worst = over_one + int((d > 1).sum()), max(worst, int(d.max()))
+    result = {"mean": round(total / count, 3), "max": worst, "share_over_1": round(over_one / count, 4)}
+    print(f"--bf16 against float32 (2x1 outputs): mean {result['mean']} levels, max {worst}, "
+          f"{100 * result['share_over_1']:.1f}% of values more than 1 level apart", flush=True)
+    return result
+
+
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     """Wall seconds and CPU seconds (user + system, all its processes) of a command, and its stderr."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -122,7 +145,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="Fraction of the 500-photo mix to use (default 1).")
     parser.add_argument("--size", type=int, default=256, help="Working resolution (default 256, the CLI's).")
     parser.add_argument("--batch-size", type=int, default=None, help="--batch-size of the engine (default: its own, 1 on a CPU).")
-    parser.add_argument("--only", nargs="*", default=None, help="Run only these configurations (today, 1x2, 2x1, 2x1-b8; default: the first three).")
+    parser.add_argument("--only", nargs="*", default=None, help="Run only these configurations (today, 1x2, 2x1, 2x1-bf16, 2x1-b8; default: all but 2x1-b8).")
     parser.add_argument("--output", default=str(Path(__file__).with_name("archive.json")), help="JSON result file.")
     parser.add_argument("--network", action="store_true",
                         help="Also time the network alone (one thread, every 5th photo): unchanged vs the engine's copy, batches 1, 2, 8.")
@@ -150,6 +173,8 @@ def main() -> None:
         "1x2": ([*cli, "--threads", "2", "--workers", "2"], env, "1 process x 2 threads"),
         "2x1": ([*launch, "--threads", "1", "--workers", "1"], {**env, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"},
                 "2 processes x 1 thread (accelerate launch)"),
+        "2x1-bf16": ([*launch, "--threads", "1", "--workers", "1", "--bf16"], {**env, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"},
+                     "2 processes x 1 thread, --bf16"),
         # Not run by default: batches of 8 photos of one working shape on the CPU (slower per photo there).
         "2x1-b8": ([*launch, "--threads", "1", "--workers", "1", "--batch-size", "8"],
                    {**env, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}, "2 processes x 1 thread, batches of 8"),
@@ -176,6 +201,7 @@ def main() -> None:
             print(f"{label:45s} {len(photos)} photos in {seconds:7.1f} s  {len(photos) / seconds:6.2f} photos/s  "
                   f"(steady {steady:6.2f})  {1000 * cpu / len(photos):5.0f} CPU ms/photo  (load average before: {load:.1f})",
                   flush=True)
+        bf16_difference = colour_difference(work / "out-2x1", work / "out-2x1-bf16")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     base = next((r for r in rows if r["config"] == "today"), None)
@@ -191,6 +217,7 @@ def main() -> None:
     network = network_costs(photos[::5], args.size) if args.network else None
     result = {"machine": f"{platform.machine()}, {os.cpu_count()} CPU cores", "size": args.size, "batch_size": args.batch_size,
               "mix": {name: sum(1 for n, _ in photos if n == name) for name, _ in MIX}, "rows": rows, "network": network,
+              "bf16_vs_float32_levels": bf16_difference,
               "date": time.strftime("%Y-%m-%d %H:%M")}
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwrote {args.output}")

@@ -57,6 +57,9 @@ class ColorizeSettings:
     quality: int | None = None
     skip_existing: bool = False
     overwrite: bool = False
+    # Run the network under bfloat16 autocast: about 2x faster on CPUs with AVX-512 BF16 (and on
+    # recent GPUs); the colours differ slightly from float32's (bench/archive.py measures both).
+    bf16: bool = False
     # Extra keyword arguments for :func:`colorgan_hf.pipeline.colorize` (e.g. colour hints):
     # when given, each photo goes through colorize() on its own (decode and encode still overlapped).
     colorize_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -231,7 +234,8 @@ def run_batches(
 
     def network(items: list[_Item]) -> list[torch.Tensor]:
         batch = torch.cat([item.prepared.l_small for item in items]).to(device)
-        predicted = generator.predict_ab(batch, settings.vividness)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=settings.bf16 and isinstance(generator, torch.nn.Module)):
+            predicted = generator.predict_ab(batch, settings.vividness).float()
         if not torch.isfinite(predicted).all():
             names = ", ".join(name(item.job) for item in items)
             raise ColorGANError(f"{names}: the model gave non-finite colours (NaN or inf): are its weights finite?")

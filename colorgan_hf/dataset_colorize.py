@@ -282,7 +282,8 @@ def run_from_cli(args: Any) -> int:
     except (ColorGANError, OSError, ValueError) as error:
         raise ColorGANError(f"cannot load model {args.model or 'default'}: {error}") from None
     generator = place_generator(generator, processes.device)
-    settings = ColorizeSettings(size=args.size, saturation=args.saturation, vividness=args.vividness, quality=args.quality)
+    settings = ColorizeSettings(size=args.size, saturation=args.saturation, vividness=args.vividness, quality=args.quality,
+                                bf16=args.bf16)
     from datasets.utils.logging import disable_progress_bar
 
     disable_progress_bar()  # one bar, ours, rather than one for each map, cast and save

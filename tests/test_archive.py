@@ -201,3 +201,20 @@ def test_placed_generator_gives_the_same_colours_and_leaves_the_model_alone(tiny
     before = np.asarray(colorize(photo_paths[0], tiny_unet, size=64)).astype(int)
     after = np.asarray(colorize(photo_paths[0], placed, size=64)).astype(int)
     assert np.abs(before - after).max() <= 1
+
+
+def test_bf16_gives_nearly_the_same_colours(tmp_path, photo_paths):
+    import numpy as np
+
+    from colorgan_hf import load_default
+    from colorgan_hf.batch import ColorizeSettings, colorize_share, place_generator
+
+    model = place_generator(load_default(), "cpu")
+    source = photo_paths[0]
+    results = {}
+    for bf16 in (False, True):
+        target = tmp_path / f"{bf16}.png"
+        assert colorize_share([(source, target)], model, ColorizeSettings(bf16=bf16), workers=0).done == 1
+        results[bf16] = np.asarray(Image.open(target).convert("RGB")).astype(int)
+    difference = np.abs(results[True] - results[False])
+    assert difference.mean() < 1.0 and (difference > 1).mean() < 0.05, (difference.mean(), difference.max())
