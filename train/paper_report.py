@@ -58,9 +58,15 @@ def read_history(run: Path) -> list[dict]:
 
 
 def epoch_rows(history: list[dict]) -> dict[int, dict]:
-    """Epoch number (1-based, as the paper counts) -> that epoch's mean generator MSE and discriminator BCE."""
+    """Epoch number (1-based, as the paper counts) -> that epoch's mean generator MSE and discriminator BCE.
+
+    Only whole epochs: a run stopped mid-epoch logs the means of the steps it made, which is not a row of Table 1.
+    """
+    rows = [row for row in history if "epoch_g_pixel" in row]
+    first = next((row for row in rows if row["epoch"] == 0), None)
+    steps_per_epoch = first["step"] if first else None
     return {row["epoch"] + 1: {"generator_mse": row["epoch_g_pixel"], "discriminator_bce": row.get("epoch_d_loss"), "step": row["step"]}
-            for row in history if "epoch_g_pixel" in row}
+            for row in rows if steps_per_epoch and row["step"] == (row["epoch"] + 1) * steps_per_epoch}
 
 
 def table1(epochs: dict[int, dict]) -> tuple[list[dict], str]:
