@@ -146,7 +146,8 @@ def forward_stats(name: str, model: torch.nn.Module, shape: tuple[int, ...], rep
 # ---------------------------------------------------------------------------- 3. training
 
 
-def training_throughput(preset: str, bf16: bool, channels_last: bool, steps: int, batch: int = 16, side: int = 128) -> dict:
+def training_throughput(preset: str, bf16: bool, channels_last: bool, steps: int, batch: int = 16, side: int = 128,
+                        compile_networks: bool = False) -> dict:
     """Seconds per step of the preset's own train_step (generator and discriminator, adversarial term on)."""
     from accelerate import Accelerator
 
@@ -158,6 +159,8 @@ def training_throughput(preset: str, bf16: bool, channels_last: bool, steps: int
     gen, disc = build_networks(recipe)
     if channels_last:
         gen, disc = gen.to(memory_format=torch.channels_last), disc.to(memory_format=torch.channels_last)
+    if compile_networks:  # compiled on the first, untimed call of timed()
+        gen.net, disc.net = torch.compile(gen.net), torch.compile(disc.net)
     opt_g, opt_d = torch.optim.Adam(gen.parameters(), 2e-4), torch.optim.Adam(disc.parameters(), 2e-4)
     accelerator = Accelerator(cpu=True, mixed_precision="bf16" if bf16 else "no")
     gen, disc, opt_g, opt_d = accelerator.prepare(gen, disc, opt_g, opt_d)
@@ -178,36 +181,17 @@ def paper_training_speed(threads: int, channels_last: bool, compile_networks: bo
 
     Rows differ in one setting each: torch threads, channels_last, ``torch.compile`` of both
     networks. The per-epoch and 20-epoch figures scale images/s to the 2,700 training pairs
-    of the paper-scale set at the paper's batch 64.
+    of the paper-scale set.
     """
-    from accelerate import Accelerator
-
-    from colorgan_hf.models import GANLoss
-    from colorgan_hf.training import PRESETS, LossWeights, build_networks, train_step
-
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        recipe = argparse.Namespace(**{**PRESETS["paper"], "init_generator": None, "preset": "paper"})
-        gen, disc = build_networks(recipe)
-        if channels_last:
-            gen, disc = gen.to(memory_format=torch.channels_last), disc.to(memory_format=torch.channels_last)
-        if compile_networks:
-            gen.net, disc.net = torch.compile(gen.net), torch.compile(disc.net)
-        opt_g, opt_d = torch.optim.Adam(gen.parameters(), 5e-4), torch.optim.Adam(disc.parameters(), 5e-4)
-        accelerator = Accelerator(cpu=True)
-        gen, disc, opt_g, opt_d = accelerator.prepare(gen, disc, opt_g, opt_d)
-        losses, gan = LossWeights.from_args(recipe), GANLoss(recipe.label_noise)
-        side = recipe.resolution
-        batch_data = {"rgb": torch.rand(batch, 3, side, side), "gray": torch.rand(batch, 1, side, side)}
-        step = lambda: train_step(batch_data, gen, disc, opt_g, opt_d, losses, gan, None, accelerator)  # noqa: E731
-        step()  # a compiled network compiles here, outside the timing
-        seconds = timed(step, steps, warmup=1)
+        row = training_throughput("paper", False, channels_last, steps, batch=batch, side=120, compile_networks=compile_networks)
     finally:
         torch.set_num_threads(previous_threads)
-    images_per_s = batch / seconds
+    images_per_s = row["images_per_s"]
     return {"threads": threads, "channels_last": channels_last, "compile": compile_networks, "batch": batch,
-            "s_per_step": round(seconds, 3), "images_per_s": round(images_per_s, 2),
+            "s_per_step": row["s_per_step"], "images_per_s": images_per_s,
             "min_per_epoch_2700": round(2700 / images_per_s / 60, 1), "hours_to_epoch_20": round(20 * 2700 / images_per_s / 3600, 2)}
 
 

@@ -156,6 +156,16 @@ def _generator(model):
     return load_model(model)
 
 
+def check_options(saturation: float, vividness: float | None, batch_size: int) -> None:
+    """The checks every colorizing entry point (photos, videos) makes of its common options."""
+    if saturation < 0:
+        raise ValueError(f"saturation must be >= 0, got {saturation}")
+    if vividness is not None and not 0.0 <= vividness <= 1.0:
+        raise ValueError(f"vividness must be in [0, 1], got {vividness}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+
+
 def _parse_hints(hints, single: bool) -> list:
     """The parsed hints of a call (empty without any); hints go with a single photo only."""
     if hints is None:
@@ -241,12 +251,7 @@ def colorize(
         ImageLoadError: an input cannot be read; the message names it and says why.
         HintError: a hint is malformed or off the photo (or hints were given with a list of photos).
     """
-    if saturation < 0:
-        raise ValueError(f"saturation must be >= 0, got {saturation}")
-    if vividness is not None and not 0.0 <= vividness <= 1.0:
-        raise ValueError(f"vividness must be in [0, 1], got {vividness}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    check_options(saturation, vividness, batch_size)
     single = isinstance(image, (str, os.PathLike, Image.Image, np.ndarray, LoadedImage))
     sources = [image] if single else list(image)
     parsed_hints = _parse_hints(hints, single)

@@ -420,16 +420,11 @@ def colorize_video(
     Raises:
         VideoLoadError: the input is missing, not a video, or over a limit.
     """
-    from .pipeline import _eval_mode, _finish, _generator, _Prepared, working_shape
+    from .pipeline import _eval_mode, _finish, _generator, _Prepared, check_options, working_shape
 
     av = _av()
     _cv2()
-    if saturation < 0:
-        raise ValueError(f"saturation must be >= 0, got {saturation}")
-    if vividness is not None and not 0.0 <= vividness <= 1.0:
-        raise ValueError(f"vividness must be in [0, 1], got {vividness}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    check_options(saturation, vividness, batch_size)
     if not 0 <= crf <= 51:
         raise ValueError(f"crf must be between 0 and 51, got {crf}")
     stabilizer = ChromaStabilizer(stability)

@@ -328,6 +328,12 @@ def pixels_of(path: str) -> int:
         return 0
 
 
+def check_model(models: dict[str, colorgan_hf.ColorGenerator], model_name: str) -> None:
+    """Every tab's handler: a model name the page never offered is a message, not a KeyError."""
+    if model_name not in models:
+        raise gr.Error(f"Unknown model {model_name!r}.", print_exception=False)
+
+
 def session_of(request: gr.Request | None) -> str | None:
     return getattr(request, "session_hash", None) if request is not None else None
 
@@ -337,8 +343,7 @@ def make_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage
         start = time.perf_counter()
         if not image:
             raise gr.Error(NO_PHOTO, print_exception=False)
-        if model_name not in models:
-            raise gr.Error(f"Unknown model {model_name!r}.", print_exception=False)
+        check_model(models, model_name)
         with storage.using(image):
             return colorize_one(image, size, saturation, model_name, session_of(request), start)
 
@@ -377,8 +382,7 @@ def make_batch_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: S
             raise gr.Error("Upload one or more photos first.", print_exception=False)
         if len(files) > BATCH_MAX_FILES:
             raise gr.Error(f"{len(files)} photos: the batch takes at most {BATCH_MAX_FILES} at once.", print_exception=False)
-        if model_name not in models:
-            raise gr.Error(f"Unknown model {model_name!r}.", print_exception=False)
+        check_model(models, model_name)
         need = sum(min(pixels_of(f), MAX_PIXELS) for f in files) * DISK_BYTES_PER_PIXEL
         with storage.using(*files):
             request_dir = storage.new_result_dir(session_of(request), need)
@@ -469,8 +473,7 @@ def make_hints_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: S
             if live:
                 return CLEAR
             raise gr.Error(NO_PHOTO, print_exception=False)
-        if model_name not in models:
-            raise gr.Error(f"Unknown model {model_name!r}.", print_exception=False)
+        check_model(models, model_name)
         photo, hints = editor_hints(editor)
         height, width = photo.shape[:2]
         try:
@@ -560,8 +563,7 @@ def make_video_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: S
         start = time.perf_counter()
         if not video:
             raise gr.Error(NO_VIDEO, print_exception=False)
-        if model_name not in models:
-            raise gr.Error(f"Unknown model {model_name!r}.", print_exception=False)
+        check_model(models, model_name)
         if not 0.0 <= float(stability) < 1.0:
             raise gr.Error(f"Stability must be in [0, 1), got {stability}.", print_exception=False)
         with storage.using(video):
