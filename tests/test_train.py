@@ -214,3 +214,65 @@ def test_without_the_adversarial_term_nothing_speaks_of_a_discriminator(train_pa
     header, tiles = grid[:14], grid[14:]
     assert header.shape[1] == 3 * 32 and tiles.shape[0] % 32 == 0
     assert (header < 128).any() and (header >= 250).mean() > 0.5, "dark column names on a white header"
+
+
+def test_preloaded_batches_are_crops_of_the_pairs_seeded_by_epoch_and_shared_out_by_process(train_pair_dir):
+    import datasets
+
+    split = datasets.load_from_disk(str(train_pair_dir))["train"]
+    loader = train_lib.DeviceBatches(split, resolution=32, batch_size=3, seed=0)
+    assert loader.data.dtype == torch.uint8 and loader.data.shape[1:] == (4, 64, 64)  # RGB + gray, central squares
+    assert len(loader) == len(split) // 3
+    batches = list(loader)
+    assert len(batches) == len(loader)
+    for batch in batches:
+        assert batch["rgb"].shape == (3, 3, 32, 32) and batch["gray"].shape == (3, 1, 32, 32)
+        # Each crop (flipped or not) of both halves of a pair comes from the same window: the gray is
+        # the luma of the colour, so a crop of one and a mismatched crop of the other would not agree.
+        luma = (batch["rgb"] * torch.tensor([0.299, 0.587, 0.114])[:, None, None]).sum(1, keepdim=True)
+        assert (luma - batch["gray"]).abs().mean() < 0.02
+    # Every crop is a window of a stored image, as it is or mirrored.
+    for image in batches[0]["rgb"]:
+        image = (image * 255).round().to(torch.uint8)
+        windows = [s[:3, t:t + 32, l:l + 32] for s in loader.data for t in range(33) for l in range(33)]
+        assert any(image.equal(w) or image.equal(w.flip(-1)) for w in windows)
+    again = list(train_lib.DeviceBatches(split, resolution=32, batch_size=3, seed=0))
+    assert all(a["rgb"].equal(b["rgb"]) for a, b in zip(batches, again)), "the same (seed, epoch) gives the same batches"
+    loader.epoch = 1
+    assert not all(a["rgb"].equal(b["rgb"]) for a, b in zip(batches, loader)), "another epoch shuffles and crops anew"
+    assert [b["rgb"] for b in loader.batches(skip=1)][0].equal(list(loader)[1]["rgb"]), "a resumed epoch skips into the same batches"
+    # Two processes split every epoch between them: disjoint images, the same number of steps
+    # (noise images, so that no two rows are mirrors of each other as the test photos are).
+    import datasets
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    noise = [Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)) for _ in range(9)]
+    split = datasets.Dataset.from_dict({"color": noise, "gray": [im.convert("L") for im in noise]},
+                                       features=datasets.Features({"color": datasets.Image(), "gray": datasets.Image()}))
+    halves = [train_lib.DeviceBatches(split, resolution=32, batch_size=2, seed=0, process_index=i, num_processes=2) for i in (0, 1)]
+    assert len(halves[0]) == len(halves[1]) == 2
+    images = [[img for b in h for img in b["rgb"]] for h in halves]
+    originals = [torch.from_numpy(np.array(im)).permute(2, 0, 1) for im in noise]
+
+    def row_of(img):
+        img = (img * 255).round().to(torch.uint8)
+        return next(i for i, o in enumerate(originals) for t in range(9) for l in range(9)
+                    if img.equal(o[:, t:t + 32, l:l + 32]) or img.equal(o[:, t:t + 32, l:l + 32].flip(-1)))
+
+    rows = [{row_of(img) for img in part} for part in images]
+    assert len(rows[0]) == len(rows[1]) == 4 and not rows[0] & rows[1]
+
+
+def test_preload_data_trains_and_resumes_like_the_loader(train_pair_dir, tmp_path):
+    common = ["--dataset_dir", str(train_pair_dir), "--resolution", "32", "--preload_data", "--checkpointing_steps", "2",
+              "--validation_steps", "100", *TINY]
+    straight = tmp_path / "straight"
+    assert run(["--output_dir", str(straight), "--max_train_steps", "4", *common])["global_step"] == 4
+    stopped = tmp_path / "stopped"
+    run(["--output_dir", str(stopped), "--max_train_steps", "2", *common])
+    run(["--output_dir", str(stopped), "--max_train_steps", "4", "--resume_from_checkpoint", "latest", *common])
+    a = load_file(straight / "generator" / "model.safetensors")
+    b = load_file(stopped / "generator" / "model.safetensors")
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-5, rtol=1e-4, msg=f"{name} differs after resuming")

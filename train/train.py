@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from colorgan_hf.errors import ColorGANError
 from colorgan_hf.models import GENERATORS, GANLoss
-from colorgan_hf.training import (PRESETS, LossWeights, NonFiniteLossError, RunLog, StopRequest, build_networks, claim_output_dir, epoch_batches,
+from colorgan_hf.training import (PRESETS, DeviceBatches, LossWeights, NonFiniteLossError, RunLog, StopRequest, build_networks, claim_output_dir, epoch_batches,
                                   estimate_rebalancer, finish_run, list_checkpoints, load_pairs, lr_factor, make_loaders, resume_state,
                                   save_checkpoint, train_step, validate)
 
@@ -44,6 +44,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                            "proportion to (its photo count)**POWER. Alone, POWER is 0: every source equally often; 0.5 tempers "
                            "the imbalance without repeating a 30-photo folder a quarter of the time; 1 is no re-weighting.")
     data.add_argument("--dataloader_num_workers", type=int, default=0, help="Data loading worker processes per training process.")
+    data.add_argument("--preload_data", action="store_true",
+                      help="Decode the training split once into the device's memory and crop, flip and batch it there (for GPUs, "
+                           "where a small network outruns the loader; each image is kept as its central square).")
 
     recipe = parser.add_argument_group("recipe (unset flags take the preset's value)")
     recipe.add_argument("--preset", choices=sorted(PRESETS), default="default", help="`paper`: the paper's networks and losses as written. `default`: ours.")
@@ -118,6 +121,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         inside = (value >= low if left == "[" else value > low) and (value <= high if right == "]" else value < high)
         if not (inside and math.isfinite(value)):
             parser.error(f"--{flag} must be in {left}{low:g}, {high:g}{right}, got {value}")
+    if args.preload_data and args.balance_sources is not None:
+        parser.error("--preload_data draws every photo once per epoch: it cannot be combined with --balance_sources")
     if args.push_to_hub and not args.hub_model_id:
         parser.error("--push_to_hub needs --hub_model_id")
     return args
@@ -144,6 +149,11 @@ def train(accelerator: Accelerator, args: argparse.Namespace, output_dir: Path) 
     pairs = load_pairs(args, accelerator.main_process_first)
     train_loader, test_loader, train_transform = make_loaders(pairs, args.resolution, args.train_batch_size, args.seed,
                                                              args.balance_sources, args.dataloader_num_workers)
+    if args.preload_data:
+        train_loader = train_transform = DeviceBatches(pairs["train"], args.resolution, args.train_batch_size, args.seed,
+                                                       accelerator.device, accelerator.process_index, accelerator.num_processes)
+    # Fixed input sizes: let cuDNN pick its fastest kernels once.
+    torch.backends.cudnn.benchmark = True
     generator, discriminator = build_networks(args)
     if args.channels_last:
         generator, discriminator = (net.to(memory_format=torch.channels_last) for net in (generator, discriminator))
