@@ -252,8 +252,16 @@ def test_browser_red_stroke_makes_its_region_red(tmp_path):
             chooser.value.set_files(str(photo))
             canvas = page.locator("#hints-editor canvas").first
             canvas.wait_for(state="visible", timeout=30_000)
-            page.wait_for_timeout(1500)
-            box = canvas.bounding_box()
+            # The editor lays the photo out in steps: wait until the canvas keeps its size (a busy
+            # machine can take seconds), so the stroke lands where it is aimed.
+            box, last = None, None
+            for _ in range(120):
+                box = canvas.bounding_box()
+                if box and box == last and box["width"] > 100:
+                    break
+                last = box
+                page.wait_for_timeout(250)
+            page.wait_for_timeout(500)
             # The photo fills the canvas's width: a red (the brush's default colour) stroke
             # down the middle of the mid-gray right band.
             left, top, width = box["x"], box["y"] + (box["height"] - box["width"] * 240 / 360) / 2, box["width"]
@@ -265,8 +273,20 @@ def test_browser_red_stroke_makes_its_region_red(tmp_path):
             info = page.locator("#hints-info")
             info.get_by_text("1 hint colour").wait_for(timeout=60_000)
 
+            hrefs: list[str] = []
+
             def result() -> torch.Tensor:
-                href = page.locator("#hints-download a").first.get_attribute("href")
+                # The info line and the download link update from one event; under load the link can
+                # come a moment later: wait for a new one before reading it.
+                link = page.locator("#hints-download a").first
+                href = None
+                for _ in range(120):
+                    href = link.get_attribute("href") if link.count() else None
+                    if href and href not in hrefs:
+                        break
+                    page.wait_for_timeout(250)
+                assert href and href not in hrefs, f"no new result link (had {hrefs}, now {href})"
+                hrefs.append(href)
                 body = page.request.get(href if href.startswith("http") else url + href).body()
                 path = tmp_path / "result.png"
                 path.write_bytes(body)
