@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from .color import normalize_ab, rgb_to_lab
-from .data import PairTransform, _crop, build_pair_dataset, undecoded, with_row_index
+from .data import DECODE_ERRORS, PairTransform, _crop, _decode, build_pair_dataset, undecoded, with_row_index
 from .errors import ColorGANError
 from .files import atomic_path, write_atomic
 from .images import save_image_atomic, to_pil
@@ -196,8 +196,7 @@ class DeviceBatches:
 
     @staticmethod
     def _stack(images: list, resolution: int, decode: PairTransform) -> torch.Tensor:
-        from .data import DECODE_ERRORS, _decode
-
+        """Decoded pairs -> (N, 4, S, S) uint8 central squares; unreadable rows are skipped (and recorded)."""
         pils = []
         for row, (color, gray) in enumerate(images):
             try:

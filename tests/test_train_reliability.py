@@ -388,3 +388,18 @@ def test_a_corrupt_row_in_the_pair_set_is_skipped_and_training_goes_on(corrupt_p
 @pytest.fixture(scope="module")
 def corrupt_pair_dir(train_pair_dir, tmp_path_factory):
     return corrupt_one_row(train_pair_dir, tmp_path_factory.mktemp("corrupt") / "pairs", row=3, splits=("train",)), 3
+
+
+def test_a_corrupt_row_is_left_out_of_the_preloaded_pairs_too(corrupt_pair_dir, tmp_path, caplog):
+    data, bad_row = corrupt_pair_dir
+    with caplog.at_level("WARNING"):
+        result = run(["--dataset_dir", str(data), "--output_dir", str(tmp_path / "run"), "--preload_data", *TINY,
+                      "--max_train_steps", "3"])
+    assert result["global_step"] == 3
+    assert f"pair set row {bad_row} " in caplog.text and "unreadable image, skipped" in caplog.text
+
+
+def test_preload_data_refuses_source_balancing(train_pair_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        run(["--dataset_dir", str(train_pair_dir), "--output_dir", str(tmp_path / "run"), "--preload_data", "--balance_sources"])
+    assert "--preload_data" in capsys.readouterr().err
