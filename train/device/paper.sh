@@ -9,3 +9,4 @@ if [ ! -d runs/gpu/paper/generator ]; then
   python3 train/train.py $common --resume_from_checkpoint latest --max_train_steps $step
 fi
 echo "paper done"
+[ -n "$OUT" ] && tar cf $OUT/paper.tar -C runs/gpu/paper generator history.json loss_curves.png
