@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import inspect
+import io
 import json
 import logging
 import math
@@ -26,7 +27,7 @@ import torch
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from .color import normalize_ab, rgb_to_lab
-from .data import DECODE_ERRORS, PairTransform, _crop, _decode, build_pair_dataset, undecoded, with_row_index
+from .data import DECODE_ERRORS, PairTransform, build_pair_dataset, undecoded, with_row_index
 from .errors import ColorGANError
 from .files import atomic_path, write_atomic
 from .images import save_image_atomic, to_pil
@@ -168,6 +169,17 @@ def make_loaders(pairs, resolution: int, batch_size: int, seed: int = 0, balance
     return train_loader, test_loader, train_transform
 
 
+def _short_side(value: dict) -> int | None:
+    """The short side of a stored image ({"bytes", "path"}) from its header alone; None if unreadable."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(value["bytes"]) if value.get("bytes") is not None else value["path"]) as image:
+            return min(image.size)
+    except (*DECODE_ERRORS, KeyError, TypeError):
+        return None
+
+
 class DeviceBatches:
     """The training split decoded once into memory on ``device``, then served as batches
     with no loader processes and no decoding per epoch (``train.py --preload_data``).
@@ -184,34 +196,22 @@ class DeviceBatches:
 
     def __init__(self, split, resolution: int, batch_size: int, seed: int = 0, device: torch.device | str = "cpu",
                  process_index: int = 0, num_processes: int = 1) -> None:
-        decode = PairTransform(resolution, train=False)  # only its record of skipped rows is used
-        rows = undecoded(split)
-        images = [pair for start in range(0, len(rows), 256)
-                  for pair in zip(rows[start:start + 256]["color"], rows[start:start + 256]["gray"])]
+        rows = with_row_index(split)
+        sides = [side for value in rows["color"] if (side := _short_side(value)) is not None]
+        if not sides:
+            raise ColorGANError("the training split has no readable image")
+        # The loader's own decoding, central crops and skipping of unreadable rows, at the common square side.
+        decode = PairTransform(max(resolution, min(sides)), train=False)
+        chunks = []
+        for start in range(0, len(rows), 256):
+            pairs = decode(rows[start:start + 256])
+            if pairs["rgb"]:
+                chunks.append(torch.cat([torch.stack(pairs["rgb"]), torch.stack(pairs["gray"])], dim=1).mul_(255).round_().to(torch.uint8))
+        self.data = torch.cat(chunks).to(device)  # (N, 4, S, S) uint8: RGB and gray
+        self.skipped = decode.skipped
         self.resolution, self.batch_size, self.seed = resolution, batch_size, seed
         self.process_index, self.num_processes = process_index, num_processes
         self.epoch = 0
-        self.skipped = decode.skipped
-        self.data = self._stack(images, resolution, decode).to(device)  # (N, 4, S, S) uint8: RGB and gray
-
-    @staticmethod
-    def _stack(images: list, resolution: int, decode: PairTransform) -> torch.Tensor:
-        """Decoded pairs -> (N, 4, S, S) uint8 central squares; unreadable rows are skipped (and recorded)."""
-        pils = []
-        for row, (color, gray) in enumerate(images):
-            try:
-                pils.append((_decode(color).convert("RGB"), _decode(gray).convert("L")))
-            except DECODE_ERRORS as error:
-                decode._skip(row, None, error)
-        if not pils:
-            raise ColorGANError("the training split has no readable image")
-        side = max(resolution, min(min(c.size) for c, _ in pils))
-        out = torch.empty(len(pils), 4, side, side, dtype=torch.uint8)
-        for i, (color, gray) in enumerate(pils):
-            color, gray = _crop(color, side, None), _crop(gray, side, None)
-            out[i, :3] = torch.from_numpy(np.array(color)).permute(2, 0, 1)
-            out[i, 3] = torch.from_numpy(np.array(gray))
-        return out
 
     def __len__(self) -> int:
         return max(len(self.data) // (self.batch_size * self.num_processes), 1)

@@ -6,11 +6,10 @@ python3 train/device/unpack.py gpu/train128 runs/train128_full 2>&1 | tail -1
 common="--preset default --dataset_dir runs/train128_full --preload_data --resolution 112 --train_batch_size 64 --gen_base_channels 48
  --num_epochs 100000 --mixed_precision bf16 --checkpointing_steps 2000 --checkpoints_total_limit 1 --validation_steps 2000
  --logging_steps 100 --max_eval_samples 512 --report_to none"
-stage() {  # stage OUTDIR SECONDS flags...
+source train/device/stage.sh
+stage() {  # stage OUTDIR SECONDS flags...: train, save generator/, send it to $OUT
   out=$1; secs=$2; shift 2
-  timeout -s TERM $secs python3 train/train.py $common --output_dir $out "$@" > $out.log 2>&1
-  step=$(ls -d $out/checkpoint-* | sed 's/.*checkpoint-//' | sort -n | tail -1)
-  python3 train/train.py $common --output_dir $out "$@" --resume_from_checkpoint latest --max_train_steps $step >> $out.log 2>&1
+  train_for $secs $out $common "$@" > $out.log 2>&1
   tar cf $OUT/$(basename $out).tar -C $out generator history.json loss_curves.png
 }
 variant() {
