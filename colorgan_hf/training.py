@@ -552,10 +552,17 @@ class StopRequest:
             signal.signal(sig, handler)
 
 
-def epoch_batches(loader, skip: int, accelerator) -> Iterator:
-    """The loader (a DataLoader or :class:`DeviceBatches`), skipping the first ``skip`` batches of a resumed epoch."""
+def epoch_batches(loader, epoch: int, skip: int, accelerator) -> Iterator:
+    """Epoch ``epoch`` of the loader (a DataLoader or :class:`DeviceBatches`), skipping the first ``skip`` batches of a resumed epoch.
+
+    The prepared DataLoader's seeded shuffle is keyed by its own count of passes, which a
+    resumed run starts at 0: setting the epoch makes a resumed run draw the same order as one
+    that never stopped.
+    """
     if isinstance(loader, DeviceBatches):
+        loader.epoch = epoch
         return loader.batches(skip)
+    loader.set_epoch(epoch)
     return accelerator.skip_first_batches(loader, skip) if skip else loader
 
 
@@ -675,7 +682,12 @@ def validate(generator, test_loader: DataLoader, fixed_batch: dict, args: argpar
 
 
 class RunLog:
-    """The history of logged losses (saved with every checkpoint) and the per-epoch means (the paper's Table 1)."""
+    """The history of logged losses (saved with every checkpoint) and the per-epoch means (the paper's Table 1).
+
+    An epoch cut by a checkpoint or a stop is logged as a part (a row with its ``epoch_steps``):
+    the parts' sums live in the history that travels with each checkpoint, so a resumed run
+    still gets the whole epoch's mean from :func:`epoch_means`.
+    """
 
     def __init__(self, accelerator, history: list[dict], every: int, adversarial: bool) -> None:
         self.accelerator, self.history, self.every, self.adversarial = accelerator, history, every, adversarial
@@ -690,15 +702,51 @@ class RunLog:
             self.accelerator.log(logs, step=step)
             self.history.append({"step": step, **logs})
 
-    def end_epoch(self, epoch: int, step: int, pixel_loss_name: str) -> None:
+    def end_epoch(self, epoch: int, step: int, pixel_loss_name: str, steps_per_epoch: int) -> None:
+        """Log the steps made since the last part of this epoch; the epoch's mean when it is whole."""
         if not self.count:
             return
-        means = {f"epoch_{key}": value / self.count for key, value in self.sums.items()}
-        self.accelerator.log(means, step=step)
-        self.history.append({"step": step, "epoch": epoch, **means})
-        d_part = f", discriminator BCE {means['epoch_d_loss']:.4f}" if self.adversarial else ""
-        logger.info(f"epoch {epoch}: generator {pixel_loss_name} {means['epoch_g_pixel']:.5f}{d_part}")
+        self.history.append({"step": step, "epoch": epoch, "epoch_steps": self.count,
+                             **{f"epoch_{key}": value / self.count for key, value in self.sums.items()}})
         self.sums, self.count = {}, 0
+        whole = epoch_means(self.history).get(epoch)
+        if whole is None or whole["steps"] != steps_per_epoch:
+            return
+        self.accelerator.log({f"epoch_{key}": whole[key] for key in ("g_pixel", "d_loss")}, step=step)
+        d_part = f", discriminator BCE {whole['d_loss']:.4f}" if self.adversarial else ""
+        logger.info(f"epoch {epoch}: generator {pixel_loss_name} {whole['g_pixel']:.5f}{d_part}")
+
+
+def epoch_means(history: list[dict]) -> dict[int, dict]:
+    """Epoch (0-based) -> ``g_pixel``, ``d_loss`` (means over the steps logged for it), ``steps`` and the last ``step``.
+
+    The parts of an epoch split by resumes are pooled, weighted by their steps. Rows written
+    before ``epoch_steps`` was logged count the steps since the previous part of the epoch
+    (a resume starts at the step its checkpoint logged).
+    """
+    merged: dict[int, dict] = {}
+    for row in sorted((row for row in history if "epoch_g_pixel" in row), key=lambda row: row["step"]):
+        entry = merged.setdefault(row["epoch"], {"g_pixel": 0.0, "d_loss": 0.0, "steps": 0, "step": None})
+        if "epoch_steps" in row:
+            steps = row["epoch_steps"]
+        elif entry["step"] is not None:
+            steps = row["step"] - entry["step"]
+        else:
+            steps = _first_part_steps(history, row)
+        for key in ("g_pixel", "d_loss"):
+            entry[key] += row.get(f"epoch_{key}", 0.0) * steps
+        entry["steps"] += steps
+        entry["step"] = row["step"]
+    for entry in merged.values():
+        entry["g_pixel"] /= entry["steps"]
+        entry["d_loss"] /= entry["steps"]
+    return merged
+
+
+def _first_part_steps(history: list[dict], row: dict) -> int:
+    """Steps in the first logged part of an epoch (old rows): the steps since the previous epoch's last row, or since 0."""
+    before = [other["step"] for other in history if "epoch_g_pixel" in other and other["epoch"] < row["epoch"]]
+    return row["step"] - max(before, default=0)
 
 
 def finish_run(accelerator, generator, discriminator, args: argparse.Namespace, history: list[dict], output_dir: Path) -> None:

@@ -72,6 +72,40 @@ def test_every_epoch_has_its_means_across_a_resume(train_pair_dir, tmp_path):
     assert all(h["epoch_d_loss"] > 0 for h in history if "epoch_d_loss" in h)
 
 
+def test_a_run_resumed_mid_epoch_from_an_older_checkpoint_keeps_the_data_order_and_whole_epoch_means(train_pair_dir, tmp_path):
+    # Table 1 takes the mean over every step of an epoch. A run stopped at step 3 and resumed from
+    # checkpoint-2 (as after a kill) must pool the parts it kept (steps 1-2 and 3-4), not log steps 3-4 alone,
+    # and draw epoch 1 in the same order as a run that never stopped (the loader counted its passes from 0).
+    common = ["--dataset_dir", str(train_pair_dir), "--resolution", "32", "--max_train_samples", "8", "--checkpointing_steps", "1",
+              "--validation_steps", "100", "--logging_steps", "1", *TINY]
+    straight, cut = tmp_path / "straight", tmp_path / "cut"
+    run(["--output_dir", str(straight), "--max_train_steps", "8", *common])
+    run(["--output_dir", str(cut), "--max_train_steps", "3", *common])
+    kept = json.loads((cut / "checkpoint-2" / "history.json").read_text())
+    assert [(h["epoch"], h["epoch_steps"]) for h in kept if "epoch_g_pixel" in h] == [(0, 1), (0, 1)], "each checkpoint keeps its part"
+    run(["--output_dir", str(cut), "--max_train_steps", "8", "--resume_from_checkpoint", str(cut / "checkpoint-2"), *common])
+    want = train_lib.epoch_means(json.loads((straight / "history.json").read_text()))
+    got = train_lib.epoch_means(json.loads((cut / "history.json").read_text()))
+    assert [(e, got[e]["steps"], got[e]["step"]) for e in got] == [(0, 4, 4), (1, 4, 8)]
+    per_step = {h["step"]: h["g_pixel"] for h in json.loads((cut / "history.json").read_text()) if "g_pixel" in h and "epoch" in h and "lr" in h}
+    assert got[0]["g_pixel"] == pytest.approx(np.mean([per_step[s] for s in range(1, 5)]), rel=1e-6), "the mean of exactly steps 1-4"
+    for epoch in (0, 1):
+        assert got[epoch]["g_pixel"] == pytest.approx(want[epoch]["g_pixel"], rel=1e-3)
+        assert got[epoch]["d_loss"] == pytest.approx(want[epoch]["d_loss"], rel=1e-3)
+
+
+def test_epoch_means_pool_the_parts_of_old_histories_by_their_steps():
+    # Rows written before `epoch_steps` existed: a part counts the steps since the epoch's previous part.
+    history = [{"step": 4, "epoch": 0, "epoch_g_pixel": 0.4, "epoch_d_loss": 1.0},
+               {"step": 5, "epoch": 1, "epoch_g_pixel": 0.1, "epoch_d_loss": 0.5},
+               {"step": 8, "epoch": 1, "epoch_g_pixel": 0.3, "epoch_d_loss": 0.7}]
+    means = train_lib.epoch_means(history)
+    assert means[0] == {"g_pixel": pytest.approx(0.4), "d_loss": pytest.approx(1.0), "steps": 4, "step": 4}
+    assert means[1]["steps"] == 4 and means[1]["step"] == 8
+    assert means[1]["g_pixel"] == pytest.approx((0.1 * 1 + 0.3 * 3) / 4)
+    assert means[1]["d_loss"] == pytest.approx((0.5 * 1 + 0.7 * 3) / 4)
+
+
 @pytest.mark.parametrize("kind", ["constant", "cosine"])
 def test_learning_rate_schedule_warms_up_then_holds_or_decays(kind):
     from training import train_script

@@ -20,7 +20,7 @@ import torch
 
 from colorgan_hf import ColorGenerator
 from colorgan_hf.files import atomic_path, write_atomic
-from colorgan_hf.training import HISTORY_FILE, evaluate_generator, latest_checkpoint, make_loaders
+from colorgan_hf.training import HISTORY_FILE, epoch_means, evaluate_generator, latest_checkpoint, make_loaders
 
 logger = logging.getLogger("colorgan_hf.paper_report")
 
@@ -60,13 +60,14 @@ def read_history(run: Path) -> list[dict]:
 def epoch_rows(history: list[dict]) -> dict[int, dict]:
     """Epoch number (1-based, as the paper counts) -> that epoch's mean generator MSE and discriminator BCE.
 
-    Only whole epochs: a run stopped mid-epoch logs the means of the steps it made, which is not a row of Table 1.
+    Only whole epochs: the parts of an epoch split by resumes are pooled (:func:`epoch_means`);
+    an epoch the run left unfinished is not a row of Table 1.
     """
-    rows = [row for row in history if "epoch_g_pixel" in row]
-    first = next((row for row in rows if row["epoch"] == 0), None)
-    steps_per_epoch = first["step"] if first else None
-    return {row["epoch"] + 1: {"generator_mse": row["epoch_g_pixel"], "discriminator_bce": row.get("epoch_d_loss"), "step": row["step"]}
-            for row in rows if steps_per_epoch and row["step"] == (row["epoch"] + 1) * steps_per_epoch}
+    means = epoch_means(history)
+    steps_per_epoch = means[0]["step"] if 0 in means else None
+    return {epoch + 1: {"generator_mse": row["g_pixel"], "discriminator_bce": row["d_loss"] or None, "step": row["step"]}
+            for epoch, row in means.items()
+            if steps_per_epoch and row["steps"] == steps_per_epoch and row["step"] == (epoch + 1) * steps_per_epoch}
 
 
 def table1(epochs: dict[int, dict]) -> tuple[list[dict], str]:

@@ -182,7 +182,7 @@ def train(accelerator: Accelerator, args: argparse.Namespace, output_dir: Path) 
     with StopRequest() as stop:
         for epoch in range(first_epoch, math.ceil(max_steps / steps_per_epoch)):
             train_transform.epoch = epoch
-            for batch in epoch_batches(train_loader, skip if epoch == first_epoch else 0, accelerator):
+            for batch in epoch_batches(train_loader, epoch, skip if epoch == first_epoch else 0, accelerator):
                 if global_step >= max_steps or stop.requested:
                     break
                 try:
@@ -201,8 +201,9 @@ def train(accelerator: Accelerator, args: argparse.Namespace, output_dir: Path) 
                     validate(generator, test_loader, fixed_batch, args, accelerator, global_step, history, output_dir)
                 # A checkpoint that falls on an epoch's last step waits for that epoch's means (Table 1).
                 if global_step % args.checkpointing_steps == 0 and global_step % steps_per_epoch:
+                    run_log.end_epoch(epoch, global_step, args.pixel_loss, steps_per_epoch)
                     save_checkpoint(accelerator, output_dir, global_step, args.checkpoints_total_limit, history)
-            run_log.end_epoch(epoch, global_step, args.pixel_loss)
+            run_log.end_epoch(epoch, global_step, args.pixel_loss, steps_per_epoch)
             if global_step % args.checkpointing_steps == 0 and not global_step % steps_per_epoch:
                 save_checkpoint(accelerator, output_dir, global_step, args.checkpoints_total_limit, history)
             if global_step >= max_steps or stop.requested:
