@@ -11,12 +11,18 @@ command, end to end (start-up and model loading included), into its own empty ou
 - ``today``: the per-file loop ``colorgan colorize`` ran before the batch engine: for each
   file, ``colorize(file)`` then ``save_image_atomic`` with its metadata, decode and encode
   serial, torch's default threads;
-- ``1 process x 2 threads``: ``colorgan colorize --threads 2`` (batches by working shape,
-  decode and encode on worker threads);
+- ``1 process x 2 threads, on one photo at a time``: ``colorgan colorize --threads 2
+  --photos-at-once 1`` (both threads on each photo's operations; decode and encode on worker
+  threads);
+- ``1 process x 2 threads, a photo on each``: ``colorgan colorize --threads 2`` (the CPU
+  default for a folder: two photos side by side, each on one thread from reading to writing);
 - ``2 processes x 1 thread``: ``accelerate launch --multi_gpu --num_processes 2 -m
   colorgan_hf.cli colorize --threads 1`` on the CPU (ACCELERATE_USE_CPU=1), as the training tests do;
   and the same with ``--bf16`` (the network in bfloat16: different colours, their distance
-  from the float32 outputs printed).
+  from the float32 outputs printed);
+- the two fastest float32 ones again with ``--model colorgan-default.onnx``: the shipped model
+  exported once by ``colorgan export-onnx`` before the timings, run by ONNX Runtime (float32;
+  its distance from PyTorch's outputs printed).
 
 Two rates are printed: end to end (photos over the command's wall time, start-up included:
 ``accelerate launch`` of two processes costs several seconds more than one process), and
@@ -106,7 +112,7 @@ def network_costs(photos: list[tuple[str, Path]], size: int, batch_sizes: tuple[
     return rows
 
 
-def colour_difference(a: Path, b: Path) -> dict | None:
+def colour_difference(a: Path, b: Path, label: str) -> dict | None:
     """How far the outputs in ``b`` are from those of the same names in ``a``, in 8-bit levels over all pixels."""
     import numpy as np
     from PIL import Image
@@ -122,7 +128,7 @@ def colour_difference(a: Path, b: Path) -> dict | None:
         total, count = total + int(d.sum()), count + d.size
         over_one, worst = over_one + int((d > 1).sum()), max(worst, int(d.max()))
     result = {"mean": round(total / count, 3), "max": worst, "share_over_1": round(over_one / count, 4)}
-    print(f"--bf16 against float32 (2x1 outputs): mean {result['mean']} levels, max {worst}, "
+    print(f"{label} against PyTorch float32 (2x1 outputs): mean {result['mean']} levels, max {worst}, "
           f"{100 * result['share_over_1']:.1f}% of values more than 1 level apart", flush=True)
     return result
 
@@ -145,7 +151,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="Fraction of the 500-photo mix to use (default 1).")
     parser.add_argument("--size", type=int, default=256, help="Working resolution (default 256, the CLI's).")
     parser.add_argument("--batch-size", type=int, default=None, help="--batch-size of the engine (default: its own, 1 on a CPU).")
-    parser.add_argument("--only", nargs="*", default=None, help="Run only these configurations (today, 1x2, 2x1, 2x1-bf16, 2x1-b8; default: all but 2x1-b8).")
+    parser.add_argument("--only", nargs="*", default=None, help="Run only these configurations (today, 1x2-one, 1x2, 2x1, 2x1-bf16, 1x2-onnx, 2x1-onnx, 2x1-b8; default: all but 2x1-b8).")
     parser.add_argument("--output", default=str(Path(__file__).with_name("archive.json")), help="JSON result file.")
     parser.add_argument("--network", action="store_true",
                         help="Also time the network alone (one thread, every 5th photo): unchanged vs the engine's copy, batches 1, 2, 8.")
@@ -163,6 +169,9 @@ def main() -> None:
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(path)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    # The shipped default exported once, before any timing (`colorgan export-onnx`): float32, as PyTorch's.
+    onnx_model = work / "colorgan-default.onnx"
+    subprocess.run([sys.executable, "-m", "colorgan_hf.cli", "-q", "export-onnx", "-o", str(onnx_model)], env=env, check=True)
     batch = ["--batch-size", str(args.batch_size)] if args.batch_size else []
     cli = [sys.executable, "-m", "colorgan_hf.cli", "-q", "colorize", str(src), "--size", str(args.size), *batch]
     accelerate = shutil.which("accelerate") or "accelerate"
@@ -170,11 +179,17 @@ def main() -> None:
               "--dynamo_backend", "no", "-m", "colorgan_hf.cli", "-q", "colorize", str(src), "--size", str(args.size), *batch]
     configs = {
         "today": ([sys.executable, __file__, "--size", str(args.size), "--old-loop", str(src)], env, "the per-file loop (decode, colorize, encode in turn)"),
-        "1x2": ([*cli, "--threads", "2", "--workers", "2"], env, "1 process x 2 threads"),
+        "1x2-one": ([*cli, "--threads", "2", "--workers", "2", "--photos-at-once", "1"], env,
+                    "1 process x 2 threads, on one photo at a time"),
+        "1x2": ([*cli, "--threads", "2"], env, "1 process x 2 threads, a photo on each"),
         "2x1": ([*launch, "--threads", "1", "--workers", "1"], {**env, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"},
                 "2 processes x 1 thread (accelerate launch)"),
         "2x1-bf16": ([*launch, "--threads", "1", "--workers", "1", "--bf16"], {**env, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"},
                      "2 processes x 1 thread, --bf16"),
+        "1x2-onnx": ([*cli, "--threads", "2", "--workers", "2", "--model", str(onnx_model)], env,
+                     "1 process x 2 threads, ONNX Runtime"),
+        "2x1-onnx": ([*launch, "--threads", "1", "--workers", "1", "--model", str(onnx_model)],
+                     {**env, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}, "2 processes x 1 thread, ONNX Runtime"),
         # Not run by default: batches of 8 photos of one working shape on the CPU (slower per photo there).
         "2x1-b8": ([*launch, "--threads", "1", "--workers", "1", "--batch-size", "8"],
                    {**env, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}, "2 processes x 1 thread, batches of 8"),
@@ -201,7 +216,8 @@ def main() -> None:
             print(f"{label:45s} {len(photos)} photos in {seconds:7.1f} s  {len(photos) / seconds:6.2f} photos/s  "
                   f"(steady {steady:6.2f})  {1000 * cpu / len(photos):5.0f} CPU ms/photo  (load average before: {load:.1f})",
                   flush=True)
-        bf16_difference = colour_difference(work / "out-2x1", work / "out-2x1-bf16")
+        bf16_difference = colour_difference(work / "out-2x1", work / "out-2x1-bf16", "--bf16")
+        onnx_difference = colour_difference(work / "out-2x1", work / "out-2x1-onnx", "ONNX Runtime")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     base = next((r for r in rows if r["config"] == "today"), None)
@@ -217,7 +233,7 @@ def main() -> None:
     network = network_costs(photos[::5], args.size) if args.network else None
     result = {"machine": f"{platform.machine()}, {os.cpu_count()} CPU cores", "size": args.size, "batch_size": args.batch_size,
               "mix": {name: sum(1 for n, _ in photos if n == name) for name, _ in MIX}, "rows": rows, "network": network,
-              "bf16_vs_float32_levels": bf16_difference,
+              "bf16_vs_float32_levels": bf16_difference, "onnx_vs_float32_levels": onnx_difference,
               "date": time.strftime("%Y-%m-%d %H:%M")}
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwrote {args.output}")

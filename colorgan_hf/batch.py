@@ -138,6 +138,7 @@ def run_batches(
     device: torch.device | str = "cpu",
     batch_size: int = DEFAULT_BATCH_SIZE,
     workers: int = 2,
+    photos_at_once: int = 1,
     on_error: Callable[[Any, str], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> ShareResult:
@@ -156,6 +157,10 @@ def run_batches(
         batch_size: photos of the same working shape that go through the network together.
         workers: threads that read, prepare, finish and write photos while the network runs;
             0 does everything in the calling thread, one photo after another.
+        photos_at_once: above 1, that many threads each take whole photos (read, network, write)
+            instead, and ``batch_size`` and ``workers`` are not used: on a CPU, photos side by
+            side with one torch thread each keep the cores busier than every thread on one
+            photo's operations (:func:`thread_plan`).
         name: how a job is named in error messages.
         on_error: called with the job and its one-line message as each failure happens.
         on_progress: called with a count each time photos are done, skipped or failed.
@@ -166,6 +171,8 @@ def run_batches(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if photos_at_once < 1:
+        raise ValueError(f"photos_at_once must be >= 1, got {photos_at_once}")
     result = ShareResult()
     per_photo = bool(settings.colorize_kwargs)  # colorize() on its own for each photo (extra options)
     device = torch.device(device)
@@ -200,7 +207,22 @@ def run_batches(
         item.prepared = None  # the full-size lightness can go before the encoding
         return write(item.job, image, item.metadata)
 
-    executor: ThreadPoolExecutor | _Inline = ThreadPoolExecutor(workers, thread_name_prefix="colorgan-io") if workers > 0 else _Inline()
+    @torch.inference_mode()
+    def whole(job: Any) -> bool:
+        """One photo from reading to writing, in a thread of its own (``photos_at_once``); False: skipped."""
+        item = load(job)
+        if item is SKIP:
+            return False
+        if per_photo:
+            image = pipeline.colorize(item.prepared, generator, size=settings.size, saturation=settings.saturation,
+                                      vividness=settings.vividness, **settings.colorize_kwargs)
+            return finish(item, None, image)
+        return finish(item, network([item])[0])
+
+    if photos_at_once > 1:
+        executor: ThreadPoolExecutor | _Inline = ThreadPoolExecutor(photos_at_once, thread_name_prefix="colorgan-photo")
+    else:
+        executor = ThreadPoolExecutor(workers, thread_name_prefix="colorgan-io") if workers > 0 else _Inline()
     lookahead = max(2 * batch_size, 2 * workers, 1)
     loads: deque[tuple[Any, Future]] = deque()
     saves: deque[tuple[Any, Future]] = deque()
@@ -278,6 +300,13 @@ def run_batches(
     context = pipeline._eval_mode(generator) if isinstance(generator, torch.nn.Module) else contextlib.nullcontext()
     try:
         with context, torch.inference_mode():
+            if photos_at_once > 1:
+                for job in jobs:
+                    saves.append((job, executor.submit(whole, job)))
+                    reap(block=False)
+                    reap(block=True, keep=2 * photos_at_once)
+                reap(block=True)
+                return result
             fill()
             while loads:
                 job, future = loads.popleft()
@@ -495,6 +524,34 @@ def place_generator(generator: Any, device: torch.device | str) -> Any:
     if torch.device(device).type == "cpu":
         generator.to(memory_format=torch.channels_last)
     return generator
+
+
+# Photos in a process's share from which a CPU run puts one photo on each thread by default:
+# fewer, and the last ones would leave cores idle.
+PHOTOS_PER_THREAD_SIDE_BY_SIDE = 4
+
+
+def thread_plan(device: torch.device | str, batch_size: int, photos: int, threads: int,
+                photos_at_once: int | None = None) -> tuple[int, int]:
+    """(photos at once, torch threads for each) for a process allowed ``threads`` threads.
+
+    ``photos_at_once`` as asked, else on a CPU with photos one at a time through the network
+    and at least :data:`PHOTOS_PER_THREAD_SIDE_BY_SIDE` photos a thread: one photo on each thread.
+    ``bench/archive.py``: 2 photos x 1 thread each keep both cores of this 2-core machine busy,
+    where 1 photo x 2 threads waits in each operation for the slower thread. Otherwise one
+    photo at a time on all the threads (a single large photo finishes soonest so).
+    """
+    if photos_at_once is None:
+        side_by_side = torch.device(device).type == "cpu" and batch_size == 1 and photos >= PHOTOS_PER_THREAD_SIDE_BY_SIDE * threads
+        photos_at_once = threads if side_by_side else 1
+    return photos_at_once, max(1, threads // photos_at_once)
+
+
+def set_threads(generator: Any, threads: int) -> None:
+    """Torch's threads, and an ONNX generator's, for this process."""
+    torch.set_num_threads(threads)
+    if hasattr(generator, "set_threads"):
+        generator.set_threads(threads)
 
 
 def default_threads(local_processes: int) -> int:

@@ -131,6 +131,8 @@ def _check_colorize_args(args: argparse.Namespace) -> None:
     if (args.batch_size is not None and args.batch_size < 1) or args.workers < 0 or (args.threads is not None and args.threads < 1):
         raise ColorGANError(f"--batch-size and --threads must be at least 1 and --workers at least 0, got "
                             f"{args.batch_size}, {args.threads} and {args.workers}")
+    if getattr(args, "photos_at_once", None) is not None and args.photos_at_once < 1:
+        raise ColorGANError(f"--photos-at-once must be at least 1, got {args.photos_at_once}")
     if args.format is not None:
         fmt = args.format.lower().lstrip(".")
         if fmt not in WRITABLE_FORMATS:
@@ -187,11 +189,11 @@ def _colorize_jobs(args: argparse.Namespace, model, jobs: list[tuple[Path, Path]
     import torch
 
     from .batch import (ColorizeSettings, Processes, ShareResult, check_plan, colorize_share, default_batch_size, default_threads,
-                        place_generator, plan_jobs)
+                        place_generator, plan_jobs, set_threads, thread_plan)
 
     processes = Processes(args.device)
-    if args.threads or processes.local_world > 1:
-        torch.set_num_threads(args.threads or default_threads(processes.local_world))
+    threads = args.threads or (default_threads(processes.local_world) if processes.local_world > 1 else torch.get_num_threads())
+    batch_size = args.batch_size or default_batch_size(processes.device)
     model = place_generator(model, processes.device)
     settings = ColorizeSettings(size=args.size, saturation=args.saturation, vividness=args.vividness, quality=args.quality,
                                 skip_existing=args.skip_existing, overwrite=args.overwrite, bf16=args.bf16,
@@ -215,9 +217,10 @@ def _colorize_jobs(args: argparse.Namespace, model, jobs: list[tuple[Path, Path]
         mine = [jobs[i] for i in plan.pending[processes.rank :: processes.world]]
         # The main process shows its own share (the others' are as long, give or take one).
         bar = tqdm(total=len(mine), desc="Colorizing", unit="img", disable=args.quiet or len(jobs) < 2 or not processes.is_main)
-        share = colorize_share(mine, model, settings, device=processes.device,
-                               batch_size=args.batch_size or default_batch_size(processes.device), workers=args.workers,
-                               before_write=_remove_stale_tmp, on_error=report, on_progress=bar.update)
+        photos_at_once, threads_each = thread_plan(processes.device, batch_size, len(mine), threads, args.photos_at_once)
+        set_threads(model, threads_each)
+        share = colorize_share(mine, model, settings, device=processes.device, batch_size=batch_size, workers=args.workers,
+                               photos_at_once=photos_at_once, before_write=_remove_stale_tmp, on_error=report, on_progress=bar.update)
     bar.close()
     combined = ShareResult(skipped=plan.skipped, failures=list(plan.failures))
     shares = processes.gather(share)
@@ -370,8 +373,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Threads per process that decode and encode photos while the network runs (default "
                         f"{DEFAULT_WORKERS}; 0: one photo after another in one thread).")
     p.add_argument("--threads", type=int, default=None,
-                   help="Torch threads per process (default: torch's own for one process; under accelerate launch, "
+                   help="Threads per process (default: torch's own for one process; under accelerate launch, "
                         "this machine's cores divided by its processes).")
+    p.add_argument("--photos-at-once", type=int, default=None,
+                   help="Photos colorized side by side in each process, each on its share of --threads, from reading "
+                        "to writing (--batch-size and --workers then unused). Default: on a CPU with --batch-size 1 "
+                        "and at least 4 photos a thread, one photo per thread (faster than all threads on one photo's "
+                        "operations); else 1.")
     p.add_argument("--device", default=None,
                    help="Where the network runs: cpu, cuda, cuda:1, ... (default: the process's GPU under accelerate "
                         "launch, else the GPU if there is one, else the CPU).")

@@ -91,12 +91,22 @@ class OnnxGenerator:
         self.stride = int(info["stride"])
         self.input_size = info.get("input_size")
         self.vividness = info.get("vividness")
+        self.threads = 0
+        self.set_threads(threads or torch.get_num_threads())
+
+    def set_threads(self, threads: int) -> None:
+        """Run on ``threads`` threads (a new onnxruntime session if that changes)."""
+        import onnxruntime
+
+        if threads == self.threads:
+            return
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.intra_op_num_threads = threads
         try:
-            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self.session = onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own exception types on a bad file
-            raise ModelLoadError(f"{path}: not a readable ONNX model ({type(error).__name__}: {error})") from None
+            raise ModelLoadError(f"{self.path}: not a readable ONNX model ({type(error).__name__}: {error})") from None
+        self.threads = threads
 
     def predict_ab(self, l_channel: torch.Tensor, vividness: float | None = None) -> torch.Tensor:
         if vividness is not None and vividness != self.vividness:

@@ -218,3 +218,50 @@ def test_bf16_gives_nearly_the_same_colours(tmp_path, photo_paths):
         results[bf16] = np.asarray(Image.open(target).convert("RGB")).astype(int)
     difference = np.abs(results[True] - results[False])
     assert difference.mean() < 1.0 and (difference > 1).mean() < 0.05, (difference.mean(), difference.max())
+
+
+def test_photos_side_by_side_give_the_same_files_and_keep_going_past_a_bad_one(tmp_path, photo_paths, tiny_unet):
+    """--photos-at-once: each thread takes whole photos; the outputs are those of one photo at a time,
+    a broken file is that file's failure only, and existing outputs are skipped."""
+    import numpy as np
+
+    from colorgan_hf.batch import ColorizeSettings, colorize_share
+
+    files = make_folder(tmp_path / "in", photo_paths, 7)
+    broken = tmp_path / "in" / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    files.insert(3, broken)
+    results = {}
+    for at_once in (1, 3):
+        out = tmp_path / f"out{at_once}"
+        jobs = [(f, out / f"{f.stem}_{f.suffix[1:]}.png") for f in files]
+        errors = []
+        result = colorize_share(jobs, tiny_unet, ColorizeSettings(size=32), photos_at_once=at_once, on_error=errors.append)
+        assert (result.done, result.skipped) == (7, 0)
+        assert [name for name, _ in result.failures] == [str(broken)] and len(errors) == 1 and "broken.jpg" in errors[0]
+        results[at_once] = {target.name: np.asarray(Image.open(target)) for _, target in jobs if target.exists()}
+        again = colorize_share(jobs, tiny_unet, ColorizeSettings(size=32, skip_existing=True), photos_at_once=at_once)
+        assert (again.done, again.skipped, len(again.failures)) == (0, 7, 1)
+    assert results[1].keys() == results[3].keys() and len(results[1]) == 7
+    for name in results[1]:
+        assert np.array_equal(results[1][name], results[3][name]), name
+
+
+def test_thread_plan_puts_a_photo_on_each_thread_only_where_it_pays():
+    from colorgan_hf.batch import thread_plan
+
+    assert thread_plan("cpu", 1, photos=500, threads=2) == (2, 1), "an archive on a CPU: a photo on each thread"
+    assert thread_plan("cpu", 1, photos=3, threads=2) == (1, 2), "a few photos: all threads on each"
+    assert thread_plan("cpu", 8, photos=500, threads=2) == (1, 2), "batches go through the network together"
+    assert thread_plan("cuda", 1, photos=500, threads=8) == (1, 8), "a GPU runs the network"
+    assert thread_plan("cpu", 1, photos=3, threads=8, photos_at_once=4) == (4, 2), "as asked, threads shared out"
+    assert thread_plan("cpu", 1, photos=500, threads=2, photos_at_once=3) == (3, 1)
+
+
+def test_photos_at_once_from_the_cli(tmp_path, photo_paths, caplog):
+    files = make_folder(tmp_path / "in", photo_paths, 5)
+    assert main(["-q", "colorize", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--photos-at-once", "0"]) == 1
+    assert "--photos-at-once" in caplog.text and not (tmp_path / "out").exists()
+    assert main(["-q", "colorize", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--threads", "2", "--photos-at-once", "2",
+                 "--size", "64"]) == 0
+    assert len(outputs(tmp_path / "out")) == len(files)

@@ -60,3 +60,18 @@ def test_onnx_without_its_sidecar_or_broken_is_a_clear_error(default_onnx, tmp_p
     (tmp_path / "broken.onnx.json").write_text('{"stride": 16, "input_size": null}')
     with pytest.raises(ModelLoadError, match="not a readable ONNX model"):
         OnnxGenerator(broken)
+
+
+def test_onnx_generator_changes_its_threads_and_gives_the_same_colours(default_onnx, photo_paths):
+    import torch
+
+    generator = OnnxGenerator(default_onnx, threads=2)
+    l_small = torch.linspace(0, 100, 64 * 48).reshape(1, 1, 48, 64)
+    before = generator.predict_ab(l_small)
+    session = generator.session
+    generator.set_threads(2)
+    assert generator.session is session, "the same count keeps its session"
+    generator.set_threads(1)
+    assert generator.threads == 1 and generator.session is not session
+    assert generator.session.get_session_options().intra_op_num_threads == 1
+    torch.testing.assert_close(generator.predict_ab(l_small), before, atol=1e-3, rtol=1e-3)
