@@ -217,7 +217,9 @@ def _colorize_jobs(args: argparse.Namespace, model, jobs: list[tuple[Path, Path]
         mine = [jobs[i] for i in plan.pending[processes.rank :: processes.world]]
         # The main process shows its own share (the others' are as long, give or take one).
         bar = tqdm(total=len(mine), desc="Colorizing", unit="img", disable=args.quiet or len(jobs) < 2 or not processes.is_main)
-        photos_at_once, threads_each = thread_plan(processes.device, batch_size, len(mine), threads, args.photos_at_once)
+        # --workers 0 asks for one photo after another in one thread.
+        asked = args.photos_at_once if args.photos_at_once is not None or args.workers else 1
+        photos_at_once, threads_each = thread_plan(processes.device, batch_size, len(mine), threads, asked)
         set_threads(model, threads_each)
         share = colorize_share(mine, model, settings, device=processes.device, batch_size=batch_size, workers=args.workers,
                                photos_at_once=photos_at_once, before_write=_remove_stale_tmp, on_error=report, on_progress=bar.update)
@@ -370,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"Photos of the same working shape that go through the network together (default: {DEFAULT_BATCH_SIZE} on "
                         "a GPU, 1 on a CPU, where larger batches are slower per photo).")
     p.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
-                   help="Threads per process that decode and encode photos while the network runs (default "
+                   help="Threads per process that decode and encode photos while the network runs on one photo at a time (default "
                         f"{DEFAULT_WORKERS}; 0: one photo after another in one thread).")
     p.add_argument("--threads", type=int, default=None,
                    help="Threads per process (default: torch's own for one process; under accelerate launch, "
