@@ -395,8 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"Videos (.mp4, .mov, .mkv, .avi, .webm, ...; written as INPUT_color.mp4, H.264 with the sound kept): "
                         f"short side of their working resolution (default {VIDEO_SIZE}; --size is for photos).")
     p.add_argument("--stability", type=float, default=VIDEO_STABILITY,
-                   help=f"Videos: 0 to <1, how steady colours are kept from frame to frame along the motion (0: frame by "
-                        f"frame; default {VIDEO_STABILITY}); a scene cut always starts afresh.")
+                   help=f"Videos: 0 to 1, how much each frame's colours are averaged with the frames around it along "
+                        f"the motion (0: frame by frame; default {VIDEO_STABILITY:g}: an even average over each steady stretch); "
+                        f"a scene cut always starts afresh.")
     p.set_defaults(func=cmd_colorize)
 
     d = sub.add_parser("colorize-dataset", help="Colorize the image column of a Hub or local `datasets` dataset.",

@@ -17,6 +17,7 @@ grow with the length of the video, and decoding and encoding overlap the network
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import math
@@ -43,10 +44,10 @@ logger = logging.getLogger(__name__)
 # low-frequency and is joined to each frame's full-resolution lightness, and 160 keeps a
 # 640x360 film above 10 frames/s end to end on two CPU cores (bench/video.py).
 DEFAULT_VIDEO_SIZE = 160
-# How much of the previous frame's (motion-compensated) colour each frame keeps where the
-# two frames match: 0 is frame by frame, 0.9 very steady (and slow to follow a colour that
-# really changes). bench/video.py measures it.
-DEFAULT_STABILITY = 0.8
+# How much each frame takes from the frames around it (ChromaStabilizer): the weight of a
+# frame k frames away is stability**k; 0 is frame by frame, 1 (the default) an even average
+# over the whole steady stretch. bench/video.py measures it.
+DEFAULT_STABILITY = 1.0
 # Frames that go through the network together.
 DEFAULT_BATCH = 4
 # x264 constant-rate factor and preset of the output (18: visually lossless for most films).
@@ -60,12 +61,14 @@ MATCH_L = 6.0
 # moved frame is off by more than CUT_MEAN_L units of L* on average.
 CUT_MEAN_L = 12.0
 CUT_MIN_MATCHED = 0.5
-# The overall-colour hold of ChromaStabilizer: offsets are averaged on a grid of this many
-# cells on the short side, with a Gaussian of ANCHOR_SIGMA cells; where less than
-# ANCHOR_MIN_MASS of the nearby pixels match, the offset fades out in proportion.
-ANCHOR_CELLS = 20
-ANCHOR_SIGMA = 2.0
-ANCHOR_MIN_MASS = 0.05
+# ChromaStabilizer works on stretches of at most SEGMENT_FRAMES frames of one shot (and of at
+# most SEGMENT_MEMORY bytes of full-resolution lightness waiting for their colours, so the
+# frames held do not grow with the video); consecutive stretches share OVERLAP_FRAMES frames,
+# where one's colours fade into the next's.
+SEGMENT_FRAMES = 96
+MIN_SEGMENT_FRAMES = 24
+OVERLAP_FRAMES = 12
+SEGMENT_MEMORY = 256 * 2**20
 # File name endings taken as videos by the CLI (anything else is treated as a photo).
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv", ".flv",
                               ".ogv", ".ts", ".mts", ".m2ts", ".3gp", ".vob", ".mxf", ".dv"})
@@ -188,90 +191,152 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
 # ------------------------------------------------------------------------------------------
 
 
+class _Seen:
+    """One frame as the stabiliser keeps it, at the working resolution."""
+
+    def __init__(self, gray: np.ndarray, lightness_: np.ndarray, ab: np.ndarray) -> None:
+        self.gray, self.lightness, self.ab = gray, lightness_, ab  # (h, w) uint8, (h, w) L, (h, w, 2) predicted a*b*
+        self.backward: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # the previous frame moved onto this one
+        self.forward: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # the next frame moved onto this one
+
+
 class ChromaStabilizer:
-    """Steady a*b* from frame to frame: each frame's prediction is held to the previous
-    frame's result, moved along the optical flow, wherever the two frames show the same thing.
+    """Steady a*b* across frames: each frame's colours become the average of the network's
+    predictions for the same points of the scene in the frames before and after it, moved
+    onto it along the optical flow.
 
-    Works at the working resolution, one frame at a time in order. The DIS optical flow from
-    the frame to the previous one (on their lightness) moves the previous result onto this
-    frame; a pixel *matches* where the moved lightness is within about :data:`MATCH_L` of
-    this frame's (not something uncovered, occluded, or from outside the frame). Then:
+    A network that sees each frame alone guesses slightly different colours for the same
+    thing from frame to frame, and drifts to another overall tint as a camera pans. Averaging
+    a point's predictions over the frames that show it takes out both (and, the frames'
+    guesses being many, is about as close to the truth as they are on average:
+    ``bench/video.py``). The average is two-sided: a frame also takes from the frames after
+    it, so a shot has no colours fixed by its first frame.
 
-    1. the network's colours drift as a camera moves (it sees other surroundings and guesses
-       another overall tint): the difference between the moved result and the prediction,
-       averaged over large areas of matched pixels (:data:`ANCHOR_CELLS`), is added to the
-       prediction, times ``hold = 1 - (1 - strength)**2``, so a shot keeps (nearly) the
-       overall colours it started with (new parts of the picture get the offset of their
-       neighbours, and blend in);
-    2. where pixels match, the result is ``(1 - s) * that + s * moved`` with ``s = strength``:
-       the finer colours are steadied too.
+    Works at the working resolution. The DIS optical flow between neighbouring frames (on
+    their lightness) moves one onto the other; a pixel *matches* where the moved lightness is
+    within about :data:`MATCH_L` of the frame's own (not something uncovered, occluded, or
+    from outside the frame), and only matched pixels carry colours on. A frame ``k`` frames
+    away weighs ``strength**k`` (0: frame by frame; 1: an even average). When the frames do
+    not match as a whole (a scene cut: :data:`CUT_MEAN_L`, :data:`CUT_MIN_MATCHED`), the new
+    shot starts afresh; those frames' indices are kept in :attr:`cuts`.
 
-    When the frames do not match as a whole (a scene cut: :data:`CUT_MEAN_L`,
-    :data:`CUT_MIN_MATCHED`), the frame starts afresh; those frames' indices are kept in
-    :attr:`cuts`. ``strength`` 0 gives the predictions back untouched (frame by frame).
+    Frames are averaged in stretches of at most ``segment_frames`` (a frame's result waits
+    until its stretch is complete, or a cut or :meth:`flush` ends it); consecutive stretches
+    of one shot share ``overlap`` frames, over which the colours of one fade into the next's.
+    :meth:`push` takes each frame in order and returns the results now final, in order.
     """
 
-    def __init__(self, strength: float = DEFAULT_STABILITY) -> None:
-        if not 0.0 <= strength < 1.0:
-            raise ValueError(f"stability must be in [0, 1), got {strength}")
-        self.strength = strength
-        self.hold = 1.0 - (1.0 - strength) ** 2  # 0.8 holds 0.96 of the overall colours; 0.5, 0.75
+    def __init__(self, strength: float = DEFAULT_STABILITY, segment_frames: int = SEGMENT_FRAMES,
+                 overlap: int = OVERLAP_FRAMES) -> None:
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError(f"stability must be in [0, 1], got {strength}")
+        if segment_frames < 2 or not 0 <= 2 * overlap < segment_frames:
+            raise ValueError(f"segment_frames must be at least 2 and more than twice overlap, got {segment_frames} and {overlap}")
+        self.strength, self.segment_frames, self.overlap = strength, segment_frames, overlap
         self.cuts: list[int] = []
         self._index = 0
-        self._previous: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (gray8, L, ab HWC)
+        self._frames: list[_Seen] = []  # the stretch under way
+        self._fade: list[np.ndarray] = []  # the previous stretch's results for its first frames
         self._flow = None
         self._grid: tuple[np.ndarray, np.ndarray] | None = None
 
-    def __call__(self, l_small: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    def push(self, l_small: torch.Tensor, ab: torch.Tensor) -> list[torch.Tensor]:
         """``l_small`` (1, h, w) L in [0, 100] and ``ab`` (2, h, w) predicted a*b* of the next
-        frame -> its steadied a*b* (2, h, w)."""
+        frame -> the steadied a*b* (2, h, w) of the frames whose results are now final, oldest first."""
         index, self._index = self._index, self._index + 1
         if self.strength == 0.0:
-            return ab
-        cv2 = _cv2()
+            return [ab]
         l_now = np.ascontiguousarray(l_small[0].float().cpu().numpy())
-        gray = np.clip(l_now * 2.55 + 0.5, 0, 255).astype(np.uint8)
-        ab_now = np.ascontiguousarray(ab.float().cpu().permute(1, 2, 0).numpy())
-        previous, self._previous = self._previous, None
-        result = ab_now
-        if previous is not None and previous[0].shape == gray.shape:
-            gray_before, l_before, ab_before = previous
-            if self._flow is None:
-                self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
-            if self._grid is None or self._grid[0].shape != gray.shape:
-                ys, xs = np.mgrid[0 : gray.shape[0], 0 : gray.shape[1]].astype(np.float32)
-                self._grid = (xs, ys)
-            flow = self._flow.calc(gray, gray_before, None)  # gray(x) ~ gray_before(x + flow(x))
-            map_x, map_y = self._grid[0] + flow[..., 0], self._grid[1] + flow[..., 1]
-            height, width = gray.shape
-            inside = (map_x >= -0.5) & (map_x <= width - 0.5) & (map_y >= -0.5) & (map_y <= height - 0.5)
-            l_moved = cv2.remap(l_before, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            error = np.abs(l_moved - l_now)
+        seen = _Seen(np.clip(l_now * 2.55 + 0.5, 0, 255).astype(np.uint8), l_now,
+                     np.ascontiguousarray(ab.float().cpu().permute(1, 2, 0).numpy()))
+        ready: list[torch.Tensor] = []
+        if self._frames:
+            last = self._frames[-1]
+            backward = self._align(seen, last) if last.gray.shape == seen.gray.shape else None
+            if backward is None:
+                self.cuts.append(index)
+                ready += self._finish(whole=True)
+            else:
+                seen.backward, last.forward = backward, self._align(last, seen, check=False)
+        self._frames.append(seen)
+        if len(self._frames) == self.segment_frames:
+            ready += self._finish(whole=False)
+        return ready
+
+    def flush(self) -> list[torch.Tensor]:
+        """The results of the frames still held (at the end of the video), oldest first."""
+        return self._finish(whole=True) if self._frames else []
+
+    def _align(self, now: _Seen, other: _Seen, check: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The remap of ``other`` onto ``now`` and each pixel's match weight; None at a scene cut (with ``check``)."""
+        cv2 = _cv2()
+        if self._flow is None:
+            self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+        if self._grid is None or self._grid[0].shape != now.gray.shape:
+            ys, xs = np.mgrid[0 : now.gray.shape[0], 0 : now.gray.shape[1]].astype(np.float32)
+            self._grid = (xs, ys)
+        flow = self._flow.calc(now.gray, other.gray, None)  # now(x) ~ other(x + flow(x))
+        map_x, map_y = self._grid[0] + flow[..., 0], self._grid[1] + flow[..., 1]
+        height, width = now.gray.shape
+        inside = (map_x >= -0.5) & (map_x <= width - 0.5) & (map_y >= -0.5) & (map_y <= height - 0.5)
+        error = np.abs(_moved(cv2, other.lightness, map_x, map_y) - now.lightness)
+        if check:
             matched = float((inside & (error < MATCH_L)).mean())
             mean_error = float(error[inside].mean()) if inside.any() else math.inf
             if matched < CUT_MIN_MATCHED or mean_error > CUT_MEAN_L:
-                self.cuts.append(index)
-            else:
-                ab_moved = cv2.remap(ab_before, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-                match = (inside * np.exp(-((error / MATCH_L) ** 2))).astype(np.float32)
-                held = ab_now + self.hold * _smooth_offset(cv2, (ab_moved - ab_now) * match[..., None], match)
-                result = held + (self.strength * match)[..., None] * (ab_moved - held)
-        self._previous = (gray, l_now, np.ascontiguousarray(result, dtype=np.float32))
-        return torch.from_numpy(np.ascontiguousarray(result.transpose(2, 0, 1)))
+                return None
+        return map_x, map_y, (inside * np.exp(-((error / MATCH_L) ** 2))).astype(np.float32)
+
+    def _finish(self, whole: bool) -> list[torch.Tensor]:
+        """Average the stretch; hand on its results but (unless ``whole``) the last ``overlap``,
+        which begin the next stretch."""
+        results = self._average(self._frames)
+        for i, before in enumerate(self._fade):
+            weight = (i + 1) / (len(self._fade) + 1)
+            results[i] = (1.0 - weight) * before + weight * results[i]
+        done = len(results) if whole else len(results) - self.overlap
+        self._fade = results[done:]
+        self._frames = self._frames[done:]
+        if self._frames:
+            self._frames[0].backward = None  # the next stretch starts here
+        return [torch.from_numpy(np.ascontiguousarray(r.transpose(2, 0, 1), dtype=np.float32)) for r in results[:done]]
+
+    def _average(self, frames: list[_Seen]) -> list[np.ndarray]:
+        """Each frame's strength-weighted average of the matched predictions of the stretch, both ways."""
+        cv2 = _cv2()
+        decay = self.strength
+
+        def sweep(order: range, link: Callable[[int], tuple[np.ndarray, np.ndarray, np.ndarray] | None], step: int):
+            sums: list[Any] = [None] * len(frames)
+            counts: list[Any] = [None] * len(frames)
+            for t in order:
+                sums[t], counts[t] = frames[t].ab.copy(), np.ones(frames[t].gray.shape, np.float32)
+                moved = link(t)
+                if moved is not None:
+                    map_x, map_y, match = moved
+                    weight = decay * match
+                    sums[t] += weight[..., None] * _moved(cv2, sums[t - step], map_x, map_y)
+                    counts[t] += weight * _moved(cv2, counts[t - step], map_x, map_y)
+            return sums, counts
+
+        n = len(frames)
+        ahead_sums, ahead_counts = sweep(range(n), lambda t: frames[t].backward if t > 0 else None, 1)
+        behind_sums, behind_counts = sweep(range(n - 1, -1, -1), lambda t: frames[t].forward if t < n - 1 else None, -1)
+        # Both sweeps count the frame itself once.
+        return [(ahead_sums[t] + behind_sums[t] - frames[t].ab) / (ahead_counts[t] + behind_counts[t] - 1.0)[..., None]
+                for t in range(n)]
 
 
-def _smooth_offset(cv2, weighted: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """``weighted / weight`` averaged over large areas (normalised convolution on a coarse
-    grid of about :data:`ANCHOR_CELLS` cells on the short side), back at full working size."""
-    height, width = weight.shape
-    cell = max(1, min(height, width) // ANCHOR_CELLS)
-    coarse = (max(1, width // cell), max(1, height // cell))
-    total = cv2.GaussianBlur(cv2.resize(weighted, coarse, interpolation=cv2.INTER_AREA), (0, 0), ANCHOR_SIGMA)
-    mass = cv2.GaussianBlur(cv2.resize(weight, coarse, interpolation=cv2.INTER_AREA), (0, 0), ANCHOR_SIGMA)
-    if total.ndim == 2:  # a 1-cell-wide grid loses its channel axis in OpenCV
-        total = total.reshape(coarse[1], coarse[0], -1)
-    offset = total / np.maximum(mass, ANCHOR_MIN_MASS)[..., None]
-    return cv2.resize(offset, (width, height), interpolation=cv2.INTER_LINEAR).reshape(height, width, -1)
+def _moved(cv2, image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
+    """``image`` (h, w) or (h, w, C) sampled at (map_x, map_y), bilinear, edges replicated."""
+    return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).reshape(image.shape)
+
+
+def segment_frames(width: int, height: int) -> int:
+    """Frames per stabiliser stretch for frames of ``width`` x ``height``: as many as
+    :data:`SEGMENT_MEMORY` of their full-resolution lightness holds, within
+    [:data:`MIN_SEGMENT_FRAMES`, :data:`SEGMENT_FRAMES`]."""
+    return int(min(SEGMENT_FRAMES, max(MIN_SEGMENT_FRAMES, SEGMENT_MEMORY // (4 * width * height))))
 
 
 # ------------------------------------------------------------------------------------------
@@ -402,8 +467,9 @@ def colorize_video(
         model: as :func:`colorgan_hf.colorize` (``None``: the shipped default).
         size: short side of the working resolution the network runs at (default 160: a
             video's chroma is recombined with each frame's full-resolution lightness).
-        stability: 0 to <1, how much of the previous frame's motion-compensated colour each
-            frame keeps where the two match (0: frame by frame; default 0.8).
+        stability: 0 to 1, how much each frame takes from the motion-compensated colours of
+            the frames around it (:class:`ChromaStabilizer`; 0: frame by frame; default 1,
+            an even average over each steady stretch of up to 4 s).
         saturation: multiplies the chroma (0: gray).
         vividness: as :func:`colorgan_hf.colorize`, for models that predict a distribution.
         batch_size: frames that go through the network together.
@@ -427,9 +493,11 @@ def colorize_video(
     check_options(saturation, vividness, batch_size)
     if not 0 <= crf <= 51:
         raise ValueError(f"crf must be between 0 and 51, got {crf}")
-    stabilizer = ChromaStabilizer(stability)
+    if not 0.0 <= stability <= 1.0:
+        raise ValueError(f"stability must be in [0, 1], got {stability}")
     source, out_path = Path(source), Path(out_path)
     info = probe_video(source)
+    stabilizer = ChromaStabilizer(stability, segment_frames(info.width, info.height))
     name = source.name
     if max_pixels is not None and info.width * info.height > max_pixels:
         raise VideoLoadError(f"{source}: frames of {info.width}x{info.height} are over the limit of {max_pixels:,} pixels")
@@ -530,7 +598,8 @@ def _decode_frames(av, container, stream, source: Path) -> Iterator[Any]:
 
 def _predict(decoded: queue.Queue, decoder: _Stage, colored: queue.Queue, encoder: _Stage, generator, device,
              batch_size: int, vividness: float | None, stabilizer: ChromaStabilizer, name: str) -> None:
-    """Stage 2 (this thread): the network on batches of frames, then the stabiliser in order."""
+    """Stage 2 (this thread): the network on batches of frames, then the stabiliser in order (it
+    hands each frame on once its colours are final: up to a stretch of frames later)."""
 
     def hand_on(item: Any) -> None:
         while True:
@@ -545,6 +614,7 @@ def _predict(decoded: queue.Queue, decoder: _Stage, colored: queue.Queue, encode
                 continue
 
     batch: list[_Frame] = []
+    waiting: collections.deque[_Frame] = collections.deque()  # frames whose colours the stabiliser still holds
     finished = False
     while not finished:
         item = _get(decoded, decoder)
@@ -558,9 +628,16 @@ def _predict(decoded: queue.Queue, decoder: _Stage, colored: queue.Queue, encode
             if not torch.isfinite(predicted).all():
                 raise ColorGANError(f"{name}: the model gave non-finite colours (NaN or inf): are its weights finite?")
             for frame, ab in zip(batch, predicted):
-                frame.ab = stabilizer(frame.l_small[0], ab)
-                hand_on(frame)
+                waiting.append(frame)
+                for steady in stabilizer.push(frame.l_small[0], ab):
+                    ready = waiting.popleft()
+                    ready.ab = steady
+                    hand_on(ready)
             batch = []
+    for steady in stabilizer.flush():
+        ready = waiting.popleft()
+        ready.ab = steady
+        hand_on(ready)
     hand_on(_END)
 
 
@@ -705,8 +782,8 @@ def run_cli(args: Any, videos: list[tuple[Path, Path]]) -> int:
     from .pipeline import _generator
 
     out_dir = Path(args.output_dir)
-    if not 0.0 <= args.stability < 1.0:
-        raise ColorGANError(f"--stability must be in [0, 1), got {args.stability}")
+    if not 0.0 <= args.stability <= 1.0:
+        raise ColorGANError(f"--stability must be in [0, 1], got {args.stability}")
     try:
         model = _generator(_resolve_model(args.model))
     except (ColorGANError, OSError, ValueError) as error:

@@ -538,9 +538,9 @@ VIDEO_DISK_BYTES_PER_PIXEL_FRAME = 0.25
 NO_VIDEO = "Upload a video first."
 VIDEO_HELP = f"""Upload a short black-and-white clip (MP4, MOV, MKV, WebM, AVI; at most **{VIDEO_MAX_SECONDS:g} s**,
 {VIDEO_MAX_FRAMES} frames, {VIDEO_MAX_PIXELS / 1e6:.2g} megapixels a frame (1280x720), {MAX_UPLOAD.upper()}) and get it
-back in colour: same size, frame rate and length, its sound kept, as an H.264 MP4. **Stability** keeps each
-frame's colours close to the previous frame's along the motion (0: frame by frame, which flickers); a scene
-cut starts afresh."""
+back in colour: same size, frame rate and length, its sound kept, as an H.264 MP4. **Stability** averages each
+frame's colours with those of the frames around it, along the motion (0: frame by frame, which flickers; 1: an
+even average over each steady stretch); a scene cut starts afresh."""
 
 
 class UploadedVideo(gr.Video):
@@ -564,8 +564,8 @@ def make_video_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: S
         if not video:
             raise gr.Error(NO_VIDEO, print_exception=False)
         check_model(models, model_name)
-        if not 0.0 <= float(stability) < 1.0:
-            raise gr.Error(f"Stability must be in [0, 1), got {stability}.", print_exception=False)
+        if not 0.0 <= float(stability) <= 1.0:
+            raise gr.Error(f"Stability must be in [0, 1], got {stability}.", print_exception=False)
         with storage.using(video):
             try:
                 info = probe_video(video)
@@ -592,6 +592,8 @@ def make_video_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: S
 
 def video_tab(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage) -> None:
     """The "Video" tab (issue 18): upload a short clip, get it back colorized."""
+    from colorgan_hf.video import DEFAULT_STABILITY
+
     with gr.Tab("Video"):
         gr.Markdown(VIDEO_HELP)
         with gr.Row():
@@ -599,8 +601,9 @@ def video_tab(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage) -
                 video = UploadedVideo(label=f"Black-and-white clip (up to {VIDEO_MAX_SECONDS:g} s)", sources=["upload"],
                                       elem_id="video-input")
                 model_name = gr.Radio(list(models), value=DEFAULT_LABEL, label="Model", info=MODEL_INFO)
-                stability = gr.Slider(0.0, 0.95, value=0.8, step=0.05, label="Stability", elem_id="video-stability",
-                                      info="0: frame by frame (flickers); higher: steadier colours along the motion.")
+                stability = gr.Slider(0.0, 1.0, value=DEFAULT_STABILITY, step=0.05, label="Stability", elem_id="video-stability",
+                                      info="0: frame by frame (flickers); higher: each frame's colours averaged with more "
+                                           "of the frames around it, along the motion.")
                 saturation = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Saturation")
                 button = gr.Button("Colorize video", variant="primary", elem_id="video-button")
             with gr.Column(scale=2):
