@@ -69,6 +69,10 @@ SEGMENT_FRAMES = 96
 MIN_SEGMENT_FRAMES = 24
 OVERLAP_FRAMES = 12
 SEGMENT_MEMORY = 256 * 2**20
+# The DIS optical flow's preset (OpenCV): the averages chain a frame's neighbours through many
+# flows, and the ultrafast preset's small errors add up to a smear that flickers (bench/video.py:
+# pan1 2.08x the truth's flicker with it, 1.20x with medium, at about 4 ms a flow at 160x288).
+FLOW_PRESET = 2  # cv2.DISOPTICAL_FLOW_PRESET_MEDIUM (OpenCV is imported only when a video is made)
 # File name endings taken as videos by the CLI (anything else is treated as a photo).
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv", ".flv",
                               ".ogv", ".ts", ".mts", ".m2ts", ".3gp", ".vob", ".mxf", ".dv"})
@@ -271,7 +275,7 @@ class ChromaStabilizer:
         """The remap of ``other`` onto ``now`` and each pixel's match weight; None at a scene cut (with ``check``)."""
         cv2 = _cv2()
         if self._flow is None:
-            self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+            self._flow = cv2.DISOpticalFlow_create(FLOW_PRESET)
         if self._grid is None or self._grid[0].shape != now.gray.shape:
             ys, xs = np.mgrid[0 : now.gray.shape[0], 0 : now.gray.shape[1]].astype(np.float32)
             self._grid = (xs, ys)
