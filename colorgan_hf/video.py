@@ -4,15 +4,17 @@ Each frame goes the way a photo does (:mod:`colorgan_hf.pipeline`): its lightnes
 taken at full resolution, a small copy goes through the network, and the predicted a*b*
 is upsampled and joined to the frame's own L. A network that sees each frame alone
 guesses slightly different colours for the same thing from one frame to the next
-(flicker); :class:`ChromaStabilizer` blends each frame's predicted chroma with the
-previous frame's result, moved along the optical flow, wherever the two frames show the
-same thing, and starts afresh at a scene cut.
+(flicker), and drifts to another tint as a camera pans; :class:`ChromaStabilizer` replaces
+each frame's predicted chroma by the average of the predictions for the same points in the
+frames before and after it, moved along the optical flow wherever the frames show the same
+thing, and starts afresh at a scene cut.
 
 Decoding and encoding use PyAV (FFmpeg's libraries, bundled in its wheel: no system
 ffmpeg is needed); the flow is OpenCV's DIS at the working resolution. Both are the
 ``video`` extra: ``pip install "colorgan-hf[video]"``. Frames stream through three
-stages (decode, network, recombine and encode) joined by short queues, so memory does not
-grow with the length of the video, and decoding and encoding overlap the network.
+stages (decode, network and stabiliser, recombine and encode) joined by short queues, the
+stabiliser holding at most one stretch of frames, so memory does not grow with the length
+of the video, and decoding and encoding overlap the network.
 """
 
 from __future__ import annotations
@@ -53,8 +55,8 @@ DEFAULT_BATCH = 4
 # x264 constant-rate factor and preset of the output (18: visually lossless for most films).
 DEFAULT_CRF = 18
 DEFAULT_PRESET = "veryfast"
-# Two frames "show the same thing" at a pixel when their lightness, after moving the
-# previous frame along the flow, differs by about this many L* units or less.
+# Two frames "show the same thing" at a pixel when their lightness, after moving one
+# onto the other along the flow, differs by about this many L* units or less.
 MATCH_L = 6.0
 # A scene cut: fewer than CUT_MIN_MATCHED of the pixels match (the previous frame, moved
 # along the flow, is within MATCH_L of this one there; within a shot, 0.95 and more), or the
