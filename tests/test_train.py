@@ -223,11 +223,25 @@ def test_paper_report_puts_our_tables_beside_the_papers(train_image_dir, tmp_pat
     ours = {row["epoch"]: row["ours"] for row in report["table1"]}
     assert ours[1]["generator_mse"] > 0 and ours[2]["discriminator_bce"] > 0
     assert ours[20] is None and ours[1000] is None, "epochs the run never reached are marked, not invented"
-    assert len(report["table2"]["per_batch"]) == 2 and report["table2"]["test_photos"] == 3
-    assert 0 < report["table2"]["weighted_mean"] < 1
+    scored = report["table2"]["generators"]["ours"]
+    assert len(scored["per_batch"]) == 2 and report["table2"]["test_photos"] == 3
+    assert 0 < scored["weighted_mean"] < 1
     text = (tmp_path / "report" / "paper.md").read_text()
     assert "0.00281" in text and "not reached" in text
     assert (tmp_path / "report" / "paper_curves.png").stat().st_size > 0
+    # Two generators side by side in Table 2 (the shipped one beside the run's last), each its own column.
+    shorter = tmp_path / "shorter"
+    run([*[a if a != str(out) else str(shorter) for a in common], "--max_train_steps", "2"])
+    again = report_module.main(report_module.parse_args([
+        "--run", str(out), "--data", str(tmp_path / "pairs"), "--batch_size", "2", "--epochs", "1",
+        "--generator", f"step 4={out / 'generator'}", "--generator", f"step 2={shorter / 'generator'}",
+        "-o", str(tmp_path / "report" / "two")]))
+    assert list(again["table2"]["generators"]) == ["step 4", "step 2"]
+    assert again["table2"]["generators"]["step 4"]["weighted_mean"] == pytest.approx(scored["weighted_mean"])
+    assert again["table2"]["generators"]["step 2"]["weighted_mean"] != pytest.approx(scored["weighted_mean"])
+    header = (tmp_path / "report" / "two.md").read_text()
+    assert "| paper: MSE | ours, step 4: MSE | ours, step 2: MSE |" in header
+    assert [row["epoch"] for row in again["table1"] if row["ours"]] == [1, 2]
 
 
 def test_without_the_adversarial_term_nothing_speaks_of_a_discriminator(train_pair_dir, tmp_path, caplog):

@@ -30,7 +30,7 @@ PAPER_TABLE1 = {20: (0.0075, 0.9756), 50: (0.0062, 0.6844), 100: (0.0056, 0.4423
 # Its Table 2: test MSE per batch of 64 and the weighted mean.
 PAPER_TABLE2 = [0.00231, 0.00279, 0.00266, 0.00280, 0.00383]
 PAPER_TABLE2_MEAN = 0.00281
-# Our own early epochs are shown too, so a run that has not reached epoch 20 still has a table.
+# Our own early epochs are shown too (by default), so a run that has not reached epoch 20 still has a table.
 EARLY_EPOCHS = (1, 2, 5, 10)
 
 
@@ -38,7 +38,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", required=True, help="The output folder of a `train/train.py --preset paper` run.")
     parser.add_argument("--data", required=True, help="The pair set it trained on (`colorgan build-dataset` output); its test split is scored.")
-    parser.add_argument("--generator", default=None, help="Generator folder to score for Table 2 (default: RUN/generator).")
+    parser.add_argument("--generator", action="append", default=None, metavar="LABEL=FOLDER",
+                        help="A generator to score for Table 2, as LABEL=FOLDER (its column is headed 'ours, LABEL'); "
+                             "repeat for several (default: the run's own RUN/generator).")
+    parser.add_argument("--epochs", type=int, nargs="+", default=list(EARLY_EPOCHS),
+                        help="Our epochs shown in Table 1 besides the paper's and the last one reached (default: 1 2 5 10).")
     parser.add_argument("--batch_size", type=int, default=64, help="Test batch size (the paper's 64).")
     parser.add_argument("--hardware", default="this machine's CPU", help="Where the run trained, for the report's header.")
     parser.add_argument("-o", "--output", required=True, help="Output path without extension: writes .md, .json and _curves.png.")
@@ -70,9 +74,9 @@ def epoch_rows(history: list[dict]) -> dict[int, dict]:
             if steps_per_epoch and row["steps"] == steps_per_epoch and row["step"] == (epoch + 1) * steps_per_epoch}
 
 
-def table1(epochs: dict[int, dict]) -> tuple[list[dict], str]:
+def table1(epochs: dict[int, dict], early: tuple[int, ...] = EARLY_EPOCHS) -> tuple[list[dict], str]:
     reached = max(epochs, default=0)
-    shown = sorted({e for e in EARLY_EPOCHS if e in epochs} | set(PAPER_TABLE1) | ({reached} if reached else set()))
+    shown = sorted({e for e in early if e in epochs} | set(PAPER_TABLE1) | ({reached} if reached else set()))
     rows, lines = [], ["| epoch | paper: generator MSE | ours: generator MSE | paper: discriminator BCE | ours: discriminator BCE |",
                        "| ---: | ---: | ---: | ---: | ---: |"]
     for epoch in shown:
@@ -85,13 +89,17 @@ def table1(epochs: dict[int, dict]) -> tuple[list[dict], str]:
     return rows, "\n".join(lines)
 
 
-def table2(per_batch: list[float], mean: float) -> str:
-    lines = ["| test batch (64 photos) | paper: MSE | ours: MSE |", "| --- | ---: | ---: |"]
-    for i in range(max(len(per_batch), len(PAPER_TABLE2))):
+def table2(scores: dict[str, tuple[list[float], float]]) -> str:
+    """The paper's Table 2 beside ours: ``scores`` maps a column label (None: "ours") to (MSE per batch, weighted mean)."""
+    labels = [f"ours, {label}" if label else "ours" for label in scores]
+    lines = ["| test batch (64 photos) | paper: MSE | " + " | ".join(f"{label}: MSE" for label in labels) + " |",
+             "| --- | ---: |" + " ---: |" * len(labels)]
+    batches = max([len(PAPER_TABLE2)] + [len(per_batch) for per_batch, _ in scores.values()])
+    for i in range(batches):
         paper = f"{PAPER_TABLE2[i]:.5f}" if i < len(PAPER_TABLE2) else ""
-        ours = f"{per_batch[i]:.5f}" if i < len(per_batch) else ""
-        lines.append(f"| batch {i + 1} | {paper} | {ours} |")
-    lines.append(f"| weighted mean | {PAPER_TABLE2_MEAN:.5f} | {mean:.5f} |")
+        ours = [f"{per_batch[i]:.5f}" if i < len(per_batch) else "" for per_batch, _ in scores.values()]
+        lines.append(f"| batch {i + 1} | {paper} | " + " | ".join(ours) + " |")
+    lines.append(f"| weighted mean | {PAPER_TABLE2_MEAN:.5f} | " + " | ".join(f"{mean:.5f}" for _, mean in scores.values()) + " |")
     return "\n".join(lines)
 
 
@@ -135,14 +143,27 @@ def save_curves(epochs: dict[int, dict], path: Path) -> None:
 def main(args: argparse.Namespace) -> dict:
     run = Path(args.run)
     epochs = epoch_rows(read_history(run))
-    rows, t1 = table1(epochs)
-    generator_dir = Path(args.generator) if args.generator else run / "generator"
-    per_batch, mean, test_count = score_test_split(generator_dir, args.data, args.batch_size)
+    rows, t1 = table1(epochs, tuple(args.epochs))
+    generators: dict[str | None, Path] = {None: run / "generator"}
+    if args.generator:
+        generators = {}
+        for item in args.generator:
+            label, sep, folder = item.partition("=")
+            if not sep or not label or not folder:
+                raise SystemExit(f"--generator takes LABEL=FOLDER, got {item!r}")
+            generators[label] = Path(folder)
+    scores, test_count = {}, 0
+    for label, folder in generators.items():
+        per_batch, mean, test_count = score_test_split(folder, args.data, args.batch_size)
+        scores[label] = (per_batch, mean)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     reached = max(epochs, default=0)
     report = {"epochs_reached": reached, "steps": max((e["step"] for e in epochs.values()), default=0), "hardware": args.hardware,
-              "table1": rows, "table2": {"per_batch": per_batch, "weighted_mean": mean, "test_photos": test_count},
+              "table1": rows,
+              "table2": {"test_photos": test_count, "generators": {label or "ours": {"folder": str(generators[label]), "per_batch": per_batch,
+                                                                                  "weighted_mean": mean}
+                                                                   for label, (per_batch, mean) in scores.items()}},
               "paper_table2": {"per_batch": PAPER_TABLE2, "weighted_mean": PAPER_TABLE2_MEAN}}
     markdown = "\n".join([
         f"Epochs reached: {reached} of the paper's ~1,000 ({report['steps']} steps of batch 64), on {args.hardware}.",
@@ -155,7 +176,7 @@ def main(args: argparse.Namespace) -> dict:
         f"Table 2: generator MSE on the test split ({test_count} photos, RGB in [0, 1], the generator's raw 120x120 output; "
         "the paper's figures quoted from its Table 2).",
         "",
-        table2(per_batch, mean),
+        table2(scores),
         "",
     ])
     write_atomic(out.with_suffix(".md"), markdown)
