@@ -207,6 +207,11 @@ def run_batches(
         item.prepared = None  # the full-size lightness can go before the encoding
         return write(item.job, image, item.metadata)
 
+    def alone(item: _Item) -> Any:
+        """colorize() on one photo with the extra options (the per-photo path)."""
+        return pipeline.colorize(item.prepared, generator, size=settings.size, saturation=settings.saturation,
+                                 vividness=settings.vividness, **settings.colorize_kwargs)
+
     @torch.inference_mode()
     def whole(job: Any) -> bool:
         """One photo from reading to writing, in a thread of its own (``photos_at_once``); False: skipped."""
@@ -214,9 +219,7 @@ def run_batches(
         if item is SKIP:
             return False
         if per_photo:
-            image = pipeline.colorize(item.prepared, generator, size=settings.size, saturation=settings.saturation,
-                                      vividness=settings.vividness, **settings.colorize_kwargs)
-            return finish(item, None, image)
+            return finish(item, None, alone(item))
         return finish(item, network([item])[0])
 
     if photos_at_once > 1:
@@ -270,8 +273,7 @@ def run_batches(
         if per_photo:
             for item in items:
                 try:
-                    image = pipeline.colorize(item.prepared, generator, size=settings.size, saturation=settings.saturation,
-                                              vividness=settings.vividness, **settings.colorize_kwargs)
+                    image = alone(item)
                 except (KeyboardInterrupt, SystemExit):
                     raise
                 except BaseException as error:  # noqa: BLE001

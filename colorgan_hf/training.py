@@ -553,14 +553,14 @@ class StopRequest:
 
 
 def epoch_batches(loader, epoch: int, skip: int, accelerator) -> Iterator:
-    """Epoch ``epoch`` of the loader (a DataLoader or :class:`DeviceBatches`), skipping the first ``skip`` batches of a resumed epoch.
+    """Epoch ``epoch`` of the loader (a DataLoader or :class:`DeviceBatches`, whose :attr:`~DeviceBatches.epoch`
+    the caller sets with the transform's), skipping the first ``skip`` batches of a resumed epoch.
 
     The prepared DataLoader's seeded shuffle is keyed by its own count of passes, which a
     resumed run starts at 0: setting the epoch makes a resumed run draw the same order as one
     that never stopped.
     """
     if isinstance(loader, DeviceBatches):
-        loader.epoch = epoch
         return loader.batches(skip)
     loader.set_epoch(epoch)
     return accelerator.skip_first_batches(loader, skip) if skip else loader
@@ -721,32 +721,23 @@ def epoch_means(history: list[dict]) -> dict[int, dict]:
     """Epoch (0-based) -> ``g_pixel``, ``d_loss`` (means over the steps logged for it), ``steps`` and the last ``step``.
 
     The parts of an epoch split by resumes are pooled, weighted by their steps. Rows written
-    before ``epoch_steps`` was logged count the steps since the previous part of the epoch
-    (a resume starts at the step its checkpoint logged).
+    before ``epoch_steps`` was logged count the steps since the row before them (a resume
+    starts at the step its checkpoint logged, and an epoch's first part follows the last
+    part of the epoch before).
     """
     merged: dict[int, dict] = {}
+    previous_step = 0
     for row in sorted((row for row in history if "epoch_g_pixel" in row), key=lambda row: row["step"]):
         entry = merged.setdefault(row["epoch"], {"g_pixel": 0.0, "d_loss": 0.0, "steps": 0, "step": None})
-        if "epoch_steps" in row:
-            steps = row["epoch_steps"]
-        elif entry["step"] is not None:
-            steps = row["step"] - entry["step"]
-        else:
-            steps = _first_part_steps(history, row)
+        steps = row.get("epoch_steps", row["step"] - previous_step)
         for key in ("g_pixel", "d_loss"):
             entry[key] += row.get(f"epoch_{key}", 0.0) * steps
         entry["steps"] += steps
-        entry["step"] = row["step"]
+        entry["step"] = previous_step = row["step"]
     for entry in merged.values():
         entry["g_pixel"] /= entry["steps"]
         entry["d_loss"] /= entry["steps"]
     return merged
-
-
-def _first_part_steps(history: list[dict], row: dict) -> int:
-    """Steps in the first logged part of an epoch (old rows): the steps since the previous epoch's last row, or since 0."""
-    before = [other["step"] for other in history if "epoch_g_pixel" in other and other["epoch"] < row["epoch"]]
-    return row["step"] - max(before, default=0)
 
 
 def finish_run(accelerator, generator, discriminator, args: argparse.Namespace, history: list[dict], output_dir: Path) -> None:

@@ -619,8 +619,16 @@ def _predict(decoded: queue.Queue, decoder: _Stage, colored: queue.Queue, encode
             except queue.Full:
                 continue
 
-    batch: list[_Frame] = []
     waiting: collections.deque[_Frame] = collections.deque()  # frames whose colours the stabiliser still holds
+
+    def hand_on_steady(steadied: list[torch.Tensor]) -> None:
+        """The oldest waiting frames, with their final colours, in order."""
+        for ab in steadied:
+            frame = waiting.popleft()
+            frame.ab = ab
+            hand_on(frame)
+
+    batch: list[_Frame] = []
     finished = False
     while not finished:
         item = _get(decoded, decoder)
@@ -635,15 +643,9 @@ def _predict(decoded: queue.Queue, decoder: _Stage, colored: queue.Queue, encode
                 raise ColorGANError(f"{name}: the model gave non-finite colours (NaN or inf): are its weights finite?")
             for frame, ab in zip(batch, predicted):
                 waiting.append(frame)
-                for steady in stabilizer.push(frame.l_small[0], ab):
-                    ready = waiting.popleft()
-                    ready.ab = steady
-                    hand_on(ready)
+                hand_on_steady(stabilizer.push(frame.l_small[0], ab))
             batch = []
-    for steady in stabilizer.flush():
-        ready = waiting.popleft()
-        ready.ab = steady
-        hand_on(ready)
+    hand_on_steady(stabilizer.flush())
     hand_on(_END)
 
 

@@ -15,6 +15,7 @@ import argparse
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -103,18 +104,23 @@ def table2(scores: dict[str, tuple[list[float], float]]) -> str:
     return "\n".join(lines)
 
 
-def score_test_split(generator_dir: Path, data: str, batch_size: int) -> tuple[list[float], float, int]:
+def score_test_split(generator_dirs: dict[str | None, Path], data: str, batch_size: int) -> tuple[dict, int]:
+    """Each generator's test MSE per batch and weighted mean (label -> (per batch, mean)), and the test split's size."""
     import datasets
     from accelerate import Accelerator
 
-    generator = ColorGenerator.from_pretrained(generator_dir)
     pairs = datasets.load_from_disk(data)
-    _, test_loader, _ = make_loaders(pairs, generator.net.input_size, batch_size)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    generator, test_loader = accelerator.prepare(generator, test_loader)
-    with torch.no_grad():
-        per_batch, mean = evaluate_generator(generator, test_loader, "mse", accelerator)
-    return per_batch, mean, len(pairs["test"])
+    loaders: dict[int, Any] = {}  # by the generators' input size
+    scores = {}
+    for label, folder in generator_dirs.items():
+        generator = accelerator.prepare(ColorGenerator.from_pretrained(folder))
+        size = accelerator.unwrap_model(generator).net.input_size
+        if size not in loaders:
+            loaders[size] = accelerator.prepare(make_loaders(pairs, size, batch_size)[1])
+        with torch.no_grad():
+            scores[label] = evaluate_generator(generator, loaders[size], "mse", accelerator)
+    return scores, len(pairs["test"])
 
 
 def save_curves(epochs: dict[int, dict], path: Path) -> None:
@@ -152,10 +158,7 @@ def main(args: argparse.Namespace) -> dict:
             if not sep or not label or not folder:
                 raise SystemExit(f"--generator takes LABEL=FOLDER, got {item!r}")
             generators[label] = Path(folder)
-    scores, test_count = {}, 0
-    for label, folder in generators.items():
-        per_batch, mean, test_count = score_test_split(folder, args.data, args.batch_size)
-        scores[label] = (per_batch, mean)
+    scores, test_count = score_test_split(generators, args.data, args.batch_size)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     reached = max(epochs, default=0)
