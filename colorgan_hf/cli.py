@@ -29,7 +29,7 @@ from .video import DEFAULT_VIDEO_SIZE as VIDEO_SIZE
 
 DEFAULT_WORKERS = 2
 BF16_HELP = ("Run the network in bfloat16 (CPUs with AVX-512 BF16 or AMX, recent GPUs): about twice as fast on such a CPU, "
-             "colours slightly different from float32's (README, Archive scale). Default: float32.")
+             "colours within a just-noticeable difference of float32's and as far from the truth (README, Archive scale). Default: float32.")
 
 logger = logging.getLogger("colorgan")
 OUTPUT_SUFFIX = "_color"
