@@ -17,6 +17,9 @@ default stability), and the outputs are decoded and compared with the clip's own
 - a scene cut: the frame the stabiliser started afresh at, and the mean |delta a*b*| between
   the stabilised and the frame-by-frame output at the cut and the 2 frames after it (a ghost
   of the old shot shows here), beside the same figure's median within the shots;
+- the flicker again with both runs written lossless (x264 CRF 0), against the truth's frames as
+  rendered: H.264 at the default CRF 18 smooths away part of frame by frame's flicker (and adds
+  a little noise of its own), so this is what the stabiliser itself takes out;
 - throughput: frames per second of the stabilised run, decode to encode;
 - memory: peak resident memory of a run on a short and a 4x longer clip, each in its own process.
 
@@ -46,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 from colorgan_hf.metrics.functional import ciede2000_map, colorfulness  # noqa: E402
 from colorgan_hf.registry import load_model  # noqa: E402
 from colorgan_hf.video import DEFAULT_STABILITY, DEFAULT_VIDEO_SIZE, colorize_video, probe_video  # noqa: E402
-from colorgan_hf.video_clips import flow_motion, lab_of, read_frames, render_clip  # noqa: E402
+from colorgan_hf.video_clips import flicker, flow_motion, lab_of, read_frames, render_clip  # noqa: E402
 
 PHOTOS = ROOT.parent / "shared" / "data" / "photos" / "eval" / "bsds500_test"
 # The photos filmed: every 25th of the held-out set in name order (8 of its 200).
@@ -189,6 +192,13 @@ def main() -> None:
         row = score(read_frames(path), read_frames(runs["frame_by_frame"].path), read_frames(runs["stabilised"].path),
                     (motion_of(i) for i in range(count)), cuts,
                     (exact_of(i) for i in range(count)) if exact_of is not None else None)
+        # The same two runs written lossless (x264 CRF 0): the flicker the stabiliser leaves, the
+        # encoder's own part left out (at CRF 18 it smooths some of frame by frame's flicker away).
+        row["flicker_lossless"] = {}
+        for label, stability in (("frame_by_frame", 0.0), ("stabilised", args.stability)):
+            done = colorize_video(path, work / f"{name}_{label}_lossless.mp4", model, size=args.size, stability=stability, crf=0)
+            row["flicker_lossless"][label] = flicker((lab_of(f)[..., 1:] for f in read_frames(done.path)),
+                                                     (motion_of(i) for i in range(count)))
         row.update({
             "cuts_true": cuts, "cuts_found": runs["stabilised"].cuts,
             "fps_end_to_end": {k: r.frames_per_second for k, r in runs.items()},
@@ -230,6 +240,14 @@ def print_table(results: dict) -> None:
             f"{q['frame_by_frame']['colourfulness']:.1f}", f"{q['stabilised']['colourfulness']:.1f}",
             f"{row['fps_end_to_end']['stabilised']:.1f}", f"{row['fps_end_to_end']['frame_by_frame']:.1f}",
         ]))
+    print("\nflicker of the same runs written lossless (x264 CRF 0; truth: the frames as rendered, before encoding):")
+    print("clip | flicker truth (as rendered) | flicker fbf | flicker stab | stab/truth | stab/fbf\n--- | --- | --- | --- | --- | ---")
+    for name, row in results["clips"].items():
+        f, lossless = row["flicker"], row["flicker_lossless"]
+        truth = f.get("truth_exact")
+        print(" | ".join([name, f"{truth:.2f}" if truth is not None else "-", f"{lossless['frame_by_frame']:.2f}",
+                          f"{lossless['stabilised']:.2f}", f"{lossless['stabilised'] / truth:.2f}" if truth is not None else "-",
+                          f"{lossless['stabilised'] / lossless['frame_by_frame']:.2f}"]))
     for name, row in results["clips"].items():
         if row["cuts_true"]:
             gaps = "; ".join(f"cut at {c}: " + ", ".join(f"{g:.2f}" for g in v) for c, v in row["cut_gap"].items())

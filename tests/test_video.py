@@ -19,6 +19,7 @@ pytest.importorskip("cv2")
 
 from colorgan_hf import colorize  # noqa: E402
 from colorgan_hf.video import (  # noqa: E402
+    AVERAGE_PASSES,
     ChromaStabilizer,
     VideoLoadError,
     colorize_video,
@@ -120,9 +121,11 @@ def test_stabilizer_strength_zero_is_the_identity_and_bounds_are_checked():
     assert steady.push(l_small, ab) == []  # held until its stretch is complete
     assert steady.push(l_small, ab + 10) == []  # the same picture again, the network's guess shifted
     first, second = steady.flush()
-    # Each frame takes the other's guess at weight 0.8 against its own 1: both near the middle, 10 x 0.2 / 1.8 apart.
-    assert float((first - ab).mean()) == pytest.approx(10 * 0.8 / 1.8, abs=0.2)
-    assert float((second - first).mean()) == pytest.approx(10 * 0.2 / 1.8, abs=0.2)
+    # Each pass, each frame takes the other's value at weight 0.8 against its own 1: the two stay
+    # either side of the middle (5), and their gap shrinks by 0.2 / 1.8 a pass.
+    gap = 10 * (0.2 / 1.8) ** AVERAGE_PASSES
+    assert float((first - ab).mean()) == pytest.approx(5 - gap / 2, abs=0.2)
+    assert float((second - first).mean()) == pytest.approx(gap, abs=0.05)
 
 
 def test_stabilizer_hands_frames_on_in_order_stretch_by_stretch_and_fades_between_stretches():
