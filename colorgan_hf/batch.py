@@ -556,6 +556,13 @@ def set_threads(generator: Any, threads: int) -> None:
         generator.set_threads(threads)
 
 
+def native_bf16_cpu() -> bool:
+    """Whether this CPU does bfloat16 arithmetic itself (AVX-512 BF16 or AMX), where ``--bf16``
+    runs the network about twice as fast (elsewhere bfloat16 is emulated, and slower)."""
+    checks = (getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None))
+    return any(check is not None and check() for check in checks)
+
+
 def default_threads(local_processes: int) -> int:
     """Torch threads for one of ``local_processes`` processes on this machine: its share of the cores."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -265,3 +265,22 @@ def test_photos_at_once_from_the_cli(tmp_path, photo_paths, caplog):
     assert main(["-q", "colorize", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--threads", "2", "--photos-at-once", "2",
                  "--size", "64"]) == 0
     assert len(outputs(tmp_path / "out")) == len(files)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_a_cpu_with_bfloat16_arithmetic_gets_a_hint_for_bf16_on_a_big_folder(tmp_path, photo_paths, caplog, monkeypatch, native):
+    import logging
+
+    import colorgan_hf.batch as batch
+    import colorgan_hf.cli as cli
+
+    monkeypatch.setattr(batch, "native_bf16_cpu", lambda: native)
+    monkeypatch.setattr(cli, "BF16_HINT_PHOTOS", 3)
+    caplog.set_level(logging.INFO, logger="colorgan")
+    make_folder(tmp_path / "in", photo_paths, 3)
+    assert main(["-q", "colorize", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--size", "64"]) == 0
+    assert ("--bf16 runs the network about twice as fast" in caplog.text) == native
+    caplog.clear()
+    assert main(["-q", "colorize", str(tmp_path / "in"), "-o", str(tmp_path / "out2"), "--size", "64", "--bf16"]) == 0
+    assert "--bf16 runs the network" not in caplog.text  # already on
+    assert len(outputs(tmp_path / "out2")) == 3
