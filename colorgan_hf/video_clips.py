@@ -160,25 +160,18 @@ def render_clip(out_path: str | os.PathLike, shots: Sequence[tuple[str | os.Path
     """Write a clip of ``shots`` (photo, ``"pan"``/``"zoom"``/``"still"``, frames), one after
     the other with hard cuts, as H.264 yuv420p MP4 at ``fps``, with a 440 Hz tone in AAC when
     ``audio``; returns what it knows about every frame."""
+    av = _av()
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
     made = [make_shot(photo, motion, n, width, height, view=view) for photo, motion, n in shots]
-    clip = SyntheticClip(Path(out_path), width, height, Fraction(fps), made, audio)
+    clip = SyntheticClip(out_path, width, height, Fraction(fps), made, audio)
     start = 0
     for shot in made[:-1]:
         start += len(shot)
         clip.cuts.append(start)
-    return write_clip(clip, crf=crf)
-
-
-def write_clip(clip: SyntheticClip, *, crf: int = 18) -> SyntheticClip:
-    """Write ``clip``'s frames to ``clip.path`` (H.264 yuv420p MP4, with its tone when
-    ``clip.audio``); :func:`render_clip` makes the clip, and a clip of the same camera
-    moves over other photos (``dataclasses.replace(clip, shots=...)``) is written the same way."""
-    av = _av()
-    clip.path.parent.mkdir(parents=True, exist_ok=True)
-    fps, audio = clip.fps, clip.audio
-    with av.open(str(clip.path), "w", format="mp4") as output:
+    with av.open(str(out_path), "w", format="mp4") as output:
         video = output.add_stream("libx264", rate=fps)
-        video.width, video.height, video.pix_fmt = clip.width, clip.height, "yuv420p"
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         video.options = {"crf": str(crf), "preset": "veryfast"}
         sound = None
         if audio:
