@@ -93,7 +93,7 @@ def network_costs(photos: list[tuple[str, Path]], size: int, batch_sizes: tuple[
     Runtime (batch 1) with ``onnx_model``; with the FLOPs of the photos' working shapes, the rate each reaches
     (GFLOP/s of one core: how near it runs to what float32 arithmetic on that core can do)."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
+    from model_stats import forward_flops  # bench/, beside this script
 
     from colorgan_hf import load_default
     from colorgan_hf.batch import place_generator
@@ -107,12 +107,7 @@ def network_costs(photos: list[tuple[str, Path]], size: int, batch_sizes: tuple[
     for _, path in photos:
         small = _prepare(load_image(path), plain, size, None).l_small
         groups.setdefault(tuple(small.shape[2:]), []).append(small)
-    flops = 0.0
-    with torch.inference_mode():
-        for smalls in groups.values():
-            with FlopCounterMode(display=False) as counter:
-                plain.predict_ab(smalls[0], None)
-            flops += counter.get_total_flops() * len(smalls)
+    flops = sum(forward_flops(plain, smalls[0]) * len(smalls) for smalls in groups.values())
     gflop_per_photo = flops / len(photos) / 1e9
     print(f"network: {gflop_per_photo:.2f} GFLOP a photo on average (forward pass at the working shapes)", flush=True)
     models = [("unchanged", plain, batch_sizes), ("engine's copy", placed, batch_sizes)]
