@@ -17,6 +17,9 @@ default stability), and the outputs are decoded and compared with the clip's own
 - a scene cut: the frame the stabiliser started afresh at, and the mean |delta a*b*| between
   the stabilised and the frame-by-frame output at the cut and the 2 frames after it (a ghost
   of the old shot shows here), beside the same figure's median within the shots;
+- the measure's floor: the flicker of the truth's colours smoothed to the working size and
+  scaled to the stabilised frames' chroma (steady by construction: what the motion
+  compensation alone leaves for colours like the output's);
 - the flicker again with both runs written lossless (x264 CRF 0), against the truth's frames as
   rendered: H.264 at the default CRF 18 smooths away part of frame by frame's flicker (and adds
   a little noise of its own), so this is what the stabiliser itself takes out;
@@ -100,9 +103,24 @@ def scale_real(source: Path, target: Path, width: int, height: int) -> Path:
     return target
 
 
-def score(truth_frames, fbf_frames, stab_frames, motions, cut_frames: list[int], exact_frames=None) -> dict:
+def smoothed(ab: np.ndarray, size: int) -> np.ndarray:
+    """``ab`` (H, W, 2) brought down to short side ``size`` and back up, as the pipeline's chroma is."""
+    import cv2
+
+    height, width = ab.shape[:2]
+    scale = size / min(height, width)
+    small = cv2.resize(ab, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def score(truth_frames, fbf_frames, stab_frames, motions, cut_frames: list[int], exact_frames=None, size: int = DEFAULT_VIDEO_SIZE) -> dict:
     """Every figure of one clip, streaming the three decoded videos in lockstep (and the
-    frames as rendered, before encoding, when ``exact_frames`` is given)."""
+    frames as rendered, before encoding, when ``exact_frames`` is given).
+
+    Also the measure's floor for the stabilised output: the truth's own colours smoothed to
+    the working ``size`` and scaled, pair by pair, to the stabilised frame's mean chroma are
+    perfectly steady by construction, so their flicker is what the motion compensation alone
+    leaves for colours as smooth and as colourful as the output's."""
     import cv2
 
     sums = {"truth": [], "frame_by_frame": [], "stabilised": []}
@@ -112,17 +130,24 @@ def score(truth_frames, fbf_frames, stab_frames, motions, cut_frames: list[int],
     quality = {"frame_by_frame": {"ciede2000": [], "colourfulness": []}, "stabilised": {"ciede2000": [], "colourfulness": []},
                "truth": {"colourfulness": []}}
     gap = []  # mean |ab_stab - ab_fbf| per frame
+    floor = []
     before = None
     for index, (truth, fbf, stab, motion, exact) in enumerate(zip(truth_frames, fbf_frames, stab_frames, motions, exact_frames)):
         labs = {"truth": lab_of(truth), "frame_by_frame": lab_of(fbf), "stabilised": lab_of(stab)}
         if exact is not None:
             labs["truth_exact"] = lab_of(exact)
         abs_ = {k: v[..., 1:] for k, v in labs.items()}
+        abs_["steady"] = smoothed(abs_["truth"], size)
         if before is not None and motion is not None and motion.valid.any():
-            for key in sums:
+            for key in list(sums) + ["steady"]:
                 moved = cv2.remap(np.ascontiguousarray(before[key]), motion.map_x, motion.map_y, cv2.INTER_LINEAR,
                                   borderMode=cv2.BORDER_REPLICATE)
-                sums[key].append(float(np.linalg.norm(abs_[key] - moved, axis=-1)[motion.valid].mean()))
+                change = float(np.linalg.norm(abs_[key] - moved, axis=-1)[motion.valid].mean())
+                if key == "steady":
+                    gain = np.linalg.norm(abs_["stabilised"], axis=-1).mean() / max(np.linalg.norm(abs_[key], axis=-1).mean(), 1e-6)
+                    floor.append(float(gain) * change)
+                else:
+                    sums[key].append(change)
         before = abs_
         gap.append(float(np.linalg.norm(abs_["stabilised"] - abs_["frame_by_frame"], axis=-1).mean()))
         if index % QUALITY_EVERY:
@@ -136,6 +161,7 @@ def score(truth_frames, fbf_frames, stab_frames, motions, cut_frames: list[int],
             quality[key]["colourfulness"].append(float(colorfulness(r)[0]))
         quality["truth"]["colourfulness"].append(float(colorfulness(t)[0]))
     result = {"frames": len(gap), "flicker": {k: float(np.mean(v)) for k, v in sums.items()}}
+    result["flicker_floor_stabilised"] = float(np.mean(floor))
     result["quality"] = {k: {m: float(np.mean(v)) for m, v in d.items()} for k, d in quality.items()}
     in_shot = [g for i, g in enumerate(gap) if not any(c <= i <= c + 2 for c in cut_frames)]
     result["gap_in_shot_median"] = float(np.median(in_shot)) if in_shot else math.nan
@@ -191,7 +217,7 @@ def main() -> None:
         count = runs["stabilised"].frames
         row = score(read_frames(path), read_frames(runs["frame_by_frame"].path), read_frames(runs["stabilised"].path),
                     (motion_of(i) for i in range(count)), cuts,
-                    (exact_of(i) for i in range(count)) if exact_of is not None else None)
+                    (exact_of(i) for i in range(count)) if exact_of is not None else None, args.size)
         # The same two runs written lossless (x264 CRF 0): the flicker the stabiliser leaves, the
         # encoder's own part left out (at CRF 18 it smooths some of frame by frame's flicker away).
         row["flicker_lossless"] = {}
@@ -248,6 +274,9 @@ def print_table(results: dict) -> None:
         print(" | ".join([name, f"{truth:.2f}" if truth is not None else "-", f"{lossless['frame_by_frame']:.2f}",
                           f"{lossless['stabilised']:.2f}", f"{lossless['stabilised'] / truth:.2f}" if truth is not None else "-",
                           f"{lossless['stabilised'] / lossless['frame_by_frame']:.2f}"]))
+    print("\nthe measure's floor (the truth's colours smoothed to the working size, scaled to the stabilised chroma: "
+          "steady by construction) against the stabilised output, as written:")
+    print(", ".join(f"{name} {row['flicker_floor_stabilised']:.2f} / {row['flicker']['stabilised']:.2f}" for name, row in results["clips"].items()))
     for name, row in results["clips"].items():
         if row["cuts_true"]:
             gaps = "; ".join(f"cut at {c}: " + ", ".join(f"{g:.2f}" for g in v) for c, v in row["cut_gap"].items())

@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_VIDEO_SIZE = 160
 # How much each frame takes from the frames around it (ChromaStabilizer): the weight of a
 # frame k frames away is stability**k; 0 is frame by frame, 1 (the default) an even average
-# over the whole steady stretch. bench/video.py measures it.
+# over the shot, as far back as each point is tracked. bench/video.py measures it.
 DEFAULT_STABILITY = 1.0
 # Frames that go through the network together.
 DEFAULT_BATCH = 4
@@ -58,6 +58,11 @@ DEFAULT_PRESET = "veryfast"
 # Two frames "show the same thing" at a pixel when their lightness, after moving one
 # onto the other along the flow, differs by about this many L* units or less.
 MATCH_L = 6.0
+# A pixel's match weight falls as exp(-(error / MATCH_L) ** MATCH_POWER): flat for small errors, so
+# a point tracked through many well-matched frames keeps nearly its whole weight (with a power of
+# 2 an error of 2 L* weighs 0.89 a frame, 0.10 after 20 frames; with 4, 0.99 and 0.78), then
+# falling steeply where the frames stop showing the same thing.
+MATCH_POWER = 4
 # A scene cut: fewer than CUT_MIN_MATCHED of the pixels match (the previous frame, moved
 # along the flow, is within MATCH_L of this one there; within a shot, 0.95 and more), or the
 # moved frame is off by more than CUT_MEAN_L units of L* on average.
@@ -66,16 +71,19 @@ CUT_MIN_MATCHED = 0.5
 # ChromaStabilizer works on stretches of at most SEGMENT_FRAMES frames of one shot (and of at
 # most SEGMENT_MEMORY bytes of full-resolution lightness waiting for their colours, so the
 # frames held do not grow with the video); consecutive stretches share OVERLAP_FRAMES frames,
-# where one's colours fade into the next's.
+# where one's colours fade into the next's, and the forward half of the average runs on from
+# one stretch into the next (it looks only back), so a long shot does not restart its colours
+# every stretch (bench/video.py, the real clip of 132 frames: flicker 0.187 -> 0.163).
 SEGMENT_FRAMES = 96
 MIN_SEGMENT_FRAMES = 24
 OVERLAP_FRAMES = 12
 SEGMENT_MEMORY = 256 * 2**20
-# The stretch's average is taken twice, the second time of the first's results: a wider,
-# smoother window along each point's track, which takes out most of what the chained flows'
-# small errors leave (bench/video.py: pan1 flicker 0.31 -> 0.23, zoom1 0.48 -> 0.45, the real
-# clip 0.21 -> 0.20, quality unchanged) for a second pass of remaps at the working size.
-AVERAGE_PASSES = 2
+# The stretch's average is taken AVERAGE_PASSES times, each of the one before's results: a
+# wider, smoother window along each point's track, which takes out what the chained flows'
+# small errors leave (bench/video.py, as written: one pass pan1 flicker 0.31, two 0.23; with
+# MATCH_POWER 4, two passes zoom1 0.439 and the real clip 0.196, four 0.408 and 0.187) for
+# three more passes of remaps at the working size.
+AVERAGE_PASSES = 4
 # The DIS optical flow's preset (OpenCV): the averages chain a frame's neighbours through many
 # flows, and the ultrafast preset's small errors add up to a smear that flickers (bench/video.py:
 # pan1 2.08x the truth's flicker with it, 1.20x with medium, at about 4 ms a flow at 160x288).
@@ -233,7 +241,9 @@ class ChromaStabilizer:
 
     Frames are averaged in stretches of at most ``segment_frames`` (a frame's result waits
     until its stretch is complete, or a cut or :meth:`flush` ends it); consecutive stretches
-    of one shot share ``overlap`` frames, over which the colours of one fade into the next's.
+    of one shot share ``overlap`` frames, over which the colours of one fade into the next's;
+    the forward half of the average (which looks only back) runs on across them, so a shot's
+    colours are an average over all of it that the frames track, not restarted each stretch.
     :meth:`push` takes each frame in order and returns the results now final, in order.
     """
 
@@ -248,6 +258,7 @@ class ChromaStabilizer:
         self._index = 0
         self._frames: list[_Seen] = []  # the stretch under way
         self._fade: list[np.ndarray] = []  # the previous stretch's results for its first frames
+        self._carry: list[tuple[np.ndarray, np.ndarray]] | None = None  # its forward sums there, each pass
         self._flow = None
         self._grid: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -296,34 +307,44 @@ class ChromaStabilizer:
             mean_error = float(error[inside].mean()) if inside.any() else math.inf
             if matched < CUT_MIN_MATCHED or mean_error > CUT_MEAN_L:
                 return None
-        return map_x, map_y, (inside * np.exp(-((error / MATCH_L) ** 2))).astype(np.float32)
+        return map_x, map_y, (inside * np.exp(-((error / MATCH_L) ** MATCH_POWER))).astype(np.float32)
 
     def _finish(self, whole: bool) -> list[torch.Tensor]:
         """Average the stretch; hand on its results but (unless ``whole``) the last ``overlap``,
-        which begin the next stretch."""
-        results = self._average(self._frames)
+        which begin the next stretch (and the forward sums there, which it carries on)."""
+        done = len(self._frames) if whole else len(self._frames) - self.overlap
+        results, self._carry = self._average(self._frames, self._carry, done if done < len(self._frames) else None)
         for i, before in enumerate(self._fade):
             weight = (i + 1) / (len(self._fade) + 1)
             results[i] = (1.0 - weight) * before + weight * results[i]
-        done = len(results) if whole else len(results) - self.overlap
         self._fade = results[done:]
         self._frames = self._frames[done:]
         if self._frames:
             self._frames[0].backward = None  # the next stretch starts here
         return [torch.from_numpy(np.ascontiguousarray(r.transpose(2, 0, 1), dtype=np.float32)) for r in results[:done]]
 
-    def _average(self, frames: list[_Seen]) -> list[np.ndarray]:
+    def _average(self, frames: list[_Seen], carry: list[tuple[np.ndarray, np.ndarray]] | None, keep: int | None
+                 ) -> tuple[list[np.ndarray], list[tuple[np.ndarray, np.ndarray]] | None]:
         """Each frame's strength-weighted average of the matched predictions of the stretch, both
-        ways, taken :data:`AVERAGE_PASSES` times (each pass averages the one before's results)."""
+        ways, taken :data:`AVERAGE_PASSES` times (each pass averages the one before's results).
+
+        ``carry``: for each pass, the forward sweep's sums and counts at the stretch's first
+        frame, from the stretch before it (the forward sweep looks only back, so it runs on
+        across stretches and a long shot's colours do not restart at each stretch). Returns the
+        results and, for each pass, the forward sums and counts at frame ``keep`` (None: none),
+        where the next stretch begins."""
         cv2 = _cv2()
         decay = self.strength
         n = len(frames)
 
         def sweep(values: list[np.ndarray], order: range, link: Callable[[int], tuple[np.ndarray, np.ndarray, np.ndarray] | None],
-                  step: int) -> tuple[list[Any], list[Any]]:
+                  step: int, start: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[list[Any], list[Any]]:
             sums: list[Any] = [None] * n
             counts: list[Any] = [None] * n
             for t in order:
+                if start is not None and t == order[0]:
+                    sums[t], counts[t] = start[0].copy(), start[1].copy()
+                    continue
                 sums[t], counts[t] = values[t].copy(), np.ones(frames[t].gray.shape, np.float32)
                 moved = link(t)
                 if moved is not None:
@@ -334,13 +355,17 @@ class ChromaStabilizer:
             return sums, counts
 
         values = [frame.ab for frame in frames]
-        for _ in range(AVERAGE_PASSES):
-            ahead_sums, ahead_counts = sweep(values, range(n), lambda t: frames[t].backward if t > 0 else None, 1)
+        forward: list[tuple[np.ndarray, np.ndarray]] = []
+        for p in range(AVERAGE_PASSES):
+            ahead_sums, ahead_counts = sweep(values, range(n), lambda t: frames[t].backward if t > 0 else None, 1,
+                                             carry[p] if carry is not None else None)
+            if keep is not None:
+                forward.append((ahead_sums[keep], ahead_counts[keep]))
             behind_sums, behind_counts = sweep(values, range(n - 1, -1, -1), lambda t: frames[t].forward if t < n - 1 else None, -1)
             # Both sweeps count the frame itself once.
             values = [(ahead_sums[t] + behind_sums[t] - values[t]) / (ahead_counts[t] + behind_counts[t] - 1.0)[..., None]
                       for t in range(n)]
-        return values
+        return values, forward if keep is not None else None
 
 
 def _moved(cv2, image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
@@ -485,7 +510,7 @@ def colorize_video(
             video's chroma is recombined with each frame's full-resolution lightness).
         stability: 0 to 1, how much each frame takes from the motion-compensated colours of
             the frames around it (:class:`ChromaStabilizer`; 0: frame by frame; default 1,
-            an even average over each steady stretch of up to 4 s).
+            an even average over the shot: back to its start, ahead up to about 4 s).
         saturation: multiplies the chroma (0: gray).
         vividness: as :func:`colorgan_hf.colorize`, for models that predict a distribution.
         batch_size: frames that go through the network together.
