@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 from colorgan_hf.metrics.functional import ciede2000_map, colorfulness  # noqa: E402
 from colorgan_hf.registry import load_model  # noqa: E402
 from colorgan_hf.video import DEFAULT_STABILITY, DEFAULT_VIDEO_SIZE, colorize_video, probe_video  # noqa: E402
-from colorgan_hf.video_clips import flicker, flow_motion, lab_of, read_frames, render_clip  # noqa: E402
+from colorgan_hf.video_clips import flicker, flow_motion, frame_change, lab_of, read_frames, render_clip  # noqa: E402
 
 PHOTOS = ROOT.parent / "shared" / "data" / "photos" / "eval" / "bsds500_test"
 # The photos filmed: every 25th of the held-out set in name order (8 of its 200).
@@ -104,7 +104,8 @@ def scale_real(source: Path, target: Path, width: int, height: int) -> Path:
 
 
 def smoothed(ab: np.ndarray, size: int) -> np.ndarray:
-    """``ab`` (H, W, 2) brought down to short side ``size`` and back up, as the pipeline's chroma is."""
+    """``ab`` (H, W, 2) brought down to short side ``size`` (area) and back up (bilinear): about as smooth as
+    chroma predicted at that working size."""
     import cv2
 
     height, width = ab.shape[:2]
@@ -121,8 +122,6 @@ def score(truth_frames, fbf_frames, stab_frames, motions, cut_frames: list[int],
     the working ``size`` and scaled, pair by pair, to the stabilised frame's mean chroma are
     perfectly steady by construction, so their flicker is what the motion compensation alone
     leaves for colours as smooth and as colourful as the output's."""
-    import cv2
-
     sums = {"truth": [], "frame_by_frame": [], "stabilised": []}
     if exact_frames is not None:
         sums["truth_exact"] = []
@@ -139,15 +138,10 @@ def score(truth_frames, fbf_frames, stab_frames, motions, cut_frames: list[int],
         abs_ = {k: v[..., 1:] for k, v in labs.items()}
         abs_["steady"] = smoothed(abs_["truth"], size)
         if before is not None and motion is not None and motion.valid.any():
-            for key in list(sums) + ["steady"]:
-                moved = cv2.remap(np.ascontiguousarray(before[key]), motion.map_x, motion.map_y, cv2.INTER_LINEAR,
-                                  borderMode=cv2.BORDER_REPLICATE)
-                change = float(np.linalg.norm(abs_[key] - moved, axis=-1)[motion.valid].mean())
-                if key == "steady":
-                    gain = np.linalg.norm(abs_["stabilised"], axis=-1).mean() / max(np.linalg.norm(abs_[key], axis=-1).mean(), 1e-6)
-                    floor.append(float(gain) * change)
-                else:
-                    sums[key].append(change)
+            for key in sums:
+                sums[key].append(frame_change(before[key], abs_[key], motion))
+            gain = np.linalg.norm(abs_["stabilised"], axis=-1).mean() / max(np.linalg.norm(abs_["steady"], axis=-1).mean(), 1e-6)
+            floor.append(float(gain) * frame_change(before["steady"], abs_["steady"], motion))
         before = abs_
         gap.append(float(np.linalg.norm(abs_["stabilised"] - abs_["frame_by_frame"], axis=-1).mean()))
         if index % QUALITY_EVERY:

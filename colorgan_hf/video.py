@@ -341,10 +341,10 @@ class ChromaStabilizer:
                   step: int, start: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[list[Any], list[Any]]:
             sums: list[Any] = [None] * n
             counts: list[Any] = [None] * n
+            if start is not None:  # the stretch before's sums at this first frame
+                sums[order[0]], counts[order[0]] = start[0].copy(), start[1].copy()
+                order = order[1:]
             for t in order:
-                if start is not None and t == order[0]:
-                    sums[t], counts[t] = start[0].copy(), start[1].copy()
-                    continue
                 sums[t], counts[t] = values[t].copy(), np.ones(frames[t].gray.shape, np.float32)
                 moved = link(t)
                 if moved is not None:
@@ -355,17 +355,17 @@ class ChromaStabilizer:
             return sums, counts
 
         values = [frame.ab for frame in frames]
-        forward: list[tuple[np.ndarray, np.ndarray]] = []
+        forward: list[tuple[np.ndarray, np.ndarray]] | None = [] if keep is not None else None
         for p in range(AVERAGE_PASSES):
             ahead_sums, ahead_counts = sweep(values, range(n), lambda t: frames[t].backward if t > 0 else None, 1,
                                              carry[p] if carry is not None else None)
-            if keep is not None:
+            if forward is not None:
                 forward.append((ahead_sums[keep], ahead_counts[keep]))
             behind_sums, behind_counts = sweep(values, range(n - 1, -1, -1), lambda t: frames[t].forward if t < n - 1 else None, -1)
             # Both sweeps count the frame itself once.
             values = [(ahead_sums[t] + behind_sums[t] - values[t]) / (ahead_counts[t] + behind_counts[t] - 1.0)[..., None]
                       for t in range(n)]
-        return values, forward if keep is not None else None
+        return values, forward
 
 
 def _moved(cv2, image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
