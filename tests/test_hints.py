@@ -247,9 +247,18 @@ def test_browser_red_stroke_makes_its_region_red(tmp_path):
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(url)
             page.get_by_role("tab", name="Colour hints").click()
-            with page.expect_file_chooser() as chooser:
-                page.locator("#hints-editor [aria-label='Click to upload or drop files']").first.click()
-            chooser.value.set_files(str(photo))
+            # On a busy machine the editor can drop a file chosen before its canvas is set up (no
+            # upload is even sent): choose it again until the photo replaces the editor's prompt.
+            prompt = page.locator("#hints-editor").get_by_text("Upload an image")
+            for attempt in range(4):
+                with page.expect_file_chooser() as chooser:
+                    page.locator("#hints-editor [aria-label='Click to upload or drop files']").first.click()
+                chooser.value.set_files(str(photo))
+                try:
+                    prompt.wait_for(state="hidden", timeout=20_000)
+                    break
+                except playwright_api.TimeoutError:
+                    assert attempt < 3, "the photo never reached the editor"
             canvas = page.locator("#hints-editor canvas").first
             canvas.wait_for(state="visible", timeout=30_000)
             # The editor lays the photo out in steps: wait until the canvas keeps its size (a busy
@@ -277,20 +286,24 @@ def test_browser_red_stroke_makes_its_region_red(tmp_path):
 
             def result() -> torch.Tensor:
                 # The info line and the download link update from one event; under load the link can
-                # come a moment later: wait for a new one before reading it.
+                # come a moment later: wait for a new one before reading it. A settings change runs
+                # the live update and the button another run: the session's next result replaces
+                # (and removes) the one before, so a link that is gone by the time it is read is
+                # followed by the newer one.
                 link = page.locator("#hints-download a").first
-                href = None
-                for _ in range(120):
+                href, status = None, None
+                for _ in range(240):
                     href = link.get_attribute("href") if link.count() else None
                     if href and href not in hrefs:
-                        break
+                        hrefs.append(href)
+                        response = page.request.get(href if href.startswith("http") else url + href)
+                        status = response.status
+                        if response.ok:
+                            path = tmp_path / "result.png"
+                            path.write_bytes(response.body())
+                            return lab_of(Image.open(path))
                     page.wait_for_timeout(250)
-                assert href and href not in hrefs, f"no new result link (had {hrefs}, now {href})"
-                hrefs.append(href)
-                body = page.request.get(href if href.startswith("http") else url + href).body()
-                path = tmp_path / "result.png"
-                path.write_bytes(body)
-                return lab_of(Image.open(path))
+                raise AssertionError(f"no new result that could be read (links {hrefs}, last status {status})")
 
             lab = result()
             assert lab.shape[2:] == (240, 360)
