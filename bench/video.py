@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from colorgan_hf.metrics.functional import ciede2000_map, colorfulness  # noqa: E402
 from colorgan_hf.registry import load_model  # noqa: E402
-from colorgan_hf.video import DEFAULT_STABILITY, DEFAULT_VIDEO_SIZE, colorize_video, probe_video  # noqa: E402
+from colorgan_hf.video import DEFAULT_STABILITY, DEFAULT_VIDEO_MODEL, DEFAULT_VIDEO_SIZE, colorize_video, probe_video  # noqa: E402
 from colorgan_hf.video_clips import flicker, flow_motion, frame_change, lab_of, read_frames, render_clip  # noqa: E402
 
 PHOTOS = ROOT.parent / "shared" / "data" / "photos" / "eval" / "bsds500_test"
@@ -186,7 +186,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(torch.get_num_threads())
-    model = load_model("default")
+    model = load_model(DEFAULT_VIDEO_MODEL)
     work = Path(tempfile.mkdtemp(prefix="colorgan-video-bench-"))
     clips = make_clips(work, Path(args.photos), args.frames, args.width, args.height)
     cases = {name: (clip.path, clip.motion, clip.cuts, clip.truth) for name, clip in clips.items()}

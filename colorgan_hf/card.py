@@ -112,7 +112,7 @@ def make_card(
                      hue_min_pixels=f"{HUE_MIN_PIXELS:,}", truth_chroma=f"{TRUTH_CHROMA_MIN:g}", pred_chroma=f"{PRED_CHROMA_MIN:g}")
     return ModelCard.from_template(
         data, template_str=TEMPLATE_PATH.read_text(), title=title or f"{architecture} generator", summary=summary,
-        repo_id=repo_id, architecture=architecture, params=f"{params:,}",
+        repo_id=repo_id, architecture=architecture, config=config, params=f"{params:,}",
         config_args=", ".join(f"{k}={v!r}" for k, v in sorted(config.items())), training=training,
         evaluations=tables, any_set_metrics=any(t["set_metrics"] for t in tables), samples=list(samples),
         sample_rule=sample_rule, limitations=limitations, sections=[s.strip() for s in sections if s.strip()], **extra,

@@ -14,6 +14,8 @@ Generators (``ColorGenerator(architecture=...)``):
 * ``"unet_bins"``: the same trunk classifying a*b* into quantized bins (Zhang et al.
   2016) at half resolution, decoded by an annealed mean whose temperature is the
   ``vividness`` knob.
+* ``"unet_pair"``: two such U-Nets (regression) of different widths, their a*b*
+  averaged with a fixed mix (the default).
 
 Discriminators (``ColorDiscriminator(architecture=...)``): ``"paper"`` (CNN + fully
 connected, on RGB) and ``"patchgan"`` (pix2pix's PatchGAN with spectral norm, on L+ab).
@@ -384,6 +386,43 @@ class UNetGenerator(GeneratorNet):
 
     def to_rgb(self, net_input: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
         return lab_to_rgb(torch.cat([denormalize_l(net_input), denormalize_ab(self.image(output))], dim=1).float())
+
+
+@register_generator("unet_pair")
+class UNetPairGenerator(GeneratorNet):
+    """Two Lab U-Nets of different widths whose a*b* are averaged: ``(1 - mix) * first + mix * second``.
+
+    Two networks trained apart make different mistakes, so their average is nearer the truth
+    than either (PSNR and CIEDE2000), while the wider, more colourful one keeps most of its
+    colour (the default card's ablation, row U). Each member is a :class:`UNetGenerator`
+    of ``depth`` levels; a convex mix of their tanh outputs stays in [-1, 1].
+    Input (B, 1, H, W) L scaled to [-1, 1]; output (B, 2, H, W) ab in [-1, 1].
+    """
+
+    discriminator = "patchgan"
+    BOUNDS = {"base_channels": (1, 256), "second_base_channels": (1, 256), "depth": (1, 7), "mix": (0.0, 1.0)}
+
+    def __init__(self, base_channels: int = 32, second_base_channels: int = 48, depth: int = 4, mix: float = 0.65) -> None:
+        super().__init__()
+        self.mix = float(mix)
+        self.first = UNetGenerator(base_channels, depth)
+        self.second = UNetGenerator(second_base_channels, depth)
+
+    @property
+    def stride(self) -> int:
+        return self.first.stride
+
+    def config(self) -> dict:
+        return {"base_channels": self.first.base_channels, "second_base_channels": self.second.base_channels,
+                "depth": self.first.depth, "mix": self.mix}
+
+    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+        return (1.0 - self.mix) * self.first(l_norm) + self.mix * self.second(l_norm)  # (B, 2, H, W), ab in [-1, 1]
+
+    encode = UNetGenerator.encode
+    training_pair = UNetGenerator.training_pair
+    decode_ab = UNetGenerator.decode_ab
+    to_rgb = UNetGenerator.to_rgb
 
 
 def ab_bin_centers(bin_size: float) -> torch.Tensor:

@@ -9,7 +9,7 @@ from .errors import ModelLoadError
 from .models import ColorGenerator
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-SHIPPED_MODELS = ("default", "paper")
+SHIPPED_MODELS = ("default", "fast", "paper")
 
 
 def shipped_models() -> list[str]:
@@ -21,7 +21,8 @@ def load_default(name: str = "default") -> ColorGenerator:
     """Load a generator shipped inside the package (no network needed).
 
     Args:
-        name: ``"default"`` (our recipe) or ``"paper"`` (the paper's network).
+        name: ``"default"`` (our recipe: a pair of U-Nets), ``"fast"`` (the pair's first
+            U-Net alone, a third of the cost: the video default) or ``"paper"`` (the paper's network).
     """
     if name not in SHIPPED_MODELS:
         raise ModelLoadError(f"unknown shipped model {name!r}: expected one of {', '.join(SHIPPED_MODELS)}")

@@ -46,6 +46,9 @@ logger = logging.getLogger(__name__)
 # low-frequency and is joined to each frame's full-resolution lightness, and 160 keeps a
 # 640x360 film above 10 frames/s end to end on two CPU cores (bench/video.py).
 DEFAULT_VIDEO_SIZE = 160
+# The shipped generator videos use unless told: the default pair costs about four times the
+# single U-Net per frame, which would take a 640x360 clip under 10 frames/s on two cores.
+DEFAULT_VIDEO_MODEL = "fast"
 # How much each frame takes from the frames around it (ChromaStabilizer): the weight of a
 # frame k frames away is stability**k; 0 is frame by frame, 1 (the default) an even average
 # over the shot, as far back as each point is tracked. bench/video.py measures it.
@@ -505,7 +508,8 @@ def colorize_video(
         source: the video file (anything FFmpeg reads: MP4, MOV, MKV, AVI, WebM, ...).
         out_path: the file to write; ``.mp4``, ``.m4v``, ``.mov`` and ``.mkv`` choose their
             container, anything else gets MP4.
-        model: as :func:`colorgan_hf.colorize` (``None``: the shipped default).
+        model: as :func:`colorgan_hf.colorize` (``None``: the shipped ``"fast"`` model,
+            :data:`DEFAULT_VIDEO_MODEL`, the default pair's first U-Net alone).
         size: short side of the working resolution the network runs at (default 160: a
             video's chroma is recombined with each frame's full-resolution lightness).
         stability: 0 to 1, how much each frame takes from the motion-compensated colours of
@@ -546,7 +550,7 @@ def colorize_video(
         raise VideoLoadError(f"{source}: {info.seconds:.1f} s long, over the limit of {max_seconds:g} s")
     if max_frames is not None and info.frames is not None and info.frames > max_frames:
         raise VideoLoadError(f"{source}: {info.frames} frames, over the limit of {max_frames}")
-    generator = _generator(model)
+    generator = _generator(DEFAULT_VIDEO_MODEL if model is None else model)
     device = next(generator.parameters()).device if isinstance(generator, torch.nn.Module) else torch.device("cpu")
     shape = working_shape(info.height, info.width, generator, size)
     width, height = _even(info.width), _even(info.height)
@@ -828,9 +832,9 @@ def run_cli(args: Any, videos: list[tuple[Path, Path]]) -> int:
     if not 0.0 <= args.stability <= 1.0:
         raise ColorGANError(f"--stability must be in [0, 1], got {args.stability}")
     try:
-        model = _generator(_resolve_model(args.model))
+        model = _generator(_resolve_model(args.model) or DEFAULT_VIDEO_MODEL)
     except (ColorGANError, OSError, ValueError) as error:
-        logger.error("cannot load model %s: %s", args.model or "default", error)
+        logger.error("cannot load model %s: %s", args.model or DEFAULT_VIDEO_MODEL, error)
         return 1
     inputs = {file.resolve() for file, _ in videos}
     taken: set[str] = set()

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import training  # noqa: F401  (puts train/ on the path)
 import torch
 
 from colorgan_hf import ColorDiscriminator, ColorGenerator, GANLoss
@@ -8,6 +9,8 @@ from colorgan_hf import ColorDiscriminator, ColorGenerator, GANLoss
 GEN_CONFIGS = {
     "unet": (dict(architecture="unet", base_channels=8, depth=3), (2, 1, 32, 48), (2, 2, 32, 48), (-1.0, 1.0)),
     "paper": (dict(architecture="paper", base_channels=4), (2, 1, 120, 120), (2, 3, 120, 120), (0.0, 1.0)),
+    "unet_pair": (dict(architecture="unet_pair", base_channels=8, second_base_channels=12, depth=3, mix=0.65), (2, 1, 32, 48),
+                  (2, 2, 32, 48), (-1.0, 1.0)),
 }
 DISC_CONFIGS = {
     "unet": (dict(architecture="unet", base_channels=8), (2, 3, 64, 64)),
@@ -19,7 +22,7 @@ DISC_CONFIGS = {
 def test_generator_shapes_ranges_and_gradients(arch):
     kwargs, in_shape, out_shape, (low, high) = GEN_CONFIGS[arch]
     model = ColorGenerator(**kwargs)
-    x = torch.rand(in_shape) * 2 - 1 if arch == "unet" else torch.rand(in_shape)
+    x = torch.rand(in_shape) if arch == "paper" else torch.rand(in_shape) * 2 - 1
     y = model(x)
     assert y.shape == out_shape
     assert torch.isfinite(y).all()
@@ -46,8 +49,8 @@ def test_discriminator_shapes_and_gradients(arch):
     assert not missing, f"parameters without a gradient: {missing}"
 
 
-@pytest.mark.parametrize("arch", ["unet", "paper"])
-def test_predict_ab_speaks_lab_for_both_architectures(arch):
+@pytest.mark.parametrize("arch", ["unet", "paper", "unet_pair"])
+def test_predict_ab_speaks_lab_for_every_architecture(arch):
     kwargs, in_shape, _, _ = GEN_CONFIGS[arch]
     model = ColorGenerator(**kwargs).eval()
     l_channel = torch.rand(in_shape) * 100
@@ -63,7 +66,7 @@ def test_unet_runs_at_any_multiple_of_its_stride():
     assert model.stride == 8 and model.input_size is None
 
 
-@pytest.mark.parametrize("arch", ["unet", "paper"])
+@pytest.mark.parametrize("arch", ["unet", "paper", "unet_pair"])
 def test_save_pretrained_round_trip_with_safetensors_only(tmp_path, arch):
     kwargs, in_shape, _, _ = GEN_CONFIGS[arch]
     model = ColorGenerator(**kwargs).eval()
@@ -180,12 +183,16 @@ print(json.dumps(results))
 
 # Each attack of the issue: (shipped weights beside it, config.json, what the error says).
 CONFIG_ATTACKS = {
-    "unet_base_channels_20000": ("default", {"architecture": "unet", "base_channels": 20000, "depth": 4}, "outside the supported range"),
-    "unet_depth_3000": ("default", {"architecture": "unet", "base_channels": 32, "depth": 3000}, "outside the supported range"),
-    "unet_base_channels_1e5": ("default", {"architecture": "unet", "base_channels": 1e5, "depth": 4}, "must be int"),
+    "unet_base_channels_20000": ("fast", {"architecture": "unet", "base_channels": 20000, "depth": 4}, "outside the supported range"),
+    "unet_depth_3000": ("fast", {"architecture": "unet", "base_channels": 32, "depth": 3000}, "outside the supported range"),
+    "unet_base_channels_1e5": ("fast", {"architecture": "unet", "base_channels": 1e5, "depth": 4}, "must be int"),
     "paper_image_size_2000": ("paper", {"architecture": "paper", "base_channels": 32, "image_size": 2000}, "outside the supported range"),
     # Inside every bound, yet a 619 M-parameter (2.5 GB) network: refused from the weights' header, before it is built.
-    "in_bounds_unet_256x7": ("default", {"architecture": "unet", "base_channels": 256, "depth": 7}, "weights do not match config.json"),
+    "in_bounds_unet_256x7": ("fast", {"architecture": "unet", "base_channels": 256, "depth": 7}, "weights do not match config.json"),
+    "pair_mix_2": ("default", {"architecture": "unet_pair", "base_channels": 32, "second_base_channels": 48, "depth": 4, "mix": 2.0},
+                   "outside the supported range"),
+    "in_bounds_pair_256x7": ("default", {"architecture": "unet_pair", "base_channels": 256, "second_base_channels": 256, "depth": 7,
+                                         "mix": 0.5}, "weights do not match config.json"),
     "in_bounds_paper_256": ("paper", {"architecture": "paper", "base_channels": 256, "image_size": 120}, "weights do not match config.json"),
 }
 
@@ -309,3 +316,33 @@ def test_unet_bins_soft_targets_encode_the_true_colour():
     assert error.mean() < 0.5 and error.max() < 5, "the weighted bin centres give back the colour (in-gamut cells only)"
     loss = model.net.auxiliary_loss(model(torch.zeros(500, 1, 4, 4)), ab, None)
     assert torch.isfinite(loss) and loss > 0
+
+
+def test_unet_pair_is_the_mix_of_its_two_unets_and_combine_joins_trained_ones(tmp_path):
+    import combine  # train/combine.py (tests/training.py puts train/ on the path)
+
+    from colorgan_hf.errors import ColorGANError
+
+    torch.manual_seed(0)
+    first = ColorGenerator(architecture="unet", base_channels=8, depth=3).eval()
+    second = ColorGenerator(architecture="unet", base_channels=12, depth=3).eval()
+    first.save_pretrained(tmp_path / "first")
+    second.save_pretrained(tmp_path / "second")
+    combine.main(combine.parse_args([str(tmp_path / "first"), str(tmp_path / "second"), "--mix", "0.25",
+                                     "--output_dir", str(tmp_path / "pair")]))
+    pair = ColorGenerator.from_pretrained(tmp_path / "pair").eval()
+    assert pair.architecture == "unet_pair" and pair.net.config() == {"base_channels": 8, "second_base_channels": 12, "depth": 3,
+                                                                      "mix": 0.25}
+    l_channel = torch.rand(2, 1, 16, 24) * 100
+    with torch.no_grad():
+        expected = 0.75 * first.predict_ab(l_channel) + 0.25 * second.predict_ab(l_channel)
+        torch.testing.assert_close(pair.predict_ab(l_channel), expected, atol=1e-4, rtol=1e-5)
+    assert sorted(p.name for p in (tmp_path / "pair").iterdir() if not p.name.startswith(".")) == [
+        "README.md", "config.json", "model.safetensors"]
+
+    with pytest.raises(ColorGANError, match="only 'unet' generators"):
+        combine.combine(first, ColorGenerator(architecture="paper", base_channels=4), 0.5)
+    with pytest.raises(ColorGANError, match="depths 3 and 2"):
+        combine.combine(first, ColorGenerator(architecture="unet", base_channels=8, depth=2), 0.5)
+    with pytest.raises(SystemExit):
+        combine.parse_args(["a", "b", "--mix", "1.5", "--output_dir", str(tmp_path / "x")])

@@ -25,9 +25,13 @@ def chroma(image: Image.Image) -> float:
     return rgb_to_lab(rgb)[1:].norm(dim=0).mean().item()
 
 
-def test_default_model_loads_offline_and_is_a_unet(model):
-    assert model.architecture == "unet"
+def test_default_model_loads_offline_and_is_a_unet_pair_whose_first_is_the_fast_model(model):
+    assert model.architecture == "unet_pair"
     assert not model.training
+    fast = load_default("fast")
+    assert fast.architecture == "unet" and not fast.training
+    for name, tensor in fast.net.state_dict().items():
+        assert torch.equal(tensor, model.net.first.state_dict()[name]), f"{name}: the fast model is not the pair's first U-Net"
 
 
 def test_large_photo_keeps_size_and_luminance(model, photo):

@@ -38,7 +38,7 @@ SIZE = 64  # working size: the tests check the plumbing, bench/video.py the figu
 def model():
     from colorgan_hf import load_default
 
-    return load_default()
+    return load_default("fast")  # what videos use unless told
 
 
 @pytest.fixture(scope="module")
@@ -337,3 +337,24 @@ def test_browser_video_tab_states_the_limit_and_gives_the_clip_back(clips, tmp_p
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_videos_use_the_fast_model_unless_told(clips, tmp_path, monkeypatch):
+    from colorgan_hf import load_default, pipeline, video
+
+    seen, original = [], pipeline._generator
+
+    def spy(model):
+        seen.append(model)
+        return original(model)
+
+    monkeypatch.setattr(pipeline, "_generator", spy)
+    colorize_video(clips["cut"].path, tmp_path / "a.mp4", size=SIZE)
+    assert seen == [video.DEFAULT_VIDEO_MODEL] == ["fast"]
+    # The demo's video tab: the fast model under the default's label, unless the page was started on another model.
+    (tmp_path / "cache").mkdir()
+    app = load_app(monkeypatch, tmp_path / "cache")
+    default = load_default()
+    chosen = app.load_video_models(None, {app.DEFAULT_LABEL: default})
+    assert chosen[app.DEFAULT_LABEL].architecture == "unet" and default.architecture == "unet_pair"
+    assert app.load_video_models("my/model", {app.DEFAULT_LABEL: default})[app.DEFAULT_LABEL] is default
