@@ -22,7 +22,7 @@ def load_default(name: str = "default") -> ColorGenerator:
 
     Args:
         name: ``"default"`` (our recipe: a pair of U-Nets), ``"fast"`` (the pair's first
-            U-Net alone, a third of the cost: the video default) or ``"paper"`` (the paper's network).
+            U-Net alone, a quarter of the time: the video default) or ``"paper"`` (the paper's network).
     """
     if name not in SHIPPED_MODELS:
         raise ModelLoadError(f"unknown shipped model {name!r}: expected one of {', '.join(SHIPPED_MODELS)}")
