@@ -54,6 +54,8 @@ class GeneratorNet(nn.Module):
     TRAINING_RESIZE: ClassVar[str] = "short_side"
     # Whether its target is a*b*, whose pixels colour re-balancing can weigh.
     AB_TARGET: ClassVar[bool] = True
+    # Another architecture whose recipe trains it as it is (None: only its own).
+    TRAINS_UNDER: ClassVar[str | None] = None
 
     @classmethod
     def size_options(cls, resolution: int) -> dict:
@@ -401,6 +403,8 @@ class UNetPairGenerator(GeneratorNet):
 
     discriminator = "patchgan"
     BOUNDS = {"base_channels": (1, 256), "second_base_channels": (1, 256), "depth": (1, 7), "mix": (0.0, 1.0)}
+    # `--init_generator default` with the default (unet) recipe fine-tunes the pair as a whole.
+    TRAINS_UNDER = "unet"
 
     def __init__(self, base_channels: int = 32, second_base_channels: int = 48, depth: int = 4, mix: float = 0.65) -> None:
         super().__init__()

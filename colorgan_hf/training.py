@@ -96,10 +96,8 @@ def build_networks(args: argparse.Namespace) -> tuple[ColorGenerator, ColorDiscr
         if start.input_size not in (None, args.resolution):
             raise ColorGANError(f"{args.init_generator}: a {start.architecture} generator of input size {start.input_size} "
                                 f"cannot start a {args.preset} run at resolution {args.resolution}")
-        if start.architecture == args.architecture or (start.architecture == "unet_pair" and args.architecture == "unet"):
-            # The architecture and its sizes come from the starting weights (a pair of U-Nets,
-            # the shipped default, fine-tunes as a whole under the U-Net's recipe).
-            generator = start
+        if args.architecture in (start.architecture, start.net.TRAINS_UNDER):
+            generator = start  # the architecture and its sizes come from the starting weights
         else:
             # Another head on the same trunk: the trunk's sizes and weights come from the starting weights.
             options = {k: v for k, v in start.net.config().items() if k in inspect.signature(GENERATORS[args.architecture]).parameters}

@@ -472,6 +472,14 @@ class VideoResult:
         return self.frames / self.elapsed if self.elapsed > 0 else 0.0
 
 
+def video_generator(model: Any = None):
+    """The generator a video is colorized with: as :func:`colorgan_hf.colorize` takes it, ``None``
+    giving :data:`DEFAULT_VIDEO_MODEL`."""
+    from .pipeline import _generator
+
+    return _generator(DEFAULT_VIDEO_MODEL if model is None else model)
+
+
 def _even(side: int) -> int:
     return side + (side & 1)
 
@@ -531,7 +539,7 @@ def colorize_video(
     Raises:
         VideoLoadError: the input is missing, not a video, or over a limit.
     """
-    from .pipeline import _eval_mode, _finish, _generator, _Prepared, check_options, working_shape
+    from .pipeline import _eval_mode, _finish, _Prepared, check_options, working_shape
 
     av = _av()
     _cv2()
@@ -550,7 +558,7 @@ def colorize_video(
         raise VideoLoadError(f"{source}: {info.seconds:.1f} s long, over the limit of {max_seconds:g} s")
     if max_frames is not None and info.frames is not None and info.frames > max_frames:
         raise VideoLoadError(f"{source}: {info.frames} frames, over the limit of {max_frames}")
-    generator = _generator(DEFAULT_VIDEO_MODEL if model is None else model)
+    generator = video_generator(model)
     device = next(generator.parameters()).device if isinstance(generator, torch.nn.Module) else torch.device("cpu")
     shape = working_shape(info.height, info.width, generator, size)
     width, height = _even(info.width), _even(info.height)
@@ -826,13 +834,12 @@ def run_cli(args: Any, videos: list[tuple[Path, Path]]) -> int:
     from tqdm.auto import tqdm
 
     from .cli import _resolve_model, _stop_on_signals
-    from .pipeline import _generator
 
     out_dir = Path(args.output_dir)
     if not 0.0 <= args.stability <= 1.0:
         raise ColorGANError(f"--stability must be in [0, 1], got {args.stability}")
     try:
-        model = _generator(_resolve_model(args.model) or DEFAULT_VIDEO_MODEL)
+        model = video_generator(_resolve_model(args.model))
     except (ColorGANError, OSError, ValueError) as error:
         logger.error("cannot load model %s: %s", args.model or DEFAULT_VIDEO_MODEL, error)
         return 1
