@@ -346,3 +346,22 @@ def test_unet_pair_is_the_mix_of_its_two_unets_and_combine_joins_trained_ones(tm
         combine.combine(first, ColorGenerator(architecture="unet", base_channels=8, depth=2), 0.5)
     with pytest.raises(SystemExit):
         combine.parse_args(["a", "b", "--mix", "1.5", "--output_dir", str(tmp_path / "x")])
+
+
+def test_combine_half_stores_float16_that_loads_as_float32(tmp_path):
+    import combine  # train/combine.py
+    from safetensors.torch import load_file
+
+    torch.manual_seed(0)
+    for name, width in (("first", 8), ("second", 12)):
+        ColorGenerator(architecture="unet", base_channels=width, depth=3).save_pretrained(tmp_path / name)
+    for out, half in (("full", []), ("half", ["--half"])):
+        combine.main(combine.parse_args([str(tmp_path / "first"), str(tmp_path / "second"), *half, "--output_dir", str(tmp_path / out)]))
+    stored = load_file(tmp_path / "half" / "model.safetensors")
+    assert {v.dtype for v in stored.values() if v.is_floating_point()} == {torch.float16}
+    full, half = (ColorGenerator.from_pretrained(tmp_path / out).eval() for out in ("full", "half"))
+    assert all(p.dtype == torch.float32 for p in half.parameters())
+    assert (tmp_path / "half" / "model.safetensors").stat().st_size < 0.6 * (tmp_path / "full" / "model.safetensors").stat().st_size
+    l_channel = torch.rand(1, 1, 16, 24) * 100
+    with torch.no_grad():
+        assert (half.predict_ab(l_channel) - full.predict_ab(l_channel)).abs().max() < 0.5  # a*b* units

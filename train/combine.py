@@ -30,6 +30,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("first", help="The first U-Net generator: a shipped name, a save_pretrained folder or a Hub id.")
     parser.add_argument("second", help="The second U-Net generator (same depth as the first, any width).")
     parser.add_argument("--mix", type=float, default=0.65, help="The second generator's share of the a*b* average, in [0, 1].")
+    parser.add_argument("--half", action="store_true",
+                        help="Store the weights in float16: half the file (they load back as float32; colours within one "
+                             "8-bit level of the float32 file's).")
     parser.add_argument("--output_dir", required=True, help="Folder to save the joined generator in (replaced whole if it exists).")
     args = parser.parse_args(argv)
     if not 0.0 <= args.mix <= 1.0:
@@ -53,7 +56,7 @@ def combine(first: ColorGenerator, second: ColorGenerator, mix: float) -> ColorG
 
 def main(args: argparse.Namespace) -> None:
     pair = combine(load_model(args.first), load_model(args.second), args.mix)
-    save_pretrained_atomic(pair, Path(args.output_dir))
+    save_pretrained_atomic(pair.half() if args.half else pair, Path(args.output_dir))
     logger.info(f"saved the {args.first} + {args.second} pair (mix {args.mix}) to {args.output_dir}")
 
 
