@@ -68,9 +68,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="Print JSON instead of tables.")
     args = parser.parse_args()
     rows = []
-    for arch in ("unet_pair", "unet_bins", "unet", "paper"):
+    for arch in ("unet_pair", "unet_semantic", "unet_bins", "unet", "paper"):
         model = ColorGenerator(architecture=arch).eval()
-        params = sum(p.numel() for p in model.parameters())
+        params = sum(p.numel() for p in model.parameters())  # unet_semantic: its frozen encoder included
         sides = [args.size] if model.input_size is None else [args.size, model.input_size]
         for side in sides:
             rows.append({"architecture": arch, "params": params, **measure(model, side, args.repeats)})
@@ -79,9 +79,9 @@ def main() -> None:
         print(json.dumps({"generators": rows, "training": costs}, indent=2))
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"{'architecture':<13}{'params':>12}{'input':>10}{'GFLOPs':>9}{'median ms':>11}{'min ms':>9}")
+    print(f"{'architecture':<15}{'params':>12}{'input':>10}{'GFLOPs':>9}{'median ms':>11}{'min ms':>9}")
     for r in rows:
-        print(f"{r['architecture']:<13}{r['params']:>12,}{r['input']:>10}{r['gflops']:>9.2f}{r['median_ms']:>11.1f}{r['min_ms']:>9.1f}")
+        print(f"{r['architecture']:<15}{r['params']:>12,}{r['input']:>10}{r['gflops']:>9.2f}{r['median_ms']:>11.1f}{r['min_ms']:>9.1f}")
     print("\nper training image (forward GFLOPs); D share = 3 x D / G, the discriminator's part of a GAN step beside the generator's")
     print(f"{'generator':<11}{'discriminator':<18}{'input':>9}{'G GFLOPs':>10}{'D GFLOPs':>10}{'D share':>9}")
     for r in costs:

@@ -31,7 +31,7 @@ from .data import DECODE_ERRORS, PairTransform, build_pair_dataset, undecoded, w
 from .errors import ColorGANError
 from .files import atomic_path, write_atomic
 from .images import save_image_atomic, to_pil
-from .models import GENERATORS, ColorDiscriminator, ColorGenerator, GANLoss
+from .models import GENERATORS, ColorDiscriminator, ColorGenerator, GANLoss, SemanticUNetGenerator
 from .rebalance import NUM_BINS, ChromaRebalancer, ab_histogram
 
 logger = logging.getLogger(__name__)
@@ -109,6 +109,16 @@ def build_networks(args: argparse.Namespace) -> tuple[ColorGenerator, ColorDiscr
                                     f"({args.architecture}): they share no weights")
             generator.load_state_dict(shared, strict=False)
             logger.info(f"initialised {len(shared)} of {len(own)} generator tensors from {args.init_generator}")
+    encoder_file = getattr(args, "init_encoder", None)
+    if isinstance(generator.net, SemanticUNetGenerator):
+        if encoder_file:
+            generator.net.load_encoder(encoder_file)
+            logger.info(f"loaded the frozen encoder from {encoder_file}")
+        elif not (args.init_generator and start.architecture == "unet_semantic"):
+            raise ColorGANError("a unet_semantic generator needs its encoder: give --init_encoder FILE (made by train/import_encoder.py) "
+                                "or --init_generator a unet_semantic generator")
+    elif encoder_file:
+        raise ColorGANError(f"--init_encoder is for unet_semantic generators, not {generator.architecture}")
     discriminator = ColorDiscriminator(architecture=generator.discriminator_architecture, base_channels=args.disc_base_channels,
                                        **fixed_size)
     return generator.train(), discriminator.train()

@@ -11,6 +11,9 @@ GEN_CONFIGS = {
     "paper": (dict(architecture="paper", base_channels=4), (2, 1, 120, 120), (2, 3, 120, 120), (0.0, 1.0)),
     "unet_pair": (dict(architecture="unet_pair", base_channels=8, second_base_channels=12, depth=3, mix=0.65), (2, 1, 32, 48),
                   (2, 2, 32, 48), (-1.0, 1.0)),
+    "unet_semantic": (dict(architecture="unet_semantic", base_channels=8, depth=3), (2, 1, 32, 48), (2, 2, 32, 48), (-1.0, 1.0)),
+    "semantic_pair": (dict(architecture="semantic_pair", base_channels=8, second_base_channels=12, depth=3, mix=0.5), (2, 1, 32, 48),
+                      (2, 2, 32, 48), (-1.0, 1.0)),
 }
 DISC_CONFIGS = {
     "unet": (dict(architecture="unet", base_channels=8), (2, 3, 64, 64)),
@@ -22,14 +25,24 @@ DISC_CONFIGS = {
 def test_generator_shapes_ranges_and_gradients(arch):
     kwargs, in_shape, out_shape, (low, high) = GEN_CONFIGS[arch]
     model = ColorGenerator(**kwargs)
+    if arch in ("unet_semantic", "semantic_pair"):
+        # Its projection's last layer starts at zero (the net starts as its unet), which passes no gradient
+        # back to the layer before it until the first step: take that step's state.
+        semantic = model.net.semantic if arch == "unet_semantic" else model.net.first.semantic
+        torch.nn.init.normal_(semantic[-1].weight, std=0.01)
     x = torch.rand(in_shape) if arch == "paper" else torch.rand(in_shape) * 2 - 1
     y = model(x)
     assert y.shape == out_shape
     assert torch.isfinite(y).all()
     assert y.min() >= low and y.max() <= high
     y.square().mean().backward()
-    missing = [name for name, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all() or p.grad.abs().sum() == 0]
+    trained = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    missing = [name for name, p in trained if p.grad is None or not torch.isfinite(p.grad).all() or p.grad.abs().sum() == 0]
     assert not missing, f"parameters without a gradient: {missing}"
+    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+    # Only a pretrained encoder is frozen, and it gets no gradient at all.
+    assert all(".encoder." in name for name in frozen) and bool(frozen) == ("semantic" in arch)
+    assert all(p.grad is None for name, p in model.named_parameters() if name in frozen)
 
 
 @pytest.mark.parametrize("arch", sorted(DISC_CONFIGS))
@@ -49,7 +62,7 @@ def test_discriminator_shapes_and_gradients(arch):
     assert not missing, f"parameters without a gradient: {missing}"
 
 
-@pytest.mark.parametrize("arch", ["unet", "paper", "unet_pair"])
+@pytest.mark.parametrize("arch", ["unet", "paper", "unet_pair", "unet_semantic"])
 def test_predict_ab_speaks_lab_for_every_architecture(arch):
     kwargs, in_shape, _, _ = GEN_CONFIGS[arch]
     model = ColorGenerator(**kwargs).eval()
@@ -66,7 +79,7 @@ def test_unet_runs_at_any_multiple_of_its_stride():
     assert model.stride == 8 and model.input_size is None
 
 
-@pytest.mark.parametrize("arch", ["unet", "paper", "unet_pair"])
+@pytest.mark.parametrize("arch", ["unet", "paper", "unet_pair", "unet_semantic"])
 def test_save_pretrained_round_trip_with_safetensors_only(tmp_path, arch):
     kwargs, in_shape, _, _ = GEN_CONFIGS[arch]
     model = ColorGenerator(**kwargs).eval()
@@ -340,8 +353,10 @@ def test_unet_pair_is_the_mix_of_its_two_unets_and_combine_joins_trained_ones(tm
     assert sorted(p.name for p in (tmp_path / "pair").iterdir() if not p.name.startswith(".")) == [
         "README.md", "config.json", "model.safetensors"]
 
-    with pytest.raises(ColorGANError, match="only 'unet' generators"):
+    with pytest.raises(ColorGANError, match="the second generator is a 'paper' one: only 'unet' generators"):
         combine.combine(first, ColorGenerator(architecture="paper", base_channels=4), 0.5)
+    with pytest.raises(ColorGANError, match="the first generator is a 'paper' one"):
+        combine.combine(ColorGenerator(architecture="paper", base_channels=4), first, 0.5)
     with pytest.raises(ColorGANError, match="depths 3 and 2"):
         combine.combine(first, ColorGenerator(architecture="unet", base_channels=8, depth=2), 0.5)
     with pytest.raises(SystemExit):
@@ -365,3 +380,21 @@ def test_combine_half_stores_float16_that_loads_as_float32(tmp_path):
     l_channel = torch.rand(1, 1, 16, 24) * 100
     with torch.no_grad():
         assert (half.predict_ab(l_channel) - full.predict_ab(l_channel)).abs().max() < 0.5  # a*b* units
+
+
+def test_combine_joins_a_unet_semantic_first_member_into_a_semantic_pair(tmp_path):
+    import combine
+
+    torch.manual_seed(1)
+    first = ColorGenerator(architecture="unet_semantic", base_channels=8, depth=3).eval()
+    torch.nn.init.normal_(first.net.semantic[-1].weight, std=0.05)
+    second = ColorGenerator(architecture="unet", base_channels=12, depth=3).eval()
+    pair = combine.combine(first, second, 0.4)
+    assert pair.architecture == "semantic_pair"
+    pair.save_pretrained(tmp_path)
+    loaded = ColorGenerator.from_pretrained(tmp_path).eval()
+    assert loaded.architecture == "semantic_pair" and not loaded.net.first.encoder.training
+    l_channel = torch.rand(2, 1, 32, 48) * 100
+    with torch.no_grad():
+        expected = 0.6 * first.predict_ab(l_channel) + 0.4 * second.predict_ab(l_channel)
+        torch.testing.assert_close(loaded.predict_ab(l_channel), expected, atol=1e-4, rtol=1e-5)

@@ -75,3 +75,17 @@ def test_onnx_generator_changes_its_threads_and_gives_the_same_colours(default_o
     assert generator.threads == 1 and generator.session is not session
     assert generator.session.get_session_options().intra_op_num_threads == 1
     torch.testing.assert_close(generator.predict_ab(l_small), before, atol=1e-3, rtol=1e-3)
+
+
+def test_unet_semantic_exports_with_its_encoder_at_any_shape(tmp_path):
+    import torch
+
+    from colorgan_hf import ColorGenerator
+
+    torch.manual_seed(0)
+    model = ColorGenerator(architecture="unet_semantic", base_channels=8, depth=3).eval()
+    torch.nn.init.normal_(model.net.semantic[-1].weight, std=0.05)  # the encoder's features reach the output
+    generator = OnnxGenerator(export_onnx(model, tmp_path / "semantic.onnx"))
+    for h, w in [(32, 48), (48, 80), (24, 8)]:  # 48x80 and 24x8: odd sides at the encoder's stride-2 steps
+        l_channel = torch.rand(1, 1, h, w) * 100
+        assert torch.allclose(generator.predict_ab(l_channel), model.predict_ab(l_channel), atol=0.05), (h, w)

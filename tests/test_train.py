@@ -339,3 +339,33 @@ def test_preload_data_trains_and_resumes_like_the_loader(train_pair_dir, tmp_pat
     b = load_file(stopped / "generator" / "model.safetensors")
     for name in a:
         torch.testing.assert_close(a[name], b[name], atol=1e-5, rtol=1e-4, msg=f"{name} differs after resuming")
+
+
+def test_unet_semantic_trains_from_a_unet_with_its_encoder_file_and_keeps_the_encoder(train_pair_dir, tmp_path):
+    from colorgan_hf.encoders import MobileNetV2Features
+    from colorgan_hf.errors import ColorGANError
+    from safetensors.torch import save_file
+
+    encoder = tmp_path / "encoder.safetensors"
+    torch.manual_seed(3)
+    save_file({k: v.contiguous() for k, v in MobileNetV2Features().state_dict().items()}, str(encoder))
+    start = tmp_path / "start"
+    ColorGenerator(architecture="unet", base_channels=8, depth=2).save_pretrained(start)
+    common = ["--dataset_dir", str(train_pair_dir), "--resolution", "32", "--architecture", "unet_semantic", "--max_train_steps", "2",
+              "--validation_steps", "100", "--checkpointing_steps", "100", *TINY]
+    with pytest.raises(ColorGANError, match="needs its encoder: give --init_encoder"):
+        run(["--output_dir", str(tmp_path / "no_encoder"), "--init_generator", str(start), *common])
+    out = tmp_path / "sem"
+    run(["--output_dir", str(out), "--init_generator", str(start), "--init_encoder", str(encoder), *common])
+    config = json.loads((out / "generator" / "config.json").read_text())
+    assert config == {"architecture": "unet_semantic", "base_channels": 8, "depth": 2}
+    trained, before, frozen = (load_file(p) for p in (out / "generator" / "model.safetensors", start / "model.safetensors", encoder))
+    assert all(torch.equal(trained[f"net.encoder.{k}"], v) for k, v in frozen.items()), "the encoder is saved as loaded"
+    assert any(not torch.equal(trained[k], v) for k, v in before.items()), "the trunk trained"
+    # A unet_semantic start carries its encoder: no file needed to go on.
+    again = tmp_path / "again"
+    run(["--output_dir", str(again), "--init_generator", str(out / "generator"), *common])
+    assert torch.equal(load_file(again / "generator" / "model.safetensors")["net.encoder.top.0.weight"], frozen["top.0.weight"])
+    with pytest.raises(ColorGANError, match="--init_encoder is for unet_semantic generators, not unet"):
+        run(["--output_dir", str(tmp_path / "wrong"), "--dataset_dir", str(train_pair_dir), "--resolution", "32", "--init_encoder",
+             str(encoder), "--max_train_steps", "1", *TINY])

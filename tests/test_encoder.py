@@ -1,0 +1,165 @@
+"""The frozen semantic encoder (MobileNetV2), its converter from TensorFlow.js, and unet_semantic."""
+
+import json
+
+import numpy as np
+import pytest
+import training  # noqa: F401  (puts train/ on the path)
+import torch
+from safetensors.torch import load_file, save_file
+
+from colorgan_hf import ColorGenerator, ModelLoadError
+from colorgan_hf.encoders import MobileNetV2Features
+
+# Keras's MobileNetV2 layer names, written out from its layout: (expansion, channels, repeats, stride) stages.
+KERAS_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+
+
+def keras_mobilenet_v2(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Random weights under Keras's names and layouts (HWIO kernels, HW C 1 depthwise kernels, RGB stem)."""
+    weights: dict[str, np.ndarray] = {}
+
+    def conv(name: str, bn: str, kernel_shape: tuple, depthwise: bool = False) -> None:
+        weights[f"{name}/{'depthwise_kernel' if depthwise else 'kernel'}"] = rng.normal(0, 0.1, kernel_shape).astype(np.float32)
+        c = kernel_shape[2] if depthwise else kernel_shape[3]
+        weights[f"{bn}/gamma"] = rng.uniform(0.5, 1.5, c).astype(np.float32)
+        weights[f"{bn}/beta"] = rng.normal(0, 0.1, c).astype(np.float32)
+        weights[f"{bn}/moving_mean"] = rng.normal(0, 0.1, c).astype(np.float32)
+        weights[f"{bn}/moving_variance"] = rng.uniform(0.5, 1.5, c).astype(np.float32)
+
+    conv("Conv1", "bn_Conv1", (3, 3, 3, 32))
+    c_in, block = 32, 0
+    for expansion, c_out, repeats, _ in KERAS_STAGES:
+        for _ in range(repeats):
+            prefix = "expanded_conv" if block == 0 else f"block_{block}"
+            hidden = c_in * expansion
+            if expansion != 1:
+                conv(f"{prefix}_expand", f"{prefix}_expand_BN", (1, 1, c_in, hidden))
+            conv(f"{prefix}_depthwise", f"{prefix}_depthwise_BN", (3, 3, hidden, 1), depthwise=True)
+            conv(f"{prefix}_project", f"{prefix}_project_BN", (1, 1, hidden, c_out))
+            c_in, block = c_out, block + 1
+    conv("Conv_1", "Conv_1_bn", (1, 1, 320, 1280))
+    return weights
+
+
+def write_tfjs(folder, weights: dict[str, np.ndarray], quantize: set[str] = frozenset()) -> tuple:
+    """A TensorFlow.js model.json + one shard; names in ``quantize`` stored as uint8 (min + scale * q)."""
+    specs, chunks, stored = [], [], {}
+    for name, value in weights.items():
+        spec = {"name": name, "shape": list(value.shape), "dtype": "float32"}
+        if name in quantize:
+            low, scale = float(value.min()), float(value.max() - value.min()) / 255
+            q = np.round((value - low) / scale).astype(np.uint8)
+            spec["quantization"] = {"min": low, "scale": scale, "dtype": "uint8"}
+            chunks.append(q.tobytes())
+            stored[name] = q.astype(np.float32) * scale + low
+        else:
+            chunks.append(value.astype("<f4").tobytes())
+            stored[name] = value
+        specs.append(spec)
+    (folder / "group1-shard1of1").write_bytes(b"".join(chunks))
+    model_json = folder / "model.json"
+    model_json.write_text(json.dumps({"modelTopology": {}, "weightsManifest": [{"paths": ["group1-shard1of1"], "weights": specs}]}))
+    return model_json, stored
+
+
+def test_encoder_gives_stride_16_and_32_maps_at_any_size():
+    net = MobileNetV2Features().eval()
+    for h, w in [(224, 224), (32, 48), (15, 33), (1, 1)]:
+        mid, top = net(torch.rand(1, 1, h, w))
+        assert mid.shape == (1, 96, -(-h // 16), -(-w // 16))
+        assert top.shape == (1, 1280, -(-h // 32), -(-w // 32))
+        assert (top >= 0).all() and (top <= 6).all(), "ReLU6 output"
+
+
+def test_import_encoder_converts_a_keras_mobilenet_exactly(tmp_path):
+    import import_encoder
+
+    weights = keras_mobilenet_v2(np.random.default_rng(0))
+    model_json, stored = write_tfjs(tmp_path, weights, quantize={"block_5_expand/kernel", "Conv_1_bn/gamma"})
+    out = tmp_path / "enc" / "mobilenet.safetensors"
+    import_encoder.main(import_encoder.parse_args([str(model_json), "--output", str(out)]))
+    assert out.exists() and not list(out.parent.glob("*.partial"))
+
+    net = MobileNetV2Features()
+    net.load_state_dict(load_file(str(out)))
+    state = net.state_dict()
+    # The stem is the RGB kernel summed over colours; the rest is a transpose of Keras's layout.
+    stem = torch.from_numpy(stored["Conv1/kernel"]).permute(3, 2, 0, 1).sum(dim=1, keepdim=True)
+    assert torch.allclose(state["stem.0.weight"], stem)
+    assert torch.allclose(state["blocks.5.expand.0.weight"], torch.from_numpy(stored["block_5_expand/kernel"]).permute(3, 2, 0, 1))
+    assert not torch.allclose(torch.from_numpy(stored["block_5_expand/kernel"]), torch.from_numpy(weights["block_5_expand/kernel"])), \
+        "the quantized tensor went through uint8"
+    assert torch.allclose(state["blocks.14.depthwise.0.weight"],
+                          torch.from_numpy(stored["block_14_depthwise/depthwise_kernel"]).permute(2, 3, 0, 1))
+    assert torch.allclose(state["top.1.weight"], torch.from_numpy(stored["Conv_1_bn/gamma"]))
+    assert torch.allclose(state["blocks.0.project.1.running_var"], torch.from_numpy(stored["expanded_conv_project_BN/moving_variance"]))
+
+    # On a gray image the converted net is the Keras net on R = G = B: check the stem's output.
+    gray = torch.rand(1, 1, 8, 8)
+    rgb_stem = torch.nn.functional.conv2d(torch.nn.functional.pad(gray.expand(1, 3, 8, 8), (0, 1, 0, 1)),
+                                          torch.from_numpy(stored["Conv1/kernel"]).permute(3, 2, 0, 1), stride=2)
+    assert torch.allclose(net.stem[0](torch.nn.functional.pad(gray, (0, 1, 0, 1))), rgb_stem, atol=1e-5)
+
+
+def test_import_encoder_names_what_is_wrong(tmp_path):
+    import import_encoder
+
+    from colorgan_hf.errors import ColorGANError
+
+    bad = tmp_path / "model.json"
+    bad.write_text("{not json")
+    with pytest.raises(ColorGANError, match="model.json: not a TensorFlow.js model.json"):
+        import_encoder.read_tfjs_weights(bad)
+    weights = keras_mobilenet_v2(np.random.default_rng(1))
+    del weights["block_7_project/kernel"]
+    model_json, _ = write_tfjs(tmp_path, weights)
+    with pytest.raises(ColorGANError, match="block_7_project/kernel"):
+        import_encoder.convert(import_encoder.read_tfjs_weights(model_json))
+
+
+def _encoder_file(tmp_path) -> str:
+    path = tmp_path / "encoder.safetensors"
+    torch.manual_seed(0)
+    net = MobileNetV2Features()
+    for module in net.modules():  # non-trivial statistics, so a change would show
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.normal_(0, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
+    return str(path)
+
+
+def test_unet_semantic_starts_as_its_unet_and_keeps_the_encoder_frozen(tmp_path):
+    unet = ColorGenerator(architecture="unet", base_channels=8, depth=3).eval()
+    sem = ColorGenerator(architecture="unet_semantic", base_channels=8, depth=3)
+    sem.load_state_dict(unet.state_dict(), strict=False)
+    sem.net.load_encoder(_encoder_file(tmp_path))
+    x = torch.rand(2, 1, 32, 48) * 2 - 1
+    sem.eval()
+    assert torch.allclose(sem(x), unet(x), atol=1e-5), "the projection starts at zero: the unet's own prediction"
+
+    frozen = {k: v.clone() for k, v in sem.net.encoder.state_dict().items()}
+    sem.train()
+    assert not sem.net.encoder.training, "the encoder's batch norm keeps the classifier's statistics"
+    optimizer = torch.optim.Adam([p for p in sem.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(2):
+        optimizer.zero_grad()
+        (sem(x) - 0.3).square().mean().backward()
+        optimizer.step()
+    assert all(torch.equal(frozen[k], v) for k, v in sem.net.encoder.state_dict().items()), "the encoder never trains"
+    assert sem.net.semantic[-1].weight.abs().sum() > 0, "the projection learns"
+    sem.eval()
+    assert not torch.allclose(sem(x), unet(x), atol=1e-3)
+
+
+def test_unet_semantic_encoder_file_errors_name_the_file(tmp_path):
+    sem = ColorGenerator(architecture="unet_semantic", base_channels=8, depth=3)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not safetensors")
+    with pytest.raises(ModelLoadError, match="junk.safetensors: not a readable safetensors file"):
+        sem.net.load_encoder(junk)
+    other = tmp_path / "other.safetensors"
+    save_file({"weight": torch.zeros(3)}, str(other))
+    with pytest.raises(ModelLoadError, match="other.safetensors: not a MobileNetV2 encoder"):
+        sem.net.load_encoder(other)
