@@ -63,8 +63,7 @@ class MobileNetV2Features(nn.Module):
 
     ``forward`` gives ``(mid, top)``: the output of block 12 (B, 96, H/16, W/16), the last
     stride-16 stage, and the final 1x1 convolution (B, 1280, H/32, W/32), the features the
-    classifier was trained on. ``width`` scales nothing here: the Keras layout is fixed so
-    that its checkpoints load; tests build the same network and only check shapes.
+    classifier was trained on. The layout is fixed (Keras's), so that its checkpoints load.
     """
 
     MID_CHANNELS = 96

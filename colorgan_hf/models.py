@@ -31,14 +31,12 @@ from typing import Callable, ClassVar, TypeVar
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from torch import nn
 
-from .encoders import MobileNetV2Features
 from .color import AB_SCALE, denormalize_ab, denormalize_l, gray_from_l, lab_to_rgb, normalize_ab, normalize_l, rgb_to_lab
+from .encoders import MobileNetV2Features
 from .errors import ModelLoadError
-from .hub import HUB_METADATA, SafetensorsHubMixin, check_options
+from .hub import HUB_METADATA, SafetensorsHubMixin, check_options, load_safetensors
 
 Batch = dict[str, torch.Tensor]
 
@@ -477,11 +475,7 @@ class SemanticUNetGenerator(UNetGenerator):
 
     def load_encoder(self, path: str | os.PathLike) -> None:
         """Load the frozen encoder's weights from a safetensors file written by ``train/import_encoder.py``."""
-        try:
-            state = load_file(str(path))
-        except (OSError, SafetensorError) as error:
-            raise ModelLoadError(f"{path}: not a readable safetensors file ({error})") from None
-        missing, unexpected = self.encoder.load_state_dict(state, strict=False)
+        missing, unexpected = self.encoder.load_state_dict(load_safetensors(str(path)), strict=False)
         missing = [k for k in missing if not k.endswith("num_batches_tracked")]
         if missing or unexpected:
             raise ModelLoadError(f"{path}: not a MobileNetV2 encoder ({len(missing)} tensors missing, e.g. {missing[:2]}; "

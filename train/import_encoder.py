@@ -21,7 +21,7 @@ The stem's RGB kernel is summed over its colour channels (the network on a gray 
 ``--check DIR`` runs the converted network with the package's own classifier head on the
 photos of DIR and prints the share of each class, a check that the conversion is right
 (everyday photos should come out "Neutral"). Only the encoder is written, with
-``safetensors``, to a temporary name and renamed.
+``safetensors``, to a temporary name and renamed (``colorgan_hf.files.atomic_path``).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from safetensors.torch import save_file
 
 from colorgan_hf.encoders import MobileNetV2Features
 from colorgan_hf.errors import ColorGANError
+from colorgan_hf.files import atomic_path
 
 logger = logging.getLogger("colorgan_hf.import_encoder")
 CHECK_CLASSES = ("Drawing", "Hentai", "Neutral", "Porn", "Sexy")  # nsfwjs's head, for --check only
@@ -84,8 +85,8 @@ def _keras_names(block: int) -> dict[str, str]:
     return {part: f"block_{block}_{part}" for part in ("expand", "depthwise", "project")}
 
 
-def convert(weights: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    """Keras MobileNetV2 weights -> the state dict of :class:`MobileNetV2Features`."""
+def convert(weights: dict[str, np.ndarray]) -> MobileNetV2Features:
+    """Keras MobileNetV2 weights -> a :class:`MobileNetV2Features` holding them."""
     state: dict[str, torch.Tensor] = {}
 
     def weight(name: str) -> np.ndarray:
@@ -109,14 +110,14 @@ def convert(weights: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
                 continue
             conv_bn(f"blocks.{k}.{part}", keras, f"{keras}_BN", depthwise=part == "depthwise")
     conv_bn("top", "Conv_1", "Conv_1_bn")
-    own = net.state_dict()
-    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    try:
+        missing = net.load_state_dict(state, strict=False).missing_keys
+    except RuntimeError as error:  # a shape that is not MobileNetV2's
+        raise ColorGANError(f"the checkpoint does not fit MobileNetV2: {error}") from None
+    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
     if missing:
         raise ColorGANError(f"the checkpoint lacks {len(missing)} tensors of MobileNetV2, e.g. {missing[:3]}")
-    for key, value in state.items():
-        if own[key].shape != value.shape:
-            raise ColorGANError(f"{key}: the checkpoint's shape {tuple(value.shape)} is not MobileNetV2's {tuple(own[key].shape)}")
-    return state
+    return net
 
 
 def check(net: MobileNetV2Features, weights: dict[str, np.ndarray], folder: Path, limit: int) -> dict[str, float]:
@@ -144,16 +145,13 @@ def check(net: MobileNetV2Features, weights: dict[str, np.ndarray], folder: Path
 
 def main(args: argparse.Namespace) -> None:
     weights = read_tfjs_weights(args.model_json)
-    state = convert(weights)
-    net = MobileNetV2Features()
-    net.load_state_dict(state, strict=False)
+    net = convert(weights).eval()
     if args.check:
-        shares = check(net.eval(), weights, args.check, args.check_limit)
+        shares = check(net, weights, args.check, args.check_limit)
         logger.info("class shares of the package's head on %s: %s", args.check, ", ".join(f"{k} {v:.2f}" for k, v in shares.items()))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    partial = args.output.with_name(args.output.name + ".partial")
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(partial), metadata={"source": str(args.model_json)})
-    partial.replace(args.output)
+    state = {k: v.contiguous() for k, v in net.state_dict().items()}
+    with atomic_path(args.output) as tmp:
+        save_file(state, str(tmp), metadata={"source": str(args.model_json)})
     logger.info(f"wrote the MobileNetV2 encoder ({sum(v.numel() for v in state.values()):,} values) to {args.output}")
 
 
