@@ -17,8 +17,9 @@ Generators (``ColorGenerator(architecture=...)``):
 * ``"unet_pair"``: two such U-Nets (regression) of different widths, their a*b*
   averaged with a fixed mix (the default).
 * ``"unet_semantic"``: the Lab U-Net with a frozen ImageNet encoder's features
-  (:mod:`colorgan_hf.encoders`) added at its bottleneck; ``"semantic_pair"``: a
-  ``unet_pair`` whose first member is one.
+  (:mod:`colorgan_hf.encoders`) added at its bottleneck; ``"semantic_bins"``: the same
+  with the ``unet_bins`` head; ``"semantic_pair"``: a ``unet_pair`` whose first member
+  is a ``unet_semantic``.
 
 Discriminators (``ColorDiscriminator(architecture=...)``): ``"paper"`` (CNN + fully
 connected, on RGB) and ``"patchgan"`` (pix2pix's PatchGAN with spectral norm, on L+ab).
@@ -92,7 +93,7 @@ class GeneratorNet(nn.Module):
     def image(self, output: torch.Tensor, vividness: float | None = None) -> torch.Tensor:
         """The network output as an image in the target's space (differentiable): what
         the pixel loss compares and the discriminator judges. ``vividness`` matters only to
-        architectures that predict a distribution of colours (``unet_bins``)."""
+        architectures that predict a distribution of colours (``unet_bins``, ``semantic_bins``)."""
         return output
 
     def decode_ab(self, output: torch.Tensor, vividness: float | None = None) -> torch.Tensor:
@@ -463,6 +464,10 @@ class SemanticUNetGenerator(UNetGenerator):
 
     def __init__(self, base_channels: int = 32, depth: int = 4) -> None:
         super().__init__(base_channels, depth)
+        self.add_encoder()
+
+    def add_encoder(self) -> None:
+        """Build the frozen encoder and the projection that adds its features at the bottleneck."""
         self.encoder = MobileNetV2Features().requires_grad_(False).eval()
         width = self.widths[-1]
         self.semantic = nn.Sequential(
@@ -609,6 +614,23 @@ class UNetBinsGenerator(UNetGenerator):
         if weights is not None:
             ce = ce * F.avg_pool2d(weights, 2)
         return ce.mean()
+
+
+@register_generator("semantic_bins")
+class SemanticBinsGenerator(SemanticUNetGenerator, UNetBinsGenerator):
+    """The ``unet_semantic`` network (a frozen ImageNet encoder at the bottleneck) with the
+    ``unet_bins`` head: a distribution over a*b* bins at half resolution, decoded by the
+    annealed mean whose temperature is the ``vividness`` knob.
+
+    Regression on these photos paints the median of the colours a thing could be (olive
+    between green and brown, sepia for the rest); a distribution keeps the modes apart, and
+    the encoder is what should make the right mode the likely one.
+    Input (B, 1, H, W) L in [-1, 1]; output (B, Q, H/2, W/2) logits.
+    """
+
+    def __init__(self, base_channels: int = 32, depth: int = 4, bin_size: int = 10, vividness: float = 0.5) -> None:
+        UNetBinsGenerator.__init__(self, base_channels, depth, bin_size, vividness)
+        self.add_encoder()
 
 
 @register_discriminator("patchgan")

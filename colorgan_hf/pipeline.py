@@ -232,7 +232,7 @@ def colorize(
             network always runs at its fixed 120x120).
         saturation: multiplies the predicted chroma (0 gives the gray photo back).
         vividness: in [0, 1], how far a model that predicts a distribution of colours
-            (the default ``unet_bins`` model) moves from their mean (0: the safest, most
+            (``unet_bins``, ``semantic_bins``) moves from their mean (0: the safest, most
             muted colours) towards the most likely one (1: the most vivid, sometimes wrong);
             ``None`` takes the model's own default. Models that predict one colour ignore it.
         batch_size: how many photos of a list go through the network together.

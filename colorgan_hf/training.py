@@ -114,11 +114,11 @@ def build_networks(args: argparse.Namespace) -> tuple[ColorGenerator, ColorDiscr
         if encoder_file:
             generator.net.load_encoder(encoder_file)
             logger.info(f"loaded the frozen encoder from {encoder_file}")
-        elif not (args.init_generator and start.architecture == "unet_semantic"):
-            raise ColorGANError("a unet_semantic generator needs its encoder: give --init_encoder FILE (made by train/import_encoder.py) "
-                                "or --init_generator a unet_semantic generator")
+        elif not (args.init_generator and isinstance(start.net, SemanticUNetGenerator)):
+            raise ColorGANError(f"a {generator.architecture} generator needs its encoder: give --init_encoder FILE (made by "
+                                "train/import_encoder.py) or --init_generator a generator that has one (unet_semantic, semantic_bins)")
     elif encoder_file:
-        raise ColorGANError(f"--init_encoder is for unet_semantic generators, not {generator.architecture}")
+        raise ColorGANError(f"--init_encoder is for generators with a semantic encoder (unet_semantic, semantic_bins), not {generator.architecture}")
     discriminator = ColorDiscriminator(architecture=generator.discriminator_architecture, base_channels=args.disc_base_channels,
                                        **fixed_size)
     return generator.train(), discriminator.train()

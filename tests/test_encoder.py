@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from colorgan_hf import ColorGenerator, ModelLoadError
+from colorgan_hf.color import AB_SCALE
 from colorgan_hf.encoders import MobileNetV2Features
 
 # Keras's MobileNetV2 layer names, written out from its layout: (expansion, channels, repeats, stride) stages.
@@ -163,3 +164,35 @@ def test_unet_semantic_encoder_file_errors_name_the_file(tmp_path):
     save_file({"weight": torch.zeros(3)}, str(other))
     with pytest.raises(ModelLoadError, match="other.safetensors: not a MobileNetV2 encoder"):
         sem.net.load_encoder(other)
+
+
+def test_semantic_bins_is_the_bins_head_on_the_semantic_unet(tmp_path):
+    model = ColorGenerator(architecture="semantic_bins", base_channels=8, depth=3, bin_size=20, vividness=0.3)
+    model.net.load_encoder(_encoder_file(tmp_path))
+    torch.nn.init.normal_(model.net.semantic[-1].weight, std=0.01)  # as after a first step: the zero layer passes no gradient
+    x = torch.rand(2, 1, 32, 48) * 2 - 1
+    logits = model(x)
+    assert logits.shape == (2, model.net.num_bins, 16, 24), "a distribution over bins at half resolution"
+    target = torch.rand(2, 2, 32, 48) * 2 - 1
+    loss = model.net.auxiliary_loss(logits, target, None) + (model.net.image(logits) - target).abs().mean()
+    loss.backward()
+    trained = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    assert not [name for name, p in trained if p.grad is None or p.grad.abs().sum() == 0], "every trained parameter gets a gradient"
+    assert all(".encoder." in name for name, p in model.named_parameters() if not p.requires_grad)
+    assert all(p.grad is None for p in model.net.encoder.parameters())
+
+    model.eval()
+    l_channel = torch.rand(2, 1, 32, 48) * 100
+    muted, vivid = model.predict_ab(l_channel, vividness=0.0), model.predict_ab(l_channel, vividness=1.0)
+    assert muted.shape == (2, 2, 32, 48) and torch.isfinite(vivid).all()
+    logits = model(model.net.encode(l_channel))
+    mode = model.net.centers[logits.argmax(dim=1)].permute(0, 3, 1, 2)  # (B, 2, h, w): the likeliest bin's colour
+    mode = torch.nn.functional.interpolate(mode, scale_factor=2, mode="bilinear", align_corners=False) * AB_SCALE
+    assert (vivid - mode).norm(dim=1).mean() < (muted - mode).norm(dim=1).mean(), "vividness moves towards the likeliest colour"
+    model.save_pretrained(tmp_path / "saved")
+    config = json.loads((tmp_path / "saved" / "config.json").read_text())
+    assert config == {"architecture": "semantic_bins", "base_channels": 8, "depth": 3, "bin_size": 20, "vividness": 0.3}
+    loaded = ColorGenerator.from_pretrained(tmp_path / "saved").eval()
+    assert not loaded.net.encoder.training
+    torch.testing.assert_close(loaded.predict_ab(l_channel), model.predict_ab(l_channel))
+    torch.testing.assert_close(loaded.net.encoder.top[0].weight, model.net.encoder.top[0].weight)

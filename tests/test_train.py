@@ -217,6 +217,29 @@ def test_init_generator_starts_a_new_head_on_a_trained_trunk(train_pair_dir, tmp
         torch.testing.assert_close(after[name], before[name], atol=1e-6, rtol=0, msg=f"{name} was not taken from the trunk")
 
 
+def test_semantic_bins_starts_from_a_unet_trunk_with_an_encoder_file(train_pair_dir, tmp_path):
+    from colorgan_hf.encoders import MobileNetV2Features
+    from safetensors.torch import save_file
+
+    encoder = tmp_path / "encoder.safetensors"
+    torch.manual_seed(4)
+    save_file({k: v.contiguous() for k, v in MobileNetV2Features().state_dict().items()}, str(encoder))
+    start = tmp_path / "start"
+    ColorGenerator(architecture="unet", base_channels=8, depth=2).save_pretrained(start)
+    common = ["--dataset_dir", str(train_pair_dir), "--resolution", "32", "--architecture", "semantic_bins", "--class_weight", "1",
+              "--pixel_weight", "10", "--max_train_steps", "1", "--validation_steps", "100", "--checkpointing_steps", "100", *TINY]
+    out = tmp_path / "sb"
+    run(["--output_dir", str(out), "--init_generator", str(start), "--init_encoder", str(encoder), *common])
+    config = json.loads((out / "generator" / "config.json").read_text())
+    assert config["architecture"] == "semantic_bins" and config["depth"] == 2
+    trained, before, frozen = (load_file(p) for p in (out / "generator" / "model.safetensors", start / "model.safetensors", encoder))
+    assert all(torch.equal(trained[f"net.encoder.{k}"], v) for k, v in frozen.items()), "the encoder is saved as loaded"
+    assert trained["net.head.weight"].shape[0] > 2 and "net.head.0.weight" in before, "a bins head on the unet's trunk"
+    again = tmp_path / "again"
+    run(["--output_dir", str(again), "--init_generator", str(out / "generator"), *common])  # it carries its encoder
+    assert torch.equal(load_file(again / "generator" / "model.safetensors")["net.encoder.top.0.weight"], frozen["top.0.weight"])
+
+
 def test_paper_report_puts_our_tables_beside_the_papers(train_image_dir, tmp_path):
     # A tiny paper run on a 120x120 pair set, stopped, finished with zero more steps, then reported.
     from colorgan_hf.data import build_pair_dataset
@@ -366,6 +389,6 @@ def test_unet_semantic_trains_from_a_unet_with_its_encoder_file_and_keeps_the_en
     again = tmp_path / "again"
     run(["--output_dir", str(again), "--init_generator", str(out / "generator"), *common])
     assert torch.equal(load_file(again / "generator" / "model.safetensors")["net.encoder.top.0.weight"], frozen["top.0.weight"])
-    with pytest.raises(ColorGANError, match="--init_encoder is for unet_semantic generators, not unet"):
+    with pytest.raises(ColorGANError, match="--init_encoder is for generators with a semantic encoder .*, not unet"):
         run(["--output_dir", str(tmp_path / "wrong"), "--dataset_dir", str(train_pair_dir), "--resolution", "32", "--init_encoder",
              str(encoder), "--max_train_steps", "1", *TINY])

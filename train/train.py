@@ -56,17 +56,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "folder saved by save_pretrained, or a Hub id. Every weight whose name and shape match is taken, so a "
                              "`unet` generator can start the trunk of a `unet_bins` one.")
     recipe.add_argument("--init_encoder", type=str, default=None,
-                        help="For `unet_semantic`: the safetensors file of its frozen MobileNetV2 encoder, written by "
-                             "train/import_encoder.py (needed unless --init_generator is a unet_semantic generator already).")
+                        help="For `unet_semantic` and `semantic_bins`: the safetensors file of their frozen MobileNetV2 encoder, written by "
+                             "train/import_encoder.py (needed unless --init_generator is a generator that has one already).")
     recipe.add_argument("--gen_base_channels", type=int, default=None, help="Generator width.")
     recipe.add_argument("--disc_base_channels", type=int, default=None, help="Discriminator width.")
     recipe.add_argument("--pixel_loss", choices=["l1", "mse"], default=None, help="Pixel loss of the generator (paper: mse, default: l1), on the decoded colours.")
     recipe.add_argument("--pixel_weight", type=float, default=None, help="Weight of the pixel loss (paper: 1, default: 100; 10 beside the cross-entropy of unet_bins).")
-    recipe.add_argument("--class_weight", type=float, default=None, help="Weight of the architecture's own loss: the cross-entropy over a*b* bins of `unet_bins` (default: 0; use 1 with unet_bins).")
+    recipe.add_argument("--class_weight", type=float, default=None, help="Weight of the architecture's own loss: the cross-entropy over a*b* bins of `unet_bins` and `semantic_bins` (default: 0; use 1 with them).")
     recipe.add_argument("--adv_weight", type=float, default=None, help="Weight of the adversarial term in the generator loss (paper: 1e-3, default: 0.5; 0 turns the discriminator off for a NoGAN pretraining, pix2pix uses 1).")
     recipe.add_argument("--label_noise", type=float, default=None, help="Noise added to the discriminator's 0/1 label matrices (paper: 0.1, default: 0).")
     recipe.add_argument("--rebalance_lambda", type=float, default=None, help="Colour re-balancing of the pixel loss, Zhang et al. 2016: the weight of the uniform distribution in the mix (0 turns it off; default: 0.95; Zhang: 0.5).")
-    recipe.add_argument("--architecture", choices=sorted(GENERATORS), default=None, help="Generator architecture (paper: paper, default: unet, the Lab U-Net regressing a*b*; unet_bins: the same trunk classifying a*b* into bins; unet_semantic: the U-Net reading a frozen ImageNet encoder's features, see --init_encoder).")
+    recipe.add_argument("--architecture", choices=sorted(GENERATORS), default=None, help="Generator architecture (paper: paper, default: unet, the Lab U-Net regressing a*b*; unet_bins: the same trunk classifying a*b* into bins; unet_semantic: the U-Net reading a frozen ImageNet encoder's features, see --init_encoder; semantic_bins: unet_semantic with the bins head of unet_bins).")
     recipe.add_argument("--rebalance_batches", type=int, default=20, help="Training batches whose ab histogram sets the re-balancing weights.")
 
     optim = parser.add_argument_group("optimisation")
