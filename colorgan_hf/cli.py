@@ -297,14 +297,17 @@ def cmd_build_dataset(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate_models, format_table, save_json
+    from .evaluation import evaluate_models, format_confusion, format_table, save_json
 
     models = args.model or [None]
     result = evaluate_models(models, args.data, size=args.size, limit=args.limit, progress=not args.quiet,
                              saturation=args.saturation, vividness=args.vividness)
     if args.output:
         save_json(result, args.output)
-    print(json.dumps(result, indent=2) if args.json else format_table(result))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(format_table(result) + (f"\n\n{format_confusion(result)}" if args.confusion else ""))
     return 0
 
 
@@ -454,6 +457,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--saturation", type=float, default=1.0,
                    help="Multiply every model's predicted chroma by this, as `colorize --saturation` does (default 1.0): "
                         "measures the trade between colourfulness and colour error.")
+    e.add_argument("--confusion", action="store_true",
+                   help="Also print, for each model, where each truth colour went: per hue class of the truth (and neutral), "
+                        "the share of its pixels painted in each class, and each painted class's precision (the counts are "
+                        "in the JSON as hue_confusion either way).")
     e.add_argument("--json", action="store_true", help="Print the result as JSON instead of a table.")
     e.add_argument("--output", default=None, help="Also write the JSON result to this file.")
     e.set_defaults(func=cmd_evaluate)

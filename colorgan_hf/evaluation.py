@@ -22,7 +22,7 @@ from .color import lab_to_rgb, rgb_to_lab
 from .data import open_stored
 from .errors import ColorGANError, ImageLoadError
 from .images import find_images, load_image
-from .metrics.functional import (HUE_CLASS_LABELS, HUE_MIN_PIXELS, PRED_CHROMA_MIN, SSIM_WINDOW,
+from .metrics.functional import (CONFUSION_LABELS, HUE_CLASS_LABELS, HUE_MIN_PIXELS, PRED_CHROMA_MIN, SSIM_WINDOW,
                                  TRUTH_CHROMA_MIN)
 from .metrics.modules import load_metric, to_array
 from .pipeline import DEFAULT_SIZE, colorize
@@ -233,6 +233,30 @@ def format_table(result: dict) -> str:
         out.append(f"{len(failed)} photo(s) could not be scored and are not in the table:")
         out += [f"  {name}: {reason}" for name, reason in failed.items()]
     return "\n".join(out)
+
+
+def format_confusion(result: dict) -> str:
+    """Where each truth colour went, for every row of :func:`evaluate_models`'s result that has
+    ``hue_confusion``: per truth class (and "neutral", truth chroma under 15), the share of its
+    pixels painted in each class (and "neutral", predicted chroma under 8); a last line, per
+    painted class, the share of those pixels whose truth is that class (its precision)."""
+    header = ["truth", *CONFUSION_LABELS, "pixels"]
+    out = []
+    for name, row in result["rows"].items():
+        counts = row.get("hue_confusion")
+        if counts is None or name == GRAY_BASELINE:
+            continue  # a result saved before this existed; the gray row paints nothing
+        counts = np.asarray(counts, dtype=np.float64)
+        totals, painted = counts.sum(1), counts.sum(0)
+        lines = [[label, *(f"{c / total:.2f}" if total else "-" for c in line), f"{int(total):,}"]
+                 for label, line, total in zip(CONFUSION_LABELS, counts, totals)]
+        lines.append(["precision", *(f"{counts[j, j] / painted[j]:.2f}" if painted[j] else "-" for j in range(len(CONFUSION_LABELS) - 1)),
+                      "", f"{int(painted[:-1].sum()):,}"])
+        widths = [max(len(r[i]) for r in [header] + lines) for i in range(len(header))]
+        render = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+        out += ["", f"{name}: where each truth colour went (rows: the truth's class; columns: the class painted, as shares of the row)", render(header),
+                render(["-" * w for w in widths]), *(render(line) for line in lines)]
+    return "\n".join(out).lstrip("\n")
 
 
 def save_json(result: dict, path: str | os.PathLike) -> None:

@@ -75,6 +75,32 @@ def test_evaluate_json_mode_with_two_models(tmp_path, photo_paths, capsys, tiny_
     result = json.loads(capsys.readouterr().out)
     assert set(result["rows"]) == {"gray", "default", str(tiny_dir)}
     assert result["images"] == 1
+    assert len(result["rows"]["default"]["hue_confusion"]) == 6, "where each truth colour went, in the JSON too"
+
+
+def test_evaluate_confusion_prints_where_each_truth_colour_went(tmp_path, photo_paths, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in photo_paths[:2]:
+        shutil.copy(path, photos / path.name)
+    result_file = tmp_path / "result.json"
+    assert main(["-q", "evaluate", "--data", str(photos), "--size", "64", "--confusion", "--output", str(result_file)]) == 0
+    out = capsys.readouterr().out
+    counts = json.loads(result_file.read_text())["rows"]["default"]["hue_confusion"]
+    assert "default: where each truth colour went" in out and "gray: where" not in out, "the gray row paints nothing"
+    lines = out.split("default: where each truth colour went")[1].splitlines()
+    header = lines[1].split()
+    assert header == ["truth", "red", "yellow", "green", "blue", "purple", "neutral", "pixels"]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[3:10]}
+    for label, line in zip(header[1:7], counts):
+        total = sum(line)
+        assert rows[label][-1] == f"{total:,}"
+        assert rows[label][:6] == ([f"{c / total:.2f}" for c in line] if total else ["-"] * 6), label
+    painted = [sum(line[j] for line in counts) for j in range(5)]
+    assert rows["precision"] == [f"{counts[j][j] / painted[j]:.2f}" if painted[j] else "-" for j in range(5)] + [f"{sum(painted):,}"]
+    # Without the flag, the table alone.
+    assert main(["-q", "evaluate", "--data", str(photos), "--size", "64"]) == 0
+    assert "where each truth colour went" not in capsys.readouterr().out
 
 
 def test_card_grid_has_a_column_per_model_and_picks_photos_by_rule(tmp_path, photo_paths, tiny_unet, tiny_paper):

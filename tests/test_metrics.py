@@ -194,6 +194,35 @@ def test_red_truth_predicted_green_gives_the_counted_numbers():
     assert result["hue_precision"] == 300 / (300 + 200)
 
 
+def test_hue_confusion_counts_where_each_truth_colour_went_and_agrees_with_recall_and_precision(photo_paths):
+    labels = F.CONFUSION_LABELS
+    red, yellow, green, neutral = (labels.index(name) for name in ("red", "yellow", "green", "neutral"))
+    # 300 red truth painted yellow, 100 painted red, 50 left gray; 200 gray truth painted green.
+    prediction = lab_image([at_hue(80)] * 300 + [RED] * 100 + [GRAY] * 50 + [GREEN] * 200, width=50)
+    truth = lab_image([RED] * 450 + [GRAY] * 200, width=50)
+    counts = np.array(pooled((prediction, truth))["hue_confusion"])
+    assert counts.shape == (len(labels), len(labels)) and counts.sum() == 650
+    assert counts[red, yellow] == 300 and counts[red, red] == 100 and counts[red, neutral] == 50
+    assert counts[neutral, green] == 200
+    assert np.count_nonzero(counts) == 4
+
+    # On photos with some colours wrong: the diagonal is the hits, rows the truth counts, columns the painted counts.
+    photos = [batch(Image.open(path)) for path in photo_paths]
+    stats = F.PooledColorStats()
+    for i, photo in enumerate(photos):
+        stats.add(rgb_to_lab(photo.roll(1, dims=1) if i % 2 == 0 else photo), rgb_to_lab(photo))
+    result, counts = stats.result(), np.array(stats.result()["hue_confusion"])
+    k = len(F.HUE_CLASSES)
+    for i, name in enumerate(F.HUE_CLASSES):
+        assert counts[i].sum() == result[f"hue_truth_pixels_{name}"]
+        if counts[i].sum():
+            assert counts[i, i] / counts[i].sum() == pytest.approx(result[f"hue_recall_{name}"], rel=1e-12)
+    assert np.trace(counts[:k, :k]) / counts[:, :k].sum() == pytest.approx(result["hue_precision"], rel=1e-12)
+    assert counts.sum() == sum(p.shape[-2] * p.shape[-1] for p in photos)
+    merged = F.PooledColorStats().merge(stats)
+    assert merged.result()["hue_confusion"] == result["hue_confusion"]
+
+
 def test_counts_are_pooled_over_the_set_not_averaged_over_images():
     right = (lab_image([RED] * 100, width=10), lab_image([RED] * 100, width=10))
     wrong = (lab_image([GRAY] * 1900, width=38), lab_image([RED] * 1900, width=38))
@@ -242,4 +271,7 @@ def test_set_metric_modules_pool_over_batches_like_the_functional_form(photo_pat
         keys = [k for k in expected if k.startswith(name)] if name != "colorization" else list(expected)
         assert keys
         for key in keys:
+            if key == "hue_confusion":  # pixel counts, exact
+                assert result[key] == expected[key]
+                continue
             assert result[key] == pytest.approx(expected[key], rel=1e-9, nan_ok=True), (name, key)

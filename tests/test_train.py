@@ -282,8 +282,9 @@ def test_paper_report_puts_our_tables_beside_the_papers(train_image_dir, tmp_pat
     assert [row["epoch"] for row in again["table1"] if row["ours"]] == [1, 2]
 
 
-def test_without_the_adversarial_term_nothing_speaks_of_a_discriminator(train_pair_dir, tmp_path, caplog):
-    # --adv_weight 0 (a NoGAN run): no d= in the bar, no "discriminator BCE" per epoch, no untrained discriminator/ saved;
+def test_without_the_adversarial_term_nothing_speaks_of_a_discriminator(train_pair_dir, tmp_path, caplog, recwarn):
+    # --adv_weight 0 (a NoGAN run): no d= in the bar, no "discriminator BCE" per epoch, no untrained discriminator/ saved,
+    # no schedule for the optimizer that never steps (torch warns of a scheduler stepped before its optimizer);
     # the sample grid names its columns in a header above the tiles.
     from PIL import Image
 
@@ -291,6 +292,7 @@ def test_without_the_adversarial_term_nothing_speaks_of_a_discriminator(train_pa
     with caplog.at_level("INFO"):
         run(["--dataset_dir", str(train_pair_dir), "--resolution", "32", "--adv_weight", "0", "--output_dir", str(out),
              "--max_train_samples", "4", "--max_train_steps", "4", "--checkpointing_steps", "4", "--validation_steps", "4", *TINY])
+    assert not [w for w in recwarn if "lr_scheduler.step()" in str(w.message)], [str(w.message) for w in recwarn]
     epoch_lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
     assert epoch_lines and not any("discriminator" in line for line in epoch_lines)
     assert (out / "generator").is_dir() and not (out / "discriminator").exists()

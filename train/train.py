@@ -169,8 +169,9 @@ def train(accelerator: Accelerator, args: argparse.Namespace, output_dir: Path) 
     steps_per_epoch = max(len(train_loader), 1)
     max_steps = args.max_train_steps or args.num_epochs * steps_per_epoch
     # The schedules count optimizer steps; registered, they are saved and restored with the state.
+    # Without the adversarial term the discriminator's optimizer never steps, so it has no schedule.
     schedule = functools.partial(lr_factor, warmup=args.lr_warmup_steps, total=max_steps, kind=args.lr_scheduler)
-    schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, schedule) for opt in (opt_g, opt_d)]
+    schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, schedule) for opt in ((opt_g, opt_d) if args.adv_weight else (opt_g,))]
     accelerator.register_for_checkpointing(*schedulers)
     losses, gan_loss = LossWeights.from_args(args), GANLoss(label_noise=args.label_noise)
     rebalancer = estimate_rebalancer(train_loader, args, accelerator)

@@ -3,7 +3,7 @@
 PSNR, SSIM, CIEDE2000, colourfulness of predictions and truth and their ratio, mean a*/b*
 shift, ab AuC and the paper's batch MSE (means over images), and the set metrics pooled
 over every pixel (hue recall per class and their mean, hue precision, ab histogram
-intersection): what `colorgan evaluate` reports. Each image is converted to Lab once. The
+intersection, and the hue confusion counts behind them): what `colorgan evaluate` reports. Each image is converted to Lab once. The
 single-metric modules beside it give the same numbers one at a time.
 """
 

@@ -43,6 +43,9 @@ TRUTH_CHROMA_MIN = 15.0
 PRED_CHROMA_MIN = 8.0
 # hue_recall (the mean) averages the classes with more than this many counted truth pixels.
 HUE_MIN_PIXELS = 1000
+# hue_confusion's rows and columns: the hue classes, then "neutral" (truth under TRUTH_CHROMA_MIN,
+# a prediction under PRED_CHROMA_MIN).
+CONFUSION_LABELS = (*HUE_CLASSES, "neutral")
 # ab histograms: AB_HIST_BINS x AB_HIST_BINS bins over [-AB_HIST_RANGE, AB_HIST_RANGE] in a* and b*;
 # values outside go into the edge bins.
 AB_HIST_BINS = 22
@@ -216,7 +219,9 @@ def hue_counts(lab_pred: torch.Tensor, lab_true: torch.Tensor) -> dict[str, torc
 
     ``truth``: truth pixels with chroma >= TRUTH_CHROMA_MIN, by their class;
     ``hit``: those whose prediction has chroma >= PRED_CHROMA_MIN and the same class;
-    ``pred``: predicted pixels with chroma >= PRED_CHROMA_MIN, by their class.
+    ``pred``: predicted pixels with chroma >= PRED_CHROMA_MIN, by their class;
+    ``confusion``: every pixel, (len(CONFUSION_LABELS),) * 2, row its truth's class, column its
+    prediction's, "neutral" (the last) where under the chroma threshold.
     """
     if lab_pred.shape != lab_true.shape or lab_pred.ndim != 4 or lab_pred.shape[1] != 3:
         raise ValueError(f"expected two Lab (B, 3, H, W) batches of the same shape, got {tuple(lab_pred.shape)} and {tuple(lab_true.shape)}")
@@ -225,7 +230,10 @@ def hue_counts(lab_pred: torch.Tensor, lab_true: torch.Tensor) -> dict[str, torc
     truth_ok = chroma(lab_true) >= TRUTH_CHROMA_MIN
     pred_ok = chroma(lab_pred) >= PRED_CHROMA_MIN
     hit = truth_ok & pred_ok & (class_pred == class_true)
+    row = torch.where(truth_ok, class_true, k)
+    column = torch.where(pred_ok, class_pred, k)
     return {
+        "confusion": torch.bincount((row * (k + 1) + column).flatten(), minlength=(k + 1) ** 2).reshape(k + 1, k + 1).cpu(),
         "truth": torch.bincount(class_true[truth_ok], minlength=k).cpu(),
         "hit": torch.bincount(class_true[hit], minlength=k).cpu(),
         "pred": torch.bincount(class_pred[pred_ok], minlength=k).cpu(),
@@ -265,6 +273,8 @@ class PooledColorStats:
     truth has chroma >= 15 and the same class (nan when there are none);
     ab_hist: intersection of the pooled a*b* histograms of predictions and truth, each image's
     histogram normalised by its pixel count before pooling.
+    hue_confusion: pixel counts, a list of rows (the truth's class) of columns (the prediction's),
+    both in the order of CONFUSION_LABELS (see :func:`hue_counts`): where each truth colour went.
     """
 
     def __init__(self) -> None:
@@ -272,6 +282,7 @@ class PooledColorStats:
         self.truth = torch.zeros(k, dtype=torch.int64)
         self.hit = torch.zeros(k, dtype=torch.int64)
         self.pred = torch.zeros(k, dtype=torch.int64)
+        self.confusion = torch.zeros(k + 1, k + 1, dtype=torch.int64)
         self.hist_pred = torch.zeros(n, n, dtype=torch.float64)
         self.hist_true = torch.zeros(n, n, dtype=torch.float64)
         self.images = 0
@@ -282,6 +293,7 @@ class PooledColorStats:
         self.truth += counts["truth"]
         self.hit += counts["hit"]
         self.pred += counts["pred"]
+        self.confusion += counts["confusion"]
         self.hist_pred += ab_histograms(lab_pred).sum(0)
         self.hist_true += ab_histograms(lab_true).sum(0)
         self.images += lab_pred.shape[0]
@@ -295,7 +307,7 @@ class PooledColorStats:
         return self.add(rgb_to_lab(prediction.float()), rgb_to_lab(reference.float()))
 
     def merge(self, other: PooledColorStats) -> PooledColorStats:
-        for name in ("truth", "hit", "pred", "hist_pred", "hist_true"):
+        for name in ("truth", "hit", "pred", "confusion", "hist_pred", "hist_true"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.images += other.images
         return self
@@ -314,8 +326,11 @@ class PooledColorStats:
     def ab_hist(self) -> dict[str, float]:
         return {"ab_hist": histogram_intersection(self.hist_pred, self.hist_true)}
 
-    def result(self) -> dict[str, float]:
-        return {**self.hue_recall(), **self.hue_precision(), **self.ab_hist()}
+    def hue_confusion(self) -> dict[str, list[list[int]]]:
+        return {"hue_confusion": self.confusion.tolist()}
+
+    def result(self) -> dict[str, float | list[list[int]]]:
+        return {**self.hue_recall(), **self.hue_precision(), **self.ab_hist(), **self.hue_confusion()}
 
 
 def _pooled(predictions, references) -> PooledColorStats:
