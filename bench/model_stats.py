@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="Print JSON instead of tables.")
     args = parser.parse_args()
     rows = []
-    for arch in ("unet_pair", "unet_semantic", "semantic_bins", "unet_bins", "unet", "paper"):
+    for arch in ("semantic_bins_pair", "unet_pair", "unet_semantic", "semantic_bins", "unet_bins", "unet", "paper"):
         model = ColorGenerator(architecture=arch).eval()
         params = sum(p.numel() for p in model.parameters())  # unet_semantic, semantic_bins: the frozen encoder included
         sides = [args.size] if model.input_size is None else [args.size, model.input_size]

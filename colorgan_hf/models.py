@@ -19,7 +19,8 @@ Generators (``ColorGenerator(architecture=...)``):
 * ``"unet_semantic"``: the Lab U-Net with a frozen ImageNet encoder's features
   (:mod:`colorgan_hf.encoders`) added at its bottleneck; ``"semantic_bins"``: the same
   with the ``unet_bins`` head; ``"semantic_pair"``: a ``unet_pair`` whose first member
-  is a ``unet_semantic``.
+  is a ``unet_semantic``; ``"semantic_bins_pair"``: a ``semantic_bins`` and a U-Net,
+  their decoded a*b* mixed.
 
 Discriminators (``ColorDiscriminator(architecture=...)``): ``"paper"`` (CNN + fully
 connected, on RGB) and ``"patchgan"`` (pix2pix's PatchGAN with spectral norm, on L+ab).
@@ -631,6 +632,66 @@ class SemanticBinsGenerator(SemanticUNetGenerator, UNetBinsGenerator):
     def __init__(self, base_channels: int = 32, depth: int = 4, bin_size: int = 10, vividness: float = 0.5) -> None:
         UNetBinsGenerator.__init__(self, base_channels, depth, bin_size, vividness)
         self.add_encoder()
+
+
+@register_generator("semantic_bins_pair")
+class SemanticBinsPairGenerator(GeneratorNet):
+    """A ``semantic_bins`` network and a plain U-Net whose a*b* are mixed after decoding:
+    ``(1 - mix) * first + mix * second``, as :class:`UNetPairGenerator` mixes two regressions.
+
+    The first gives a distribution over colours (the ``vividness`` knob reaches it), the
+    second one colour per pixel; their mistakes differ, so the mix is nearer the truth than
+    either (the default card's row Z). One output tensor carries both to :meth:`image`:
+    the first's logits at half resolution, and beside them the second's full-resolution
+    a*b* folded into 8 channels at half resolution (``pixel_unshuffle``: nothing is lost).
+    Joined by ``train/combine.py``; the default recipe fine-tunes the pair as a whole (the
+    pixel loss on the mix, the class loss on the first's logits).
+    Input (B, 1, H, W) L in [-1, 1]; output (B, Q + 8, H/2, W/2).
+    """
+
+    discriminator = "patchgan"
+    BOUNDS = {"base_channels": (1, 256), "second_base_channels": (1, 256), "depth": (2, 7), "bin_size": (8, 40),
+              "vividness": (0.0, 1.0), "mix": (0.0, 1.0)}
+    TRAINS_UNDER = "unet"
+
+    def __init__(self, base_channels: int = 32, second_base_channels: int = 48, depth: int = 4, bin_size: int = 10,
+                 vividness: float = 0.5, mix: float = 0.65) -> None:
+        super().__init__()
+        self.mix = float(mix)
+        self.first = SemanticBinsGenerator(base_channels, depth, bin_size, vividness)
+        self.second = UNetGenerator(second_base_channels, depth)
+
+    @property
+    def stride(self) -> int:
+        return self.first.stride
+
+    def config(self) -> dict:
+        return {**self.first.config(), "second_base_channels": self.second.base_channels, "mix": self.mix}
+
+    def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
+        logits = self.first(l_norm)  # (B, Q, H/2, W/2)
+        folded = F.pixel_unshuffle(self.second(l_norm), 2)  # (B, 8, H/2, W/2), the second's ab in [-1, 1]
+        return torch.cat([logits, folded], dim=1)
+
+    def image(self, output: torch.Tensor, vividness: float | None = None) -> torch.Tensor:
+        """(B, Q + 8, h, w) -> the mixed ab (B, 2, 2h, 2w) in [-1, 1]."""
+        q = self.first.num_bins
+        first = self.first.image(output[:, :q], vividness)
+        second = F.pixel_shuffle(output[:, q:].float(), 2)
+        return (1.0 - self.mix) * first + self.mix * second
+
+    def auxiliary_loss(self, output: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+        return self.first.auxiliary_loss(output[:, : self.first.num_bins], target, weights)
+
+    def train(self, mode: bool = True) -> "SemanticBinsPairGenerator":
+        super().train(mode)
+        self.first.train(mode)  # keeps the frozen encoder in eval mode
+        return self
+
+    encode = UNetGenerator.encode
+    training_pair = UNetGenerator.training_pair
+    decode_ab = UNetGenerator.decode_ab
+    to_rgb = UNetGenerator.to_rgb
 
 
 @register_discriminator("patchgan")

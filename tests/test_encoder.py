@@ -196,3 +196,44 @@ def test_semantic_bins_is_the_bins_head_on_the_semantic_unet(tmp_path):
     assert not loaded.net.encoder.training
     torch.testing.assert_close(loaded.predict_ab(l_channel), model.predict_ab(l_channel))
     torch.testing.assert_close(loaded.net.encoder.top[0].weight, model.net.encoder.top[0].weight)
+
+
+def test_semantic_bins_pair_mixes_the_decoded_colours_and_trains_both_members(tmp_path):
+    import combine
+
+    torch.manual_seed(2)
+    first = ColorGenerator(architecture="semantic_bins", base_channels=8, depth=3, bin_size=20, vividness=0.3).eval()
+    first.net.load_encoder(_encoder_file(tmp_path))
+    torch.nn.init.normal_(first.net.semantic[-1].weight, std=0.05)
+    second = ColorGenerator(architecture="unet", base_channels=12, depth=3).eval()
+    pair = combine.combine(first, second, 0.4)
+    assert pair.architecture == "semantic_bins_pair"
+    l_channel = torch.rand(2, 1, 32, 48) * 100
+    with torch.no_grad():
+        for vividness in (None, 0.0, 1.0):  # the knob reaches the first member
+            expected = 0.6 * first.predict_ab(l_channel, vividness) + 0.4 * second.predict_ab(l_channel)
+            torch.testing.assert_close(pair.predict_ab(l_channel, vividness), expected, atol=1e-4, rtol=1e-5)
+        assert not torch.allclose(pair.predict_ab(l_channel, 0.0), pair.predict_ab(l_channel, 1.0))
+    pair.save_pretrained(tmp_path / "pair")
+    config = json.loads((tmp_path / "pair" / "config.json").read_text())
+    assert config == {"architecture": "semantic_bins_pair", "base_channels": 8, "depth": 3, "bin_size": 20, "vividness": 0.3,
+                      "second_base_channels": 12, "mix": 0.4}
+    loaded = ColorGenerator.from_pretrained(tmp_path / "pair").eval()
+    assert not loaded.net.first.encoder.training
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.predict_ab(l_channel), pair.predict_ab(l_channel))
+
+    # Trained whole: the pixel loss on the mix and the class loss on the first's logits reach every
+    # parameter but the frozen encoder's.
+    loaded.train()
+    assert not loaded.net.first.encoder.training, "the encoder's batch-norm statistics stay the classifier's"
+    x = torch.rand(2, 1, 32, 48) * 2 - 1
+    output = loaded(x)
+    assert output.shape == (2, loaded.net.first.num_bins + 8, 16, 24)
+    target = torch.rand(2, 2, 32, 48) * 2 - 1
+    image = loaded.net.image(output)
+    assert image.shape == target.shape and image.abs().max() <= 1.0
+    ((image - target).abs().mean() + loaded.net.auxiliary_loss(output, target, None)).backward()
+    trained = [(name, p) for name, p in loaded.named_parameters() if p.requires_grad]
+    assert not [name for name, p in trained if p.grad is None or p.grad.abs().sum() == 0], "every trained parameter gets a gradient"
+    assert all(".encoder." in name for name, p in loaded.named_parameters() if not p.requires_grad)

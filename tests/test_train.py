@@ -166,19 +166,25 @@ def test_init_generator_fine_tunes_given_weights_and_refuses_a_mismatch(train_pa
              "--init_generator", str(paper), "--max_train_steps", "1", *TINY])
 
 
-def test_a_unet_pair_fine_tunes_whole_under_the_default_recipe(train_pair_dir, tmp_path):
-    # The shipped default is a pair: `--init_generator default` (the README's fine-tuning command) trains both U-Nets.
+@pytest.mark.parametrize("options", [
+    dict(architecture="unet_pair", base_channels=8, second_base_channels=12, depth=2, mix=0.5),
+    dict(architecture="semantic_bins_pair", base_channels=8, depth=2, bin_size=20, vividness=0.5, second_base_channels=12, mix=0.5),
+])
+def test_a_pair_fine_tunes_whole_under_the_default_recipe(options, train_pair_dir, tmp_path):
+    # The shipped default is a pair: `--init_generator default` (the README's fine-tuning command) trains both members
+    # (a semantic_bins_pair's encoder stays frozen).
     start = tmp_path / "start"
-    ColorGenerator(architecture="unet_pair", base_channels=8, second_base_channels=12, depth=2, mix=0.5).save_pretrained(start)
+    ColorGenerator(**options).save_pretrained(start)
     out = tmp_path / "tuned"
     run(["--output_dir", str(out), "--dataset_dir", str(train_pair_dir), "--resolution", "32", "--init_generator", str(start),
          "--max_train_steps", "2", "--validation_steps", "100", "--checkpointing_steps", "100", *TINY])
     config = json.loads((out / "generator" / "config.json").read_text())
-    assert config == {"architecture": "unet_pair", "base_channels": 8, "second_base_channels": 12, "depth": 2, "mix": 0.5}
+    assert config == options
     before, after = load_file(start / "model.safetensors"), load_file(out / "generator" / "model.safetensors")
     assert before.keys() == after.keys()
     for member in ("net.first.", "net.second."):
         assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith(member)), f"{member} was not trained"
+    assert all(torch.equal(before[k], after[k]) for k in before if ".encoder." in k), "the frozen encoder is saved as it was"
 
 
 @pytest.mark.parametrize("power, expected", [(0.0, {"a": 0.5, "b": 0.5}), (0.5, {"a": 30 / 40, "b": 10 / 40}), (1.0, {"a": 0.9, "b": 0.1})])

@@ -3,8 +3,8 @@
 
     python train/combine.py FIRST SECOND --mix 0.65 --output_dir runs/pair/generator
 
-FIRST is a `unet` or `unet_semantic` generator (the pair is then a `unet_pair` or a
-`semantic_pair`), SECOND a `unet` one (a shipped name, a folder saved by save_pretrained or
+FIRST is a `unet`, `unet_semantic` or `semantic_bins` generator (the pair is then a
+`unet_pair`, a `semantic_pair` or a `semantic_bins_pair`), SECOND a `unet` one (a shipped name, a folder saved by save_pretrained or
 a Hub id), of the same depth, any widths. The result predicts ``(1 - mix) * FIRST + mix * SECOND``
 and is saved with save_pretrained (safetensors and config.json), written to a temporary folder
 and renamed, so an interrupted run leaves nothing half-written. Choose ``--mix`` on held-out
@@ -28,7 +28,7 @@ logger = logging.getLogger("colorgan_hf.combine")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("first", help="The first generator (unet or unet_semantic): a shipped name, a save_pretrained folder or a Hub id.")
+    parser.add_argument("first", help="The first generator (unet, unet_semantic or semantic_bins): a shipped name, a save_pretrained folder or a Hub id.")
     parser.add_argument("second", help="The second U-Net generator (same depth as the first, any width).")
     parser.add_argument("--mix", type=float, default=0.65, help="The second generator's share of the a*b* average, in [0, 1].")
     parser.add_argument("--half", action="store_true",
@@ -42,19 +42,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # The pair architecture for each kind of first member; the second is always a plain U-Net.
-PAIR_FOR_FIRST = {"unet": "unet_pair", "unet_semantic": "semantic_pair"}
+PAIR_FOR_FIRST = {"unet": "unet_pair", "unet_semantic": "semantic_pair", "semantic_bins": "semantic_bins_pair"}
 
 
 def combine(first: ColorGenerator, second: ColorGenerator, mix: float) -> ColorGenerator:
-    """A pair generator holding copies of ``first`` (``unet`` or ``unet_semantic``) and ``second`` (``unet``), same depth."""
+    """A pair generator holding copies of ``first`` (see :data:`PAIR_FOR_FIRST`) and ``second`` (``unet``), same depth."""
     if first.architecture not in PAIR_FOR_FIRST:
-        raise ColorGANError(f"the first generator is a {first.architecture!r} one: only 'unet' and 'unet_semantic' generators can be joined")
+        raise ColorGANError(f"the first generator is a {first.architecture!r} one: only {', '.join(map(repr, PAIR_FOR_FIRST))} "
+                            "generators can be joined")
     if second.architecture != "unet":
         raise ColorGANError(f"the second generator is a {second.architecture!r} one: only 'unet' generators can be joined")
     if first.net.depth != second.net.depth:
         raise ColorGANError(f"the generators have depths {first.net.depth} and {second.net.depth}: they must be the same")
-    pair = ColorGenerator(architecture=PAIR_FOR_FIRST[first.architecture], base_channels=first.net.base_channels,
-                          second_base_channels=second.net.base_channels, depth=first.net.depth, mix=mix)
+    # The first's own options (widths, depth; bins and vividness for semantic_bins) are the pair's.
+    pair = ColorGenerator(architecture=PAIR_FOR_FIRST[first.architecture], **first.net.config(),
+                          second_base_channels=second.net.base_channels, mix=mix)
     pair.net.first.load_state_dict(first.net.state_dict())
     pair.net.second.load_state_dict(second.net.state_dict())
     return pair.eval()
