@@ -237,3 +237,17 @@ def test_a_limit_below_one_is_refused(tmp_path, photo_paths, caplog):
             evaluate_models([None], str(photos), limit=limit, progress=False)
     assert main(["-q", "evaluate", "--data", str(photos), "--limit", "-1"]) == 1
     assert "--limit must be" in caplog.text
+
+
+@pytest.mark.parametrize("config, expected", [
+    (dict(architecture="unet_pair", base_channels=32, second_base_channels=48, depth=4, mix=0.65),
+     "Two Lab U-Nets (L in, a\\*b\\* out, fully convolutional) of widths 32 and\n  48, trained apart; their a\\*b\\* are mixed\n  0.35 / 0.65."),
+    (dict(architecture="semantic_bins_pair", base_channels=32, depth=4, bin_size=10, vividness=0.5, second_base_channels=48, mix=0.65),
+     "a\\*b\\* are mixed 0.35 / 0.65:\n  a Lab U-Net of width 32 reading a frozen ImageNet MobileNetV2's features"),
+])
+def test_card_describes_each_pair_with_its_own_widths_and_mix(config, expected):
+    from colorgan_hf.card import make_card
+
+    text = str(make_card(config, params=1000))
+    assert expected in text, text.split("## Model")[1][:600]
+    assert f"ColorGenerator(architecture='{config['architecture']}'" in text
