@@ -216,17 +216,21 @@ def _cell(row: dict, key: str, fmt) -> str:
     return "nan" if isinstance(value, float) and math.isnan(value) else fmt.format(value)
 
 
+def _aligned(header: list[str], lines: list[list[str]]) -> list[str]:
+    """``header``, a rule and ``lines`` as text columns: the first left-aligned, the others right-aligned."""
+    widths = [max(len(r[i]) for r in [header] + lines) for i in range(len(header))]
+    render = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    return [render(header), render(["-" * w for w in widths]), *(render(line) for line in lines)]
+
+
 def format_table(result: dict) -> str:
     """The result of :func:`evaluate_models` as an aligned text table, with a legend of the set metrics."""
     header = ["model"] + [title for _, title, _ in COLUMNS]
     lines = [[name] + [_cell(row, key, fmt) for key, _, fmt in COLUMNS] for name, row in result["rows"].items()]
-    widths = [max(len(r[i]) for r in [header] + lines) for i in range(len(header))]
-    render = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
     shown = f", saturation {result['saturation']:g}" if result["saturation"] != 1.0 else ""
     shown += f", vividness {result['vividness']:g}" if result.get("vividness") is not None else ""
     out = [f"{result['data']}: {result['images']} images, working size {result['size']}{shown}, "
-           f"true colourfulness {result['truth_colorfulness']:.1f}", render(header), render(["-" * w for w in widths])]
-    out += [render(line) for line in lines]
+           f"true colourfulness {result['truth_colorfulness']:.1f}", *_aligned(header, lines)]
     out.append(TABLE_LEGEND)
     failed = result.get("failed") or {}
     if failed:
@@ -252,10 +256,8 @@ def format_confusion(result: dict) -> str:
                  for label, line, total in zip(CONFUSION_LABELS, counts, totals)]
         lines.append(["precision", *(f"{counts[j, j] / painted[j]:.2f}" if painted[j] else "-" for j in range(len(CONFUSION_LABELS) - 1)),
                       "", f"{int(painted[:-1].sum()):,}"])
-        widths = [max(len(r[i]) for r in [header] + lines) for i in range(len(header))]
-        render = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
-        out += ["", f"{name}: where each truth colour went (rows: the truth's class; columns: the class painted, as shares of the row)", render(header),
-                render(["-" * w for w in widths]), *(render(line) for line in lines)]
+        out += ["", f"{name}: where each truth colour went (rows: the truth's class; columns: the class painted, as shares of the row)",
+                *_aligned(header, lines)]
     return "\n".join(out).lstrip("\n")
 
 

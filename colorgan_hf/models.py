@@ -423,8 +423,11 @@ class UNetPairGenerator(GeneratorNet):
     def __init__(self, base_channels: int = 32, second_base_channels: int = 48, depth: int = 4, mix: float = 0.65) -> None:
         super().__init__()
         self.mix = float(mix)
-        self.first = self.FIRST(base_channels, depth)
+        self.first = self.make_first(base_channels, depth)
         self.second = UNetGenerator(second_base_channels, depth)
+
+    def make_first(self, base_channels: int, depth: int) -> UNetGenerator:
+        return self.FIRST(base_channels, depth)
 
     @property
     def stride(self) -> int:
@@ -635,7 +638,7 @@ class SemanticBinsGenerator(SemanticUNetGenerator, UNetBinsGenerator):
 
 
 @register_generator("semantic_bins_pair")
-class SemanticBinsPairGenerator(GeneratorNet):
+class SemanticBinsPairGenerator(UNetPairGenerator):
     """A ``semantic_bins`` network and a plain U-Net whose a*b* are mixed after decoding:
     ``(1 - mix) * first + mix * second``, as :class:`UNetPairGenerator` mixes two regressions.
 
@@ -649,21 +652,16 @@ class SemanticBinsPairGenerator(GeneratorNet):
     Input (B, 1, H, W) L in [-1, 1]; output (B, Q + 8, H/2, W/2).
     """
 
-    discriminator = "patchgan"
-    BOUNDS = {"base_channels": (1, 256), "second_base_channels": (1, 256), "depth": (2, 7), "bin_size": (8, 40),
-              "vividness": (0.0, 1.0), "mix": (0.0, 1.0)}
-    TRAINS_UNDER = "unet"
+    BOUNDS = {**UNetPairGenerator.BOUNDS, "depth": (2, 7), "bin_size": (8, 40), "vividness": (0.0, 1.0)}
+    FIRST = SemanticBinsGenerator
 
     def __init__(self, base_channels: int = 32, second_base_channels: int = 48, depth: int = 4, bin_size: int = 10,
                  vividness: float = 0.5, mix: float = 0.65) -> None:
-        super().__init__()
-        self.mix = float(mix)
-        self.first = SemanticBinsGenerator(base_channels, depth, bin_size, vividness)
-        self.second = UNetGenerator(second_base_channels, depth)
+        self.bin_size, self.vividness = bin_size, float(vividness)  # make_first needs them
+        super().__init__(base_channels, second_base_channels, depth, mix)
 
-    @property
-    def stride(self) -> int:
-        return self.first.stride
+    def make_first(self, base_channels: int, depth: int) -> SemanticBinsGenerator:
+        return SemanticBinsGenerator(base_channels, depth, self.bin_size, self.vividness)
 
     def config(self) -> dict:
         return {**self.first.config(), "second_base_channels": self.second.base_channels, "mix": self.mix}
@@ -682,16 +680,6 @@ class SemanticBinsPairGenerator(GeneratorNet):
 
     def auxiliary_loss(self, output: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
         return self.first.auxiliary_loss(output[:, : self.first.num_bins], target, weights)
-
-    def train(self, mode: bool = True) -> "SemanticBinsPairGenerator":
-        super().train(mode)
-        self.first.train(mode)  # keeps the frozen encoder in eval mode
-        return self
-
-    encode = UNetGenerator.encode
-    training_pair = UNetGenerator.training_pair
-    decode_ab = UNetGenerator.decode_ab
-    to_rgb = UNetGenerator.to_rgb
 
 
 @register_discriminator("patchgan")

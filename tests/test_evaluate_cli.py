@@ -1,5 +1,6 @@
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -8,11 +9,17 @@ from colorgan_hf.cli import main
 from colorgan_hf.evaluation import format_hue_classes, format_table
 
 
-def test_evaluate_prints_gray_and_model_rows_and_card_holds_the_numbers(tmp_path, photo_paths, capsys):
+def copy_photos(tmp_path: Path, paths: list[Path]) -> Path:
+    """A folder ``photos`` under ``tmp_path`` holding copies of ``paths``, under their own names."""
     photos = tmp_path / "photos"
     photos.mkdir()
-    for path in photo_paths[:3]:
+    for path in paths:
         shutil.copy(path, photos / path.name)
+    return photos
+
+
+def test_evaluate_prints_gray_and_model_rows_and_card_holds_the_numbers(tmp_path, photo_paths, capsys):
+    photos = copy_photos(tmp_path, photo_paths[:3])
     result_file = tmp_path / "result.json"
 
     assert main(["-q", "evaluate", "--data", str(photos), "--size", "128", "--output", str(result_file)]) == 0
@@ -79,10 +86,7 @@ def test_evaluate_json_mode_with_two_models(tmp_path, photo_paths, capsys, tiny_
 
 
 def test_evaluate_confusion_prints_where_each_truth_colour_went(tmp_path, photo_paths, capsys):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for path in photo_paths[:2]:
-        shutil.copy(path, photos / path.name)
+    photos = copy_photos(tmp_path, photo_paths[:2])
     result_file = tmp_path / "result.json"
     assert main(["-q", "evaluate", "--data", str(photos), "--size", "64", "--confusion", "--output", str(result_file)]) == 0
     out = capsys.readouterr().out

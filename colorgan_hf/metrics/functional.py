@@ -226,18 +226,17 @@ def hue_counts(lab_pred: torch.Tensor, lab_true: torch.Tensor) -> dict[str, torc
     if lab_pred.shape != lab_true.shape or lab_pred.ndim != 4 or lab_pred.shape[1] != 3:
         raise ValueError(f"expected two Lab (B, 3, H, W) batches of the same shape, got {tuple(lab_pred.shape)} and {tuple(lab_true.shape)}")
     k = len(HUE_CLASSES)
-    class_true, class_pred = hue_class(lab_true), hue_class(lab_pred)
-    truth_ok = chroma(lab_true) >= TRUTH_CHROMA_MIN
-    pred_ok = chroma(lab_pred) >= PRED_CHROMA_MIN
-    hit = truth_ok & pred_ok & (class_pred == class_true)
-    row = torch.where(truth_ok, class_true, k)
-    column = torch.where(pred_ok, class_pred, k)
-    return {
-        "confusion": torch.bincount((row * (k + 1) + column).flatten(), minlength=(k + 1) ** 2).reshape(k + 1, k + 1).cpu(),
-        "truth": torch.bincount(class_true[truth_ok], minlength=k).cpu(),
-        "hit": torch.bincount(class_true[hit], minlength=k).cpu(),
-        "pred": torch.bincount(class_pred[pred_ok], minlength=k).cpu(),
-    }
+    # Below its chroma threshold a pixel is "neutral", index k.
+    row = torch.where(chroma(lab_true) >= TRUTH_CHROMA_MIN, hue_class(lab_true), k)
+    column = torch.where(chroma(lab_pred) >= PRED_CHROMA_MIN, hue_class(lab_pred), k)
+    confusion = torch.bincount((row * (k + 1) + column).flatten(), minlength=(k + 1) ** 2).reshape(k + 1, k + 1).cpu()
+    return {"confusion": confusion, **_class_counts(confusion)}
+
+
+def _class_counts(confusion: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``truth``, ``hit`` and ``pred`` (see :func:`hue_counts`) from the confusion counts."""
+    k = len(HUE_CLASSES)
+    return {"truth": confusion[:k].sum(1), "hit": confusion.diagonal()[:k].clone(), "pred": confusion[:, :k].sum(0)}
 
 
 def ab_histograms(lab: torch.Tensor) -> torch.Tensor:
@@ -279,21 +278,14 @@ class PooledColorStats:
 
     def __init__(self) -> None:
         k, n = len(HUE_CLASSES), AB_HIST_BINS
-        self.truth = torch.zeros(k, dtype=torch.int64)
-        self.hit = torch.zeros(k, dtype=torch.int64)
-        self.pred = torch.zeros(k, dtype=torch.int64)
-        self.confusion = torch.zeros(k + 1, k + 1, dtype=torch.int64)
+        self.confusion = torch.zeros(k + 1, k + 1, dtype=torch.int64)  # truth, hit and pred derive from it
         self.hist_pred = torch.zeros(n, n, dtype=torch.float64)
         self.hist_true = torch.zeros(n, n, dtype=torch.float64)
         self.images = 0
 
     def add(self, lab_pred: torch.Tensor, lab_true: torch.Tensor) -> PooledColorStats:
         """Add one Lab batch (B, 3, H, W) of predictions and their truth."""
-        counts = hue_counts(lab_pred, lab_true)
-        self.truth += counts["truth"]
-        self.hit += counts["hit"]
-        self.pred += counts["pred"]
-        self.confusion += counts["confusion"]
+        self.confusion += hue_counts(lab_pred, lab_true)["confusion"]
         self.hist_pred += ab_histograms(lab_pred).sum(0)
         self.hist_true += ab_histograms(lab_true).sum(0)
         self.images += lab_pred.shape[0]
@@ -307,21 +299,23 @@ class PooledColorStats:
         return self.add(rgb_to_lab(prediction.float()), rgb_to_lab(reference.float()))
 
     def merge(self, other: PooledColorStats) -> PooledColorStats:
-        for name in ("truth", "hit", "pred", "confusion", "hist_pred", "hist_true"):
+        for name in ("confusion", "hist_pred", "hist_true"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.images += other.images
         return self
 
     def hue_recall(self) -> dict[str, float]:
-        per_class = {f"hue_recall_{name}": self.hit[i].item() / self.truth[i].item() if self.truth[i] else math.nan
-                     for i, name in enumerate(HUE_CLASSES)}
-        counted = [per_class[f"hue_recall_{name}"] for i, name in enumerate(HUE_CLASSES) if self.truth[i] > HUE_MIN_PIXELS]
-        pixels = {f"hue_truth_pixels_{name}": int(self.truth[i]) for i, name in enumerate(HUE_CLASSES)}
+        counts = _class_counts(self.confusion)
+        truth, hit = counts["truth"].tolist(), counts["hit"].tolist()
+        per_class = {f"hue_recall_{name}": hit[i] / truth[i] if truth[i] else math.nan for i, name in enumerate(HUE_CLASSES)}
+        counted = [per_class[f"hue_recall_{name}"] for i, name in enumerate(HUE_CLASSES) if truth[i] > HUE_MIN_PIXELS]
+        pixels = {f"hue_truth_pixels_{name}": truth[i] for i, name in enumerate(HUE_CLASSES)}
         return {"hue_recall": sum(counted) / len(counted) if counted else math.nan, **per_class, **pixels}
 
     def hue_precision(self) -> dict[str, float]:
-        predicted = int(self.pred.sum())
-        return {"hue_precision": int(self.hit.sum()) / predicted if predicted else math.nan}
+        counts = _class_counts(self.confusion)
+        predicted = int(counts["pred"].sum())
+        return {"hue_precision": int(counts["hit"].sum()) / predicted if predicted else math.nan}
 
     def ab_hist(self) -> dict[str, float]:
         return {"ab_hist": histogram_intersection(self.hist_pred, self.hist_true)}
