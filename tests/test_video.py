@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 av = pytest.importorskip("av")
 pytest.importorskip("cv2")
@@ -126,6 +127,35 @@ def test_stabilizer_strength_zero_is_the_identity_and_bounds_are_checked():
     gap = 10 * (0.2 / 1.8) ** AVERAGE_PASSES
     assert float((first - ab).mean()) == pytest.approx(5 - gap / 2, abs=0.2)
     assert float((second - first).mean()) == pytest.approx(gap, abs=0.05)
+
+
+def test_stabilizer_keeps_the_guesses_spread_of_colours_and_the_average_tint():
+    """A still picture whose guessed colours differ in detail from frame to frame (two
+    patterns of the same spread, and a tint that alternates): the plain average is flatter
+    than either guess; the stabiliser's output has the guesses' spread around each frame's
+    mean, the average's pattern, and the average's tint."""
+    torch.manual_seed(1)
+    picture = torch.rand(1, 24, 32) * 100
+    patterns = [torch.randn(2, 24, 32) * 10, torch.randn(2, 24, 32) * 10]
+    tints = [torch.tensor([8.0, -4.0]), torch.tensor([-2.0, 6.0])]
+    stabilizer = ChromaStabilizer(1.0)
+    guesses = [patterns[t % 2] + tints[t % 2][:, None, None] for t in range(10)]
+    for guess in guesses:
+        assert stabilizer.push(picture, guess) == []
+    steady = stabilizer.flush()
+
+    def spread(ab: torch.Tensor) -> float:
+        return float((ab - ab.mean(dim=(1, 2), keepdim=True)).square().sum(0).mean().sqrt())
+
+    average = (patterns[0] + patterns[1]) / 2
+    guessed = sum(spread(g) for g in guesses) / len(guesses)
+    assert spread(average) < 0.8 * guessed  # what a plain average would give
+    for frame in steady:
+        assert spread(frame) == pytest.approx(guessed, rel=0.02)
+        centred = frame - frame.mean(dim=(1, 2), keepdim=True)
+        pattern = average - average.mean(dim=(1, 2), keepdim=True)
+        assert float(F.cosine_similarity(centred.flatten(), pattern.flatten(), dim=0)) > 0.99
+        assert frame.mean(dim=(1, 2)).tolist() == pytest.approx([3.0, 1.0], abs=0.2)  # the tints' average
 
 
 def test_stabilizer_hands_frames_on_in_order_stretch_by_stretch_and_carries_a_shot_across_stretches():
