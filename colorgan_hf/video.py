@@ -86,7 +86,7 @@ SEGMENT_MEMORY = 256 * 2**20
 # wider, smoother window along each point's track, which takes out what the chained flows'
 # small errors leave (bench/video.py, as written: one pass pan1 flicker 0.31, two 0.23; with
 # MATCH_POWER 4, two passes zoom1 0.439 and the real clip 0.196, four 0.408 and 0.187; with the
-# contrast restored (ChromaStabilizer._restore_contrast), four passes put the real clip at 0.513
+# contrast restored (ChromaStabilizer._restore_contrast), four passes put the real clip at 0.518
 # of frame by frame's flicker, eight at 0.477) for more remaps at the working size.
 AVERAGE_PASSES = 8
 # The DIS optical flow's preset (OpenCV): the averages chain a frame's neighbours through many
