@@ -386,18 +386,19 @@ class ChromaStabilizer:
         one gain for the stretch: the mean (the overall tint, where the guesses of a pan
         disagree most and the average is the nearer the truth) and the steadiness over time
         are the average's."""
-        def spread(ab: np.ndarray) -> float:
-            return float(np.sqrt(np.square(ab - ab.reshape(-1, 2).mean(axis=0)).sum(axis=-1).mean()))
+        def centred(ab: np.ndarray) -> np.ndarray:
+            return ab - ab.reshape(-1, 2).mean(axis=0)
 
-        guessed, steadied = sum(spread(f.ab) for f in frames), sum(spread(v) for v in values)
+        def rms(offsets: np.ndarray) -> float:
+            return float(np.sqrt(np.square(offsets).sum(axis=-1).mean()))
+
+        offsets = [centred(v) for v in values]  # each average's spread, scaled below
+        guessed, steadied = sum(rms(centred(f.ab)) for f in frames), sum(rms(o) for o in offsets)
         if guessed <= steadied or steadied <= 1e-6:
             return values
         gain = guessed / steadied
-        restored = []
-        for v in values:
-            mean = v.reshape(-1, 2).mean(axis=0)
-            restored.append((mean + gain * (v - mean)).astype(np.float32))
-        return restored
+        # mean + gain * offset, the mean being value - offset
+        return [(v + (gain - 1.0) * o).astype(np.float32) for v, o in zip(values, offsets)]
 
 
 def _moved(cv2, image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:

@@ -150,10 +150,10 @@ def test_stabilizer_keeps_the_guesses_spread_of_colours_and_the_average_tint():
     average = (patterns[0] + patterns[1]) / 2
     guessed = sum(spread(g) for g in guesses) / len(guesses)
     assert spread(average) < 0.8 * guessed  # what a plain average would give
+    pattern = average - average.mean(dim=(1, 2), keepdim=True)
     for frame in steady:
         assert spread(frame) == pytest.approx(guessed, rel=0.02)
         centred = frame - frame.mean(dim=(1, 2), keepdim=True)
-        pattern = average - average.mean(dim=(1, 2), keepdim=True)
         assert float(F.cosine_similarity(centred.flatten(), pattern.flatten(), dim=0)) > 0.99
         assert frame.mean(dim=(1, 2)).tolist() == pytest.approx([3.0, 1.0], abs=0.2)  # the tints' average
 
