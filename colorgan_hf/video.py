@@ -151,16 +151,22 @@ def output_suffix(path: str | os.PathLike) -> str:
 
 @dataclass
 class VideoInfo:
-    """What a video's header says, before anything is decoded."""
+    """What a video's header (and its first frame's display matrix) says."""
 
     path: Path
-    width: int
+    width: int  # as displayed: upright, the rotation applied
     height: int
     fps: Fraction  # the average frame rate
     frames: int | None  # as the header says (None when it does not)
     seconds: float | None  # duration of the video stream (or of the file)
     audio: bool  # has an audio stream
     codec: str
+    rotation: int = 0  # degrees counter-clockwise that players turn the stored frames by (0, 90, 180, 270)
+
+    @property
+    def stored_size(self) -> tuple[int, int]:
+        """(width, height) of the frames as decoded, before the rotation."""
+        return (self.height, self.width) if self.rotation % 180 else (self.width, self.height)
 
 
 def _open_input(path: Path):
@@ -204,10 +210,27 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         elif container.duration is not None:
             seconds = container.duration / 1_000_000
         frames = stream.frames or (round(seconds * fps) if seconds else None)
-        return VideoInfo(path, context.width, context.height, Fraction(fps), frames or None, seconds,
-                         bool(container.streams.audio), context.name)
+        rotation = _rotation(_av(), container, stream)
+        width, height = (context.height, context.width) if rotation % 180 else (context.width, context.height)
+        return VideoInfo(path, width, height, Fraction(fps), frames or None, seconds,
+                         bool(container.streams.audio), context.name, rotation)
     finally:
         container.close()
+
+
+def _rotation(av, container, stream) -> int:
+    """The display rotation of ``stream`` (a phone's portrait video is stored on its side, with
+    a display matrix that players turn it by): read from its first frame, rounded to a
+    quarter turn; 0 when there is none or the first frame does not decode (decoding reports
+    that later, with the frame)."""
+    try:
+        frame = next(container.decode(stream), None)
+    except (av.FFmpegError, ValueError):
+        return 0
+    if frame is None:
+        return 0
+    angle = getattr(frame, "rotation", 0) or 0
+    return int(round(angle / 90.0)) % 4 * 90
 
 
 # ------------------------------------------------------------------------------------------
@@ -536,7 +559,9 @@ def colorize_video(
     """Colorize the video ``source`` into ``out_path`` (H.264, yuv420p; the audio kept).
 
     The output has the input's frame rate, frame timing (so its duration) and size (an odd
-    width or height is padded by one pixel: yuv420p needs even sides). It is written to a
+    width or height is padded by one pixel: yuv420p needs even sides). A video stored on its
+    side with a display rotation (a phone's portrait video) is colorized and written upright,
+    as players show it. It is written to a
     temporary name beside ``out_path`` and renamed when complete; an error or interrupt
     leaves nothing under ``out_path``. The audio stream (the first) is copied as it is, or
     re-encoded to AAC when the output container cannot carry its codec. Memory does not
@@ -613,9 +638,12 @@ def colorize_video(
                 if frame_limit is not None and index >= frame_limit:
                     raise VideoLoadError(f"{source}: longer than the limit of "
                                          + (f"{max_seconds:g} s" if max_seconds is not None else f"{max_frames} frames"))
-                if (frame.width, frame.height) != (info.width, info.height):
-                    frame = frame.reformat(width=info.width, height=info.height)
-                rgb = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
+                if (frame.width, frame.height) != info.stored_size:
+                    frame = frame.reformat(width=info.stored_size[0], height=info.stored_size[1])
+                # Upright, as players show it: the network was trained on upright photos, and the
+                # output is written upright with no display matrix.
+                pixels = np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), info.rotation // 90))
+                rgb = torch.from_numpy(pixels).permute(2, 0, 1)
                 l_full = lightness(rgb)[None]
                 l_small = F.interpolate(l_full, size=shape, mode="bilinear", antialias=True, align_corners=False)
                 put(_Frame(index, frame.pts, frame.time_base, l_full, l_small))

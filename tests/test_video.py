@@ -224,6 +224,63 @@ def test_odd_sizes_are_padded_and_unmuxable_sound_is_reencoded(model, tmp_path):
         assert container.format.name == "matroska,webm" and container.streams.audio[0].codec_context.name == "pcm_s16le"
 
 
+def write_sideways(path: Path, upright: list[np.ndarray]) -> Path:
+    """``upright`` stored as a phone stores a portrait video: turned a quarter clockwise, with a
+    display matrix that tells players to turn it back (x264 lossless, 4:4:4)."""
+    with av.open(str(path), "w") as output:
+        video = output.add_stream("libx264", rate=12)
+        video.width, video.height, video.pix_fmt = upright[0].shape[0], upright[0].shape[1], "yuv444p"
+        video.options = {"crf": "0"}
+        video.set_display_rotation(90)
+        for i, image in enumerate(upright):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.rot90(image, -1)), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 12)
+            for packet in video.encode(frame):
+                output.mux(packet)
+        for packet in video.encode(None):
+            output.mux(packet)
+    return path
+
+
+def test_a_video_stored_on_its_side_is_colorized_and_written_upright(clips, model, tmp_path):
+    upright = list(read_frames(clips["pan"].path))[:6]
+    source = write_sideways(tmp_path / "phone.mp4", upright)
+    given = probe_video(source)
+    assert (given.width, given.height, given.rotation, given.stored_size) == (W, H, 90, (H, W))
+    result = colorize_video(source, tmp_path / "phone_color.mp4", model, size=SIZE, stability=0.0)
+    made = probe_video(result.path)
+    assert (made.width, made.height, made.rotation) == (W, H, 0) and (result.width, result.height) == (W, H)
+    with av.open(str(result.path)) as container:
+        assert next(container.decode(video=0)).rotation == 0  # turned in the pixels, no matrix left to obey
+    out = [lab_of(frame) for frame in read_frames(result.path)]
+    truth = [lab_of(frame) for frame in upright]
+    assert all(np.abs(o[..., 0] - t[..., 0]).mean() < 2.0 for o, t in zip(out, truth))  # the photo's lightness, upright
+    # The network saw the frames upright: the same colours as for the upright clip itself.
+    plain = [lab_of(frame)[..., 1:] for frame in read_frames(colorize_video(
+        write_plain(tmp_path / "plain.mp4", upright), tmp_path / "plain_color.mp4", model, size=SIZE, stability=0.0).path)]
+    sideways_seen = [np.rot90(lab_of(frame), -1)[..., 1:] for frame in read_frames(colorize_video(
+        write_plain(tmp_path / "stored.mp4", [np.rot90(image, -1) for image in upright]), tmp_path / "stored_color.mp4",
+        model, size=SIZE, stability=0.0).path)]
+    near = np.mean([np.abs(o[..., 1:] - p).mean() for o, p in zip(out, plain)])
+    far = np.mean([np.abs(o[..., 1:] - q).mean() for o, q in zip(out, sideways_seen)])
+    assert near < 1.0 and near < far / 2, (near, far)
+
+
+def write_plain(path: Path, images: list[np.ndarray]) -> Path:
+    with av.open(str(path), "w") as output:
+        video = output.add_stream("libx264", rate=12)
+        video.width, video.height, video.pix_fmt = images[0].shape[1], images[0].shape[0], "yuv444p"
+        video.options = {"crf": "0"}
+        for i, image in enumerate(images):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 12)
+            for packet in video.encode(frame):
+                output.mux(packet)
+        for packet in video.encode(None):
+            output.mux(packet)
+    return path
+
+
 def test_not_a_video_is_a_clear_error_and_nothing_is_left(model, tmp_path):
     fake = tmp_path / "notes.mp4"
     fake.write_text("these are not frames\n" * 50)
