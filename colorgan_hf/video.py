@@ -162,6 +162,7 @@ class VideoInfo:
     audio: bool  # has an audio stream
     codec: str
     rotation: int = 0  # degrees counter-clockwise that players turn the stored frames by (0, 90, 180, 270)
+    pixel_aspect: Fraction = Fraction(1)  # width / height of a pixel as displayed (anamorphic video: not 1)
 
     @property
     def stored_size(self) -> tuple[int, int]:
@@ -212,8 +213,11 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         frames = stream.frames or (round(seconds * fps) if seconds else None)
         rotation = _rotation(_av(), container, stream)
         width, height = (context.height, context.width) if rotation % 180 else (context.width, context.height)
+        aspect = Fraction(stream.sample_aspect_ratio or context.sample_aspect_ratio or 1)
+        if aspect <= 0:
+            aspect = Fraction(1)
         return VideoInfo(path, width, height, Fraction(fps), frames or None, seconds,
-                         bool(container.streams.audio), context.name, rotation)
+                         bool(container.streams.audio), context.name, rotation, 1 / aspect if rotation % 180 else aspect)
     finally:
         container.close()
 
@@ -615,7 +619,8 @@ def colorize_video(
         raise VideoLoadError(f"{source}: {info.frames} frames, over the limit of {max_frames}")
     generator = video_generator(model)
     device = next(generator.parameters()).device if isinstance(generator, torch.nn.Module) else torch.device("cpu")
-    shape = working_shape(info.height, info.width, generator, size)
+    # The network sees the picture in its displayed proportions (an anamorphic DVD's pixels are not square).
+    shape = working_shape(info.height, max(1, round(info.width * info.pixel_aspect)), generator, size)
     width, height = _even(info.width), _even(info.height)
     if (width, height) != (info.width, info.height):
         logger.warning("%s: %dx%d has an odd side; written as %dx%d (H.264 yuv420p needs even sides)",
@@ -769,13 +774,15 @@ def _encode(av, source: Path, tmp: Path, fmt: str, info: VideoInfo, width: int, 
         out_video.time_base = time_base
         out_video.codec_context.time_base = time_base
         out_video.options = {"crf": str(crf), "preset": preset}
+        if info.pixel_aspect != 1:
+            out_video.codec_context.sample_aspect_ratio = info.pixel_aspect
         out_audio, audio_packets, transcoder = None, None, None
         if reference.streams.audio:
             audio_in = reference.streams.audio[0]
             out_audio, audio_packets, transcoder = _audio_route(av, output, fmt, audio_in, reference)
         else:
             reference.close()
-        last_pts, step = None, None
+        first_pts, last_pts, step = None, None, None
         frame_step = (1 / (info.fps or 25)) / time_base
         pending_audio = None
         while True:
@@ -793,6 +800,7 @@ def _encode(av, source: Path, tmp: Path, fmt: str, info: VideoInfo, width: int, 
             if pts is None or (last_pts is not None and pts <= last_pts):
                 pts = 0 if last_pts is None else last_pts + max(1, round(frame_step))
             step = pts - last_pts if last_pts is not None else step
+            first_pts = pts if first_pts is None else first_pts
             last_pts = pts
             frame.pts, frame.time_base = pts, time_base
             for packet in out_video.encode(frame):
@@ -810,7 +818,7 @@ def _encode(av, source: Path, tmp: Path, fmt: str, info: VideoInfo, width: int, 
             _mux_audio_until(output, out_audio, audio_packets, transcoder, math.inf, pending_audio)
             written["audio"] = True
         if last_pts is not None:
-            written["seconds"] = float((last_pts + (step or round(frame_step))) * time_base)
+            written["seconds"] = float((last_pts - first_pts + (step or round(frame_step))) * time_base)
     finally:
         output.close()
         if audio_in is not None:

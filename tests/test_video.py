@@ -281,6 +281,38 @@ def write_plain(path: Path, images: list[np.ndarray]) -> Path:
     return path
 
 
+def test_anamorphic_pixels_and_a_late_start_are_kept(clips, model, tmp_path, monkeypatch):
+    """A DVD's pixels are not square, and an MPEG stream rarely starts at 0: the output keeps
+    the pixel aspect (the picture is not squashed), the start (the sound stays in sync) and
+    reports its own duration; the network sees the picture in its displayed proportions."""
+    upright = list(read_frames(clips["pan"].path))[:6]
+    source = tmp_path / "dvd.mp4"
+    with av.open(str(source), "w") as output:
+        video = output.add_stream("libx264", rate=12)
+        video.width, video.height, video.pix_fmt = W, H, "yuv420p"
+        video.codec_context.sample_aspect_ratio = Fraction(4, 3)
+        for i, image in enumerate(upright):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = 12 + i, Fraction(1, 12)  # starts at 1 s
+            for packet in video.encode(frame):
+                output.mux(packet)
+        for packet in video.encode(None):
+            output.mux(packet)
+    assert probe_video(source).pixel_aspect == Fraction(4, 3)
+    seen = []
+    predict = model.predict_ab
+    monkeypatch.setattr(model, "predict_ab", lambda l_small, *a: seen.append(l_small.shape[-2:]) or predict(l_small, *a))
+    result = colorize_video(source, tmp_path / "dvd_color.mp4", model, size=SIZE)
+    assert result.seconds == pytest.approx(0.5) and result.frames == 6
+    made = probe_video(result.path)
+    assert (made.width, made.height, made.pixel_aspect) == (W, H, Fraction(4, 3))
+    with av.open(str(result.path)) as container:
+        first = next(container.decode(video=0))
+        assert float(first.pts * first.time_base) == pytest.approx(1.0)
+    h, w = seen[0]
+    assert w / h == pytest.approx(W * 4 / 3 / H, rel=0.1)
+
+
 def test_not_a_video_is_a_clear_error_and_nothing_is_left(model, tmp_path):
     fake = tmp_path / "notes.mp4"
     fake.write_text("these are not frames\n" * 50)
