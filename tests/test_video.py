@@ -313,6 +313,32 @@ def test_anamorphic_pixels_and_a_late_start_are_kept(clips, model, tmp_path, mon
     assert w / h == pytest.approx(W * 4 / 3 / H, rel=0.1)
 
 
+def test_a_damaged_packet_is_skipped_with_a_warning_and_the_rest_colorized(clips, model, tmp_path, caplog):
+    """Old files have damaged stretches: a packet that does not decode costs its frame, not the video."""
+    images = list(read_frames(clips["pan"].path))[:12]
+    source = tmp_path / "damaged.mkv"
+    with av.open(str(source), "w") as output:
+        video = output.add_stream("libx264", rate=12)
+        video.width, video.height, video.pix_fmt = W, H, "yuv420p"
+        packets = []
+        for i, image in enumerate(images):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 12)
+            packets += video.encode(frame)
+        packets += video.encode(None)
+        for j, packet in enumerate(packets):
+            if j == 5:  # the NAL length kept, its payload zeroed: the decoder refuses it
+                data = bytes(packet)
+                broken = av.Packet(data[:4] + bytes(len(data) - 4))
+                broken.pts, broken.dts, broken.time_base, broken.stream = packet.pts, packet.dts, packet.time_base, video
+                packet = broken
+            output.mux(packet)
+    with caplog.at_level("WARNING", logger="colorgan_hf.video"):
+        result = colorize_video(source, tmp_path / "damaged_color.mp4", model, size=SIZE)
+    assert result.frames == 11 and probe_video(result.path).frames == 11
+    assert "damaged.mkv: 1 damaged packet(s) could not be decoded and were skipped" in caplog.text
+
+
 def test_not_a_video_is_a_clear_error_and_nothing_is_left(model, tmp_path):
     fake = tmp_path / "notes.mp4"
     fake.write_text("these are not frames\n" * 50)
