@@ -563,11 +563,11 @@ def colorize_video(
     """Colorize the video ``source`` into ``out_path`` (H.264, yuv420p; the audio kept).
 
     The output has the input's frame rate, frame timing (so its duration) and size (an odd
-    width or height is padded by one pixel: yuv420p needs even sides). A video stored on its
-    side with a display rotation (a phone's portrait video) is colorized and written upright,
-    as players show it. It is written to a
-    temporary name beside ``out_path`` and renamed when complete; an error or interrupt
-    leaves nothing under ``out_path``. The audio stream (the first) is copied as it is, or
+    width or height is padded by one pixel: yuv420p needs even sides) and pixel aspect. A
+    video stored on its side with a display rotation (a phone's portrait video) is colorized
+    and written upright, as players show it. A packet that does not decode is skipped with a
+    warning. The output is written to a temporary name beside ``out_path`` and renamed when
+    complete; an error or interrupt leaves nothing under ``out_path``. The audio stream (the first) is copied as it is, or
     re-encoded to AAC when the output container cannot carry its codec. Memory does not
     grow with the video's length: frames stream through short queues.
 
