@@ -237,3 +237,37 @@ def test_semantic_bins_pair_mixes_the_decoded_colours_and_trains_both_members(tm
     trained = [(name, p) for name, p in loaded.named_parameters() if p.requires_grad]
     assert not [name for name, p in trained if p.grad is None or p.grad.abs().sum() == 0], "every trained parameter gets a gradient"
     assert all(".encoder." in name for name, p in loaded.named_parameters() if not p.requires_grad)
+
+
+def test_probe_neighbours_finds_a_photo_itself_and_describes_it_as_the_metrics_do(tmp_path, caplog):
+    """train/probe_neighbours.py: a held-out photo that is also a training photo is its own
+    nearest neighbour (intersection 1, no share error); a red patch is all red by hue_recall's classes."""
+    import datasets
+    import probe_neighbours
+    from PIL import Image
+
+    from colorgan_hf.metrics.functional import HUE_CLASSES
+
+    red = Image.new("RGB", (32, 32), (200, 30, 30))
+    histogram, shares = probe_neighbours.describe(red)
+    assert histogram.sum() == pytest.approx(1.0) and shares[HUE_CLASSES.index("red")] == pytest.approx(1.0)
+    assert shares.sum() == pytest.approx(1.0) and probe_neighbours.describe(Image.new("RGB", (8, 8), (90, 90, 90)))[1].sum() == 0
+
+    photos = sorted(training.PHOTOS_DIR.glob("*.jpg"))
+    images = [Image.open(p).convert("RGB") for p in photos]
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict(
+        {"color": images, "gray": [i.convert("L") for i in images], "source": ["test"] * len(images)},
+        features=datasets.Features({"color": datasets.Image(), "gray": datasets.Image(), "source": datasets.Value("string")}))
+    }).save_to_disk(tmp_path / "pairs")
+    held_out = tmp_path / "photos"
+    held_out.mkdir()
+    images[0].save(held_out / "first.png")
+    encoder = tmp_path / "encoder.safetensors"
+    torch.manual_seed(0)
+    save_file(MobileNetV2Features().state_dict(), encoder)
+    with caplog.at_level("INFO", logger="colorgan_hf.probe_neighbours"):
+        probe_neighbours.main(probe_neighbours.parse_args(["--pairs", str(tmp_path / "pairs"), "--photos", str(held_out),
+                                                           "--encoder", str(encoder), "--neighbours", "1"]))
+    nearest = next(line for line in caplog.messages if line.startswith("1 nearest"))
+    assert "histogram intersection 1.000; class-share error 0.000" in nearest
+    assert (tmp_path / "neighbours_block10.npz").exists()  # the training photos' descriptions, cached beside the encoder
