@@ -163,6 +163,7 @@ class VideoInfo:
     codec: str
     rotation: int = 0  # degrees counter-clockwise that players turn the stored frames by (0, 90, 180, 270)
     pixel_aspect: Fraction = Fraction(1)  # width / height of a pixel as displayed (anamorphic video: not 1)
+    interlaced: bool = False  # its first frame is interlaced (two fields, TV style): deinterlaced when colorized
 
     @property
     def stored_size(self) -> tuple[int, int]:
@@ -211,30 +212,68 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         elif container.duration is not None:
             seconds = container.duration / 1_000_000
         frames = stream.frames or (round(seconds * fps) if seconds else None)
-        rotation = _rotation(_av(), container, stream)
+        rotation, interlaced = _first_frame_facts(_av(), container, stream)
         width, height = (context.height, context.width) if rotation % 180 else (context.width, context.height)
         aspect = Fraction(stream.sample_aspect_ratio or context.sample_aspect_ratio or 1)
         if aspect <= 0:
             aspect = Fraction(1)
         return VideoInfo(path, width, height, Fraction(fps), frames or None, seconds,
-                         bool(container.streams.audio), context.name, rotation, 1 / aspect if rotation % 180 else aspect)
+                         bool(container.streams.audio), context.name, rotation, 1 / aspect if rotation % 180 else aspect,
+                         interlaced)
     finally:
         container.close()
 
 
-def _rotation(av, container, stream) -> int:
-    """The display rotation of ``stream`` (a phone's portrait video is stored on its side, with
-    a display matrix that players turn it by): read from its first frame, rounded to a
-    quarter turn; 0 when there is none or the first frame does not decode (decoding reports
-    that later, with the frame)."""
+def _first_frame_facts(av, container, stream) -> tuple[int, bool]:
+    """What only a decoded frame tells: the display rotation of ``stream`` (a phone's portrait
+    video is stored on its side, with a display matrix that players turn it by), rounded to a
+    quarter turn, and whether it is interlaced. (0, False) when the first frame does not
+    decode (decoding reports that later, with the frame)."""
     try:
         frame = next(container.decode(stream), None)
     except (av.FFmpegError, ValueError):
-        return 0
+        return 0, False
     if frame is None:
-        return 0
+        return 0, False
     angle = getattr(frame, "rotation", 0) or 0
-    return int(round(angle / 90.0)) % 4 * 90
+    return int(round(angle / 90.0)) % 4 * 90, bool(frame.interlaced_frame)
+
+
+# FFmpeg's bwdif: each interlaced frame made progressive, one frame out for each frame in (the
+# frame rate kept); frames not flagged interlaced pass as they are.
+DEINTERLACE = ("bwdif", "mode=send_frame:parity=auto:deint=interlaced")
+
+
+def _deinterlaced(av, frames: Iterator[Any], source: Path) -> Iterator[Any]:
+    """``frames`` deinterlaced (:data:`DEINTERLACE`), with their timestamps. Interlaced video
+    (TV and VHS transfers of old films) woven into progressive frames shows combs wherever
+    something moves: the network would colour them and the optical flow mistrack them."""
+    graph = None
+
+    def drained() -> Iterator[Any]:
+        while True:
+            try:
+                yield graph.pull()
+            except (av.BlockingIOError, av.EOFError):
+                return
+
+    try:
+        for frame in frames:
+            if graph is None:
+                graph = av.filter.Graph()
+                buffer = graph.add_buffer(width=frame.width, height=frame.height, format=frame.format.name,
+                                          time_base=frame.time_base)
+                deinterlace, sink = graph.add(*DEINTERLACE), graph.add("buffersink")
+                buffer.link_to(deinterlace)
+                deinterlace.link_to(sink)
+                graph.configure()
+            graph.push(frame)
+            yield from drained()
+        if graph is not None:
+            graph.push(None)
+            yield from drained()
+    except (av.FFmpegError, ValueError) as error:  # e.g. the frame size changing mid-stream
+        raise VideoLoadError(f"{source}: the interlaced video could not be deinterlaced ({_reason(error)})") from None
 
 
 # ------------------------------------------------------------------------------------------
@@ -565,8 +604,8 @@ def colorize_video(
     The output has the input's frame rate, frame timing (so its duration) and size (an odd
     width or height is padded by one pixel: yuv420p needs even sides) and pixel aspect. A
     video stored on its side with a display rotation (a phone's portrait video) is colorized
-    and written upright, as players show it. A packet that does not decode is skipped with a
-    warning. The output is written to a temporary name beside ``out_path`` and renamed when
+    and written upright, as players show it; interlaced video is deinterlaced (written
+    progressive). A packet that does not decode is skipped with a warning. The output is written to a temporary name beside ``out_path`` and renamed when
     complete; an error or interrupt leaves nothing under ``out_path``. The audio stream (the first) is copied as it is, or
     re-encoded to AAC when the output container cannot carry its codec. Memory does not
     grow with the video's length: frames stream through short queues.
@@ -642,7 +681,8 @@ def colorize_video(
             # surfaces later and takes the frames decoded after it along (decoding is far from
             # the slowest stage: some 180 frames/s at 1080p here).
             stream.thread_type = "SLICE"
-            for index, frame in enumerate(_decode_frames(av, container, stream, source)):
+            frames = _decode_frames(av, container, stream, source)
+            for index, frame in enumerate(_deinterlaced(av, frames, source) if info.interlaced else frames):
                 if frame_limit is not None and index >= frame_limit:
                     raise VideoLoadError(f"{source}: longer than the limit of "
                                          + (f"{max_seconds:g} s" if max_seconds is not None else f"{max_frames} frames"))

@@ -339,6 +339,43 @@ def test_a_damaged_packet_is_skipped_with_a_warning_and_the_rest_colorized(clips
     assert "damaged.mkv: 1 damaged packet(s) could not be decoded and were skipped" in caplog.text
 
 
+def comb(image: np.ndarray) -> float:
+    """Mean |row - mean of the rows above and below| of the lightness: high where two fields of different moments are woven."""
+    y = lab_of(image)[..., 0]
+    return float(np.abs(y[1:-1] - (y[:-2] + y[2:]) / 2).mean())
+
+
+def test_interlaced_video_is_deinterlaced_before_it_is_colorized(model, tmp_path):
+    """TV and VHS transfers are interlaced: each frame weaves two fields half a frame apart, so
+    whatever moves shows combs. They are made progressive (bwdif) at the same frame rate."""
+    from PIL import Image
+
+    photo = np.asarray(Image.open(DATA / "bsds_12003.jpg").convert("RGB"))
+    source = tmp_path / "tv.mp4"
+    with av.open(str(source), "w") as output:
+        video = output.add_stream("libx264", rate=12)
+        video.width, video.height, video.pix_fmt = W, H, "yuv420p"
+        video.options = {"flags": "+ildct+ilme"}  # coded as interlaced, so decoded frames say so
+        for t in range(8):  # a pan of 4 pixels a frame: the odd rows are the field 2 pixels later
+            frame = photo[:H, 4 * t : 4 * t + W].copy()
+            frame[1::2] = photo[:H, 4 * t + 2 : 4 * t + 2 + W][1::2]
+            picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            picture.pts, picture.time_base = t, Fraction(1, 12)
+            for packet in video.encode(picture):
+                output.mux(packet)
+        for packet in video.encode(None):
+            output.mux(packet)
+    assert probe_video(source).interlaced
+    result = colorize_video(source, tmp_path / "tv_color.mp4", model, size=SIZE)
+    assert result.frames == 8 and result.seconds == pytest.approx(8 / 12)
+    given, made = list(read_frames(source)), list(read_frames(result.path))
+    assert np.mean([comb(f) for f in made]) < 0.5 * np.mean([comb(f) for f in given])
+    with av.open(str(result.path)) as container:
+        assert not any(frame.interlaced_frame for frame in container.decode(video=0))
+    progressive = write_plain(tmp_path / "progressive.mp4", [np.ascontiguousarray(photo[:H, 4 * t : 4 * t + W]) for t in range(8)])
+    assert not probe_video(progressive).interlaced  # left as it is
+
+
 def test_not_a_video_is_a_clear_error_and_nothing_is_left(model, tmp_path):
     fake = tmp_path / "notes.mp4"
     fake.write_text("these are not frames\n" * 50)
