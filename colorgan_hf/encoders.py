@@ -17,9 +17,14 @@ the three colour channels, which is exactly the RGB network on a gray image (R =
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .errors import ModelLoadError
+from .hub import load_safetensors
 
 # (expansion, output channels, repeats, first stride) of MobileNetV2's bottleneck stages.
 MOBILENET_V2_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
@@ -81,6 +86,15 @@ class MobileNetV2Features(nn.Module):
                 c_in = c_out
         self.blocks = nn.ModuleList(blocks)  # blocks[0] is Keras's expanded_conv, blocks[k] its block_k
         self.top = _conv_bn(c_in, self.TOP_CHANNELS)
+
+    def load_weights(self, path: str | os.PathLike) -> None:
+        """Load the weights ``train/import_encoder.py`` wrote; a file that does not hold exactly
+        this network's tensors raises :class:`ModelLoadError` naming it."""
+        missing, unexpected = self.load_state_dict(load_safetensors(str(path)), strict=False)
+        missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+        if missing or unexpected:
+            raise ModelLoadError(f"{path}: not a MobileNetV2 encoder ({len(missing)} tensors missing, e.g. {missing[:2]}; "
+                                 f"{len(unexpected)} unexpected, e.g. {unexpected[:2]})")
 
     def forward(self, gray: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = F.relu6(self.stem(_pad_for_stride_2(gray)))  # (B, 32, H/2, W/2)

@@ -38,7 +38,7 @@ from torch import nn
 from .color import AB_SCALE, denormalize_ab, denormalize_l, gray_from_l, lab_to_rgb, normalize_ab, normalize_l, rgb_to_lab
 from .encoders import MobileNetV2Features
 from .errors import ModelLoadError
-from .hub import HUB_METADATA, SafetensorsHubMixin, check_options, load_safetensors
+from .hub import HUB_METADATA, SafetensorsHubMixin, check_options
 
 Batch = dict[str, torch.Tensor]
 
@@ -484,11 +484,7 @@ class SemanticUNetGenerator(UNetGenerator):
 
     def load_encoder(self, path: str | os.PathLike) -> None:
         """Load the frozen encoder's weights from a safetensors file written by ``train/import_encoder.py``."""
-        missing, unexpected = self.encoder.load_state_dict(load_safetensors(str(path)), strict=False)
-        missing = [k for k in missing if not k.endswith("num_batches_tracked")]
-        if missing or unexpected:
-            raise ModelLoadError(f"{path}: not a MobileNetV2 encoder ({len(missing)} tensors missing, e.g. {missing[:2]}; "
-                                 f"{len(unexpected)} unexpected, e.g. {unexpected[:2]})")
+        self.encoder.load_weights(path)
 
     def train(self, mode: bool = True) -> "SemanticUNetGenerator":
         super().train(mode)

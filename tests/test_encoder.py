@@ -271,3 +271,20 @@ def test_probe_neighbours_finds_a_photo_itself_and_describes_it_as_the_metrics_d
     nearest = next(line for line in caplog.messages if line.startswith("1 nearest"))
     assert "histogram intersection 1.000; class-share error 0.000" in nearest
     assert (tmp_path / "neighbours_block10.npz").exists()  # the training photos' descriptions, cached beside the encoder
+
+    # Another pair set is described afresh, not answered from the first one's cache.
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict(
+        {"color": images[:2], "gray": [i.convert("L") for i in images[:2]], "source": ["test"] * 2},
+        features=datasets.Features({"color": datasets.Image(), "gray": datasets.Image(), "source": datasets.Value("string")}))
+    }).save_to_disk(tmp_path / "pairs2")
+    caplog.clear()
+    with caplog.at_level("INFO", logger="colorgan_hf.probe_neighbours"):
+        probe_neighbours.main(probe_neighbours.parse_args(["--pairs", str(tmp_path / "pairs2"), "--photos", str(held_out),
+                                                           "--encoder", str(encoder), "--neighbours", "1"]))
+    assert any("1 held-out photos, 2 training photos" in line for line in caplog.messages)
+
+    bad = tmp_path / "not_an_encoder.safetensors"
+    save_file({"unrelated": torch.zeros(2)}, bad)
+    with pytest.raises(ModelLoadError, match="not_an_encoder.safetensors: not a MobileNetV2 encoder"):
+        probe_neighbours.main(probe_neighbours.parse_args(["--pairs", str(tmp_path / "pairs"), "--photos", str(held_out),
+                                                           "--encoder", str(bad)]))

@@ -224,29 +224,47 @@ def test_odd_sizes_are_padded_and_unmuxable_sound_is_reencoded(model, tmp_path):
         assert container.format.name == "matroska,webm" and container.streams.audio[0].codec_context.name == "pcm_s16le"
 
 
-def write_sideways(path: Path, upright: list[np.ndarray]) -> Path:
-    """``upright`` stored as a phone stores a portrait video: turned a quarter clockwise, with a
-    display matrix that tells players to turn it back (x264 lossless, 4:4:4)."""
+def write_sideways(path: Path, upright: list[np.ndarray], rotation: int = 90, damage_first: bool = False) -> Path:
+    """``upright`` stored as a phone stores a portrait video: turned by ``rotation`` degrees
+    clockwise, with a display matrix that tells players to turn it back by as much
+    counter-clockwise (x264 lossless, 4:4:4, every frame a keyframe). ``damage_first``: the
+    first packet's payload zeroed, so the first frame does not decode."""
+    turns = (rotation // 90) % 4
+    stored = [np.ascontiguousarray(np.rot90(image, -turns)) for image in upright]
     with av.open(str(path), "w") as output:
         video = output.add_stream("libx264", rate=12)
-        video.width, video.height, video.pix_fmt = upright[0].shape[0], upright[0].shape[1], "yuv444p"
-        video.options = {"crf": "0"}
-        video.set_display_rotation(90)
-        for i, image in enumerate(upright):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.rot90(image, -1)), format="rgb24")
+        video.width, video.height, video.pix_fmt = stored[0].shape[1], stored[0].shape[0], "yuv444p"
+        video.options = {"crf": "0", "g": "1"}
+        video.set_display_rotation(rotation)
+        packets = []
+        for i, image in enumerate(stored):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts, frame.time_base = i, Fraction(1, 12)
-            for packet in video.encode(frame):
-                output.mux(packet)
-        for packet in video.encode(None):
+            packets += video.encode(frame)
+        packets += video.encode(None)
+        for j, packet in enumerate(packets):
+            if damage_first and j == 0:
+                packet = damaged(packet, video)
             output.mux(packet)
     return path
 
 
-def test_a_video_stored_on_its_side_is_colorized_and_written_upright(clips, model, tmp_path):
+def damaged(packet, stream):
+    """``packet`` with its NAL length kept and its payload zeroed: the decoder refuses it."""
+    data = bytes(packet)
+    broken = av.Packet(data[:4] + bytes(len(data) - 4))
+    broken.pts, broken.dts, broken.time_base, broken.stream = packet.pts, packet.dts, packet.time_base, stream
+    return broken
+
+
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_a_video_stored_on_its_side_is_colorized_and_written_upright(clips, model, tmp_path, rotation):
     upright = list(read_frames(clips["pan"].path))[:6]
-    source = write_sideways(tmp_path / "phone.mp4", upright)
+    source = write_sideways(tmp_path / "phone.mp4", upright, rotation)
+    turns = (rotation // 90) % 4
     given = probe_video(source)
-    assert (given.width, given.height, given.rotation, given.stored_size) == (W, H, 90, (H, W))
+    assert (given.width, given.height, given.rotation) == (W, H, turns * 90)
+    assert given.stored_size == ((H, W) if turns % 2 else (W, H))
     result = colorize_video(source, tmp_path / "phone_color.mp4", model, size=SIZE, stability=0.0)
     made = probe_video(result.path)
     assert (made.width, made.height, made.rotation) == (W, H, 0) and (result.width, result.height) == (W, H)
@@ -255,15 +273,24 @@ def test_a_video_stored_on_its_side_is_colorized_and_written_upright(clips, mode
     out = [lab_of(frame) for frame in read_frames(result.path)]
     truth = [lab_of(frame) for frame in upright]
     assert all(np.abs(o[..., 0] - t[..., 0]).mean() < 2.0 for o, t in zip(out, truth))  # the photo's lightness, upright
-    # The network saw the frames upright: the same colours as for the upright clip itself.
+    # The network saw the frames upright: the same colours as for the upright clip itself,
+    # not those it gives the frames as stored.
     plain = [lab_of(frame)[..., 1:] for frame in read_frames(colorize_video(
         write_plain(tmp_path / "plain.mp4", upright), tmp_path / "plain_color.mp4", model, size=SIZE, stability=0.0).path)]
-    sideways_seen = [np.rot90(lab_of(frame), -1)[..., 1:] for frame in read_frames(colorize_video(
-        write_plain(tmp_path / "stored.mp4", [np.rot90(image, -1) for image in upright]), tmp_path / "stored_color.mp4",
+    as_stored = [np.rot90(lab_of(frame), turns)[..., 1:] for frame in read_frames(colorize_video(
+        write_plain(tmp_path / "stored.mp4", [np.rot90(image, -turns) for image in upright]), tmp_path / "stored_color.mp4",
         model, size=SIZE, stability=0.0).path)]
     near = np.mean([np.abs(o[..., 1:] - p).mean() for o, p in zip(out, plain)])
-    far = np.mean([np.abs(o[..., 1:] - q).mean() for o, q in zip(out, sideways_seen)])
+    far = np.mean([np.abs(o[..., 1:] - q).mean() for o, q in zip(out, as_stored)])
     assert near < 1.0 and near < far / 2, (near, far)
+
+
+def test_the_rotation_is_found_past_a_damaged_first_frame(clips, model, tmp_path):
+    upright = list(read_frames(clips["pan"].path))[:6]
+    source = write_sideways(tmp_path / "phone.mp4", upright, 90, damage_first=True)
+    assert probe_video(source).rotation == 90
+    result = colorize_video(source, tmp_path / "phone_color.mp4", model, size=SIZE, stability=0.0)
+    assert (result.frames, result.width, result.height) == (5, W, H)
 
 
 def write_plain(path: Path, images: list[np.ndarray]) -> Path:
@@ -327,12 +354,7 @@ def test_a_damaged_packet_is_skipped_with_a_warning_and_the_rest_colorized(clips
             packets += video.encode(frame)
         packets += video.encode(None)
         for j, packet in enumerate(packets):
-            if j == 5:  # the NAL length kept, its payload zeroed: the decoder refuses it
-                data = bytes(packet)
-                broken = av.Packet(data[:4] + bytes(len(data) - 4))
-                broken.pts, broken.dts, broken.time_base, broken.stream = packet.pts, packet.dts, packet.time_base, video
-                packet = broken
-            output.mux(packet)
+            output.mux(damaged(packet, video) if j == 5 else packet)
     with caplog.at_level("WARNING", logger="colorgan_hf.video"):
         result = colorize_video(source, tmp_path / "damaged_color.mp4", model, size=SIZE)
     assert result.frames == 11 and probe_video(result.path).frames == 11
@@ -343,6 +365,11 @@ def comb(image: np.ndarray) -> float:
     """Mean |row - mean of the rows above and below| of the lightness: high where two fields of different moments are woven."""
     y = lab_of(image)[..., 0]
     return float(np.abs(y[1:-1] - (y[:-2] + y[2:]) / 2).mean())
+
+
+def frame_times(path: Path) -> list[float]:
+    with av.open(str(path)) as container:
+        return [float(frame.pts * frame.time_base) for frame in container.decode(video=0)]
 
 
 def test_interlaced_video_is_deinterlaced_before_it_is_colorized(model, tmp_path):
@@ -360,20 +387,46 @@ def test_interlaced_video_is_deinterlaced_before_it_is_colorized(model, tmp_path
             frame = photo[:H, 4 * t : 4 * t + W].copy()
             frame[1::2] = photo[:H, 4 * t + 2 : 4 * t + 2 + W][1::2]
             picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-            picture.pts, picture.time_base = t, Fraction(1, 12)
+            picture.pts, picture.time_base = 12 + t + t // 3, Fraction(1, 12)  # from 1 s on, a frame dropped now and then
             for packet in video.encode(picture):
                 output.mux(packet)
         for packet in video.encode(None):
             output.mux(packet)
     assert probe_video(source).interlaced
     result = colorize_video(source, tmp_path / "tv_color.mp4", model, size=SIZE)
-    assert result.frames == 8 and result.seconds == pytest.approx(8 / 12)
+    assert result.frames == 8 and frame_times(result.path) == pytest.approx(frame_times(source))  # the timing kept
     given, made = list(read_frames(source)), list(read_frames(result.path))
     assert np.mean([comb(f) for f in made]) < 0.5 * np.mean([comb(f) for f in given])
     with av.open(str(result.path)) as container:
         assert not any(frame.interlaced_frame for frame in container.decode(video=0))
     progressive = write_plain(tmp_path / "progressive.mp4", [np.ascontiguousarray(photo[:H, 4 * t : 4 * t + W]) for t in range(8)])
     assert not probe_video(progressive).interlaced  # left as it is
+
+
+def test_deinterlacing_scales_a_frame_whose_size_changes_mid_stream(tmp_path):
+    """A filter graph keeps the size it was set up with: a later, larger frame is scaled to it, not cropped."""
+    from colorgan_hf.video import _decode_frames, _deinterlaced
+
+    def part(width: int, height: int) -> bytes:
+        encoder = av.CodecContext.create("libx264", "w")
+        encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
+        encoder.time_base, encoder.framerate = Fraction(1, 12), Fraction(12)
+        encoder.options = {"flags": "+ildct+ilme", "crf": "0"}
+        ramp = np.tile(np.linspace(0, 255, width)[None, :, None], (height, 1, 3)).astype(np.uint8)  # dark left, bright right
+        data = b""
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(ramp, format="rgb24")
+            frame.pts = i
+            data += b"".join(bytes(packet) for packet in encoder.encode(frame))
+        return data + b"".join(bytes(packet) for packet in encoder.encode(None))
+
+    raw = tmp_path / "resized.h264"
+    raw.write_bytes(part(64, 48) + part(128, 64))
+    with av.open(str(raw)) as container:
+        stream = container.streams.video[0]
+        frames = [frame.to_ndarray(format="gray") for frame in _deinterlaced(av, _decode_frames(av, container, stream, raw), raw)]
+    assert len(frames) == 6 and all(f.shape == (48, 64) for f in frames)
+    assert all(f[10, -1] > 240 for f in frames)  # the whole ramp, to its bright end (a crop would stop half way)
 
 
 def test_not_a_video_is_a_clear_error_and_nothing_is_left(model, tmp_path):

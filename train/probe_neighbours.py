@@ -25,6 +25,7 @@ the final 1,280 features. The training photos' descriptions are cached in ``--ca
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 from pathlib import Path
 
@@ -33,7 +34,6 @@ import torch
 import torch.nn.functional as F
 from datasets import load_from_disk
 from PIL import Image
-from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from colorgan_hf.color import rgb_to_lab
@@ -42,6 +42,7 @@ from colorgan_hf.metrics.functional import HUE_CLASSES, TRUTH_CHROMA_MIN, ab_his
 
 logger = logging.getLogger("colorgan_hf.probe_neighbours")
 
+BATCH = 64  # photos through the encoder at once
 DESCRIBE_SIDE = 128  # photos are described at 128x128: the shares and histograms, not detail
 ENCODER_SIDE = 224  # the classifier's own input size
 
@@ -87,15 +88,24 @@ def embed(encoder: MobileNetV2Features, images: list[Image.Image], features: str
     return F.normalize(pooled, dim=1).numpy()
 
 
+def embed_all(encoder: MobileNetV2Features, images: list[Image.Image], features: str) -> np.ndarray:
+    return np.concatenate([embed(encoder, images[start : start + BATCH], features) for start in range(0, len(images), BATCH)])
+
+
 def training_descriptions(args: argparse.Namespace, encoder: MobileNetV2Features) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features, histograms and class shares of the pair set's training photos, from the cache
+    when it was made from the same pair set, encoder file and features."""
+    train = load_from_disk(args.pairs)["train"]
+    key = f"{Path(args.pairs).resolve()}|{len(train)}|{hashlib.sha256(Path(args.encoder).read_bytes()).hexdigest()}|{args.features}"
     cache = Path(args.cache or Path(args.encoder).with_name(f"neighbours_{args.features}.npz"))
     if cache.exists():
         saved = np.load(cache)
-        return saved["features"], saved["histograms"], saved["shares"]
-    train = load_from_disk(args.pairs)["train"]
+        if "key" in saved.files and str(saved["key"]) == key:
+            return saved["features"], saved["histograms"], saved["shares"]
+        logger.info("%s was made from another pair set, encoder or features: computing again", cache)
     features, histograms, shares = [], [], []
-    for start in tqdm(range(0, len(train), 64), desc="Training photos", unit="batch"):
-        photos = train[start : start + 64]["color"]
+    for start in tqdm(range(0, len(train), BATCH), desc="Training photos", unit="batch"):
+        photos = train[start : start + BATCH]["color"]
         features.append(embed(encoder, photos, args.features))
         for photo in photos:
             h, s = describe(photo)
@@ -103,39 +113,46 @@ def training_descriptions(args: argparse.Namespace, encoder: MobileNetV2Features
             shares.append(s)
     result = np.concatenate(features), np.stack(histograms), np.stack(shares)
     tmp = cache.with_name(cache.stem + ".tmp.npz")
-    np.savez(tmp, features=result[0], histograms=result[1], shares=result[2])
+    np.savez(tmp, features=result[0], histograms=result[1], shares=result[2], key=np.array(key))
     tmp.replace(cache)
     return result
+
+
+def opened(path: Path) -> Image.Image:
+    """The photo at ``path`` in RGB, its file closed."""
+    with Image.open(path) as image:
+        return image.convert("RGB")
 
 
 def report(name: str, histograms: np.ndarray, shares: np.ndarray, truth_h: np.ndarray, truth_s: np.ndarray) -> None:
     intersection = np.minimum(histograms, truth_h).sum(axis=(1, 2)).mean()
     error = np.abs(shares - truth_s).sum(axis=1).mean()
+
     def corr(k: int) -> str:  # over photos; undefined where either side does not vary
         if np.ptp(shares[:, k]) == 0 or np.ptp(truth_s[:, k]) == 0:
             return "n/a"
         return f"{np.corrcoef(shares[:, k], truth_s[:, k])[0, 1]:.2f}"
 
-    correlation = " / ".join(corr(k) for k in range(4))
-    logger.info("%-28s histogram intersection %.3f; class-share error %.3f; share correlation r/y/g/b %s",
+    correlation = " / ".join(corr(k) for k in range(len(HUE_CLASSES)))
+    logger.info("%-28s histogram intersection %.3f; class-share error %.3f; share correlation r/y/g/b/p %s",
                 name, intersection, error, correlation)
 
 
 def main(args: argparse.Namespace) -> None:
     encoder = MobileNetV2Features().eval()
-    encoder.load_state_dict(load_file(args.encoder), strict=False)
+    encoder.load_weights(args.encoder)
     train_f, train_h, train_s = training_descriptions(args, encoder)
     photos = sorted(p for p in Path(args.photos).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
-    images = [Image.open(p) for p in photos]
+    images = [opened(p) for p in photos]
     truth = [describe(i) for i in images]
     truth_h, truth_s = np.stack([t[0] for t in truth]), np.stack([t[1] for t in truth])
     logger.info("%d held-out photos, %d training photos, %s features", len(photos), len(train_f), args.features)
     report("training set's mean", np.broadcast_to(train_h.mean(0), truth_h.shape), np.broadcast_to(train_s.mean(0), truth_s.shape),
            truth_h, truth_s)
     if args.predicted:
-        predicted = [describe(Image.open(Path(args.predicted) / f"{p.stem}_color.png")) for p in photos]
+        predicted = [describe(opened(Path(args.predicted) / f"{p.stem}_color.png")) for p in photos]
         report("the model's own colours", np.stack([d[0] for d in predicted]), np.stack([d[1] for d in predicted]), truth_h, truth_s)
-    nearest = np.argsort(-(embed(encoder, images, args.features) @ train_f.T), axis=1)
+    nearest = np.argsort(-(embed_all(encoder, images, args.features) @ train_f.T), axis=1)
     rng = np.random.default_rng(args.seed)
     for k in args.neighbours:
         report(f"{k} nearest training photos", train_h[nearest[:, :k]].mean(1), train_s[nearest[:, :k]].mean(1), truth_h, truth_s)
