@@ -585,6 +585,7 @@ class VideoResult:
     audio: bool  # the audio stream was kept
     cuts: list[int] = field(default_factory=list)  # frames where the stabiliser started afresh
     elapsed: float = 0.0  # seconds, decode to encode
+    damaged_packets: int = 0  # packets that did not decode and were skipped (their frames are missing)
 
     @property
     def frames_per_second(self) -> float:
@@ -697,6 +698,7 @@ def colorize_video(
 
     # Stage 1: decode, take each frame's lightness at full and working resolution.
     decoded: queue.Queue = queue.Queue(QUEUE_FRAMES)
+    damage = {"packets": 0}
 
     def decode(put: Callable[[Any], None]) -> None:
         container = _open_input(source)
@@ -708,7 +710,7 @@ def colorize_video(
             # the slowest stage: some 180 frames/s at 1080p here.
             stream.thread_type = "SLICE"
             # Closed when this stage ends, early or not: its warning comes with the run.
-            with contextlib.closing(_decode_frames(av, container, stream, source)) as decoded_frames:
+            with contextlib.closing(_decode_frames(av, container, stream, source, damage)) as decoded_frames:
                 for index, frame in enumerate(_deinterlaced(av, decoded_frames, source) if info.interlaced
                                               else decoded_frames):
                     if frame_limit is not None and index >= frame_limit:
@@ -772,15 +774,16 @@ def colorize_video(
             bar.close()
     elapsed = time.perf_counter() - start
     return VideoResult(out_path, written["frames"], width, height, info.fps, written["seconds"], written["audio"],
-                       list(stabilizer.cuts), elapsed)
+                       list(stabilizer.cuts), elapsed, damage["packets"])
 
 
-def _decode_frames(av, container, stream, source: Path) -> Iterator[Any]:
+def _decode_frames(av, container, stream, source: Path, damage: dict[str, int] | None = None) -> Iterator[Any]:
     """The video frames of ``stream``.
 
     A packet that does not decode (a damaged stretch of an old file) is skipped, as FFmpeg's
-    own tools do, and counted in a warning: its frames are missing from the output, the
-    rest keep their timing. A file that cannot be read on ends with a clear error."""
+    own tools do, and counted in a warning (and in ``damage["packets"]``): its frames are
+    missing from the output, the rest keep their timing. A file that cannot be read on ends
+    with a clear error."""
     skipped = 0
     try:
         for packet in container.demux(stream):
@@ -788,6 +791,8 @@ def _decode_frames(av, container, stream, source: Path) -> Iterator[Any]:
                 frames = packet.decode()
             except av.InvalidDataError:
                 skipped += 1
+                if damage is not None:
+                    damage["packets"] += 1
                 continue
             yield from frames
     except (av.FFmpegError, IndexError) as error:  # IndexError: PyAV, on a packet of a stream the header did not list
@@ -1040,7 +1045,9 @@ def _run_jobs(args: Any, videos: list[tuple[Path, Path]], model: Any, out_dir: P
             done += 1
             tqdm.write(f"{file} -> {target}: {result.frames} frames, {result.width}x{result.height}, "
                        f"{float(result.fps):g} frames/s, {result.seconds:.2f} s{', sound kept' if result.audio else ''}; "
-                       f"colorized at {result.frames_per_second:.1f} frames/s", file=sys.stderr)
+                       f"colorized at {result.frames_per_second:.1f} frames/s"
+                       + (f"; {result.damaged_packets} damaged packet(s) skipped" if result.damaged_packets else ""),
+                       file=sys.stderr)
         except KeyboardInterrupt:
             raise
         except (ColorGANError, OSError, ValueError) as error:

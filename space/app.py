@@ -595,6 +595,9 @@ def make_video_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: S
         line = (f"Colorized {result.frames} frames of {result.width}x{result.height} at {float(result.fps):g} frames/s "
                 f"({result.seconds:.1f} s{', sound kept' if result.audio else ', no sound'}) with the {model_name} model "
                 f"in {elapsed:.1f} s on the server ({result.frames_per_second:.1f} frames/s){cuts}.")
+        if result.damaged_packets:
+            line += (f" {result.damaged_packets} damaged packet(s) of the clip could not be decoded: "
+                     "their frames are missing from the result.")
         return str(result.path), line
 
     return run_video

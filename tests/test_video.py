@@ -340,11 +340,9 @@ def test_anamorphic_pixels_and_a_late_start_are_kept(clips, model, tmp_path, mon
     assert w / h == pytest.approx(W * 4 / 3 / H, rel=0.1)
 
 
-def test_a_damaged_packet_is_skipped_with_a_warning_and_the_rest_colorized(clips, model, tmp_path, caplog):
-    """Old files have damaged stretches: a packet that does not decode costs its frame, not the video."""
-    images = list(read_frames(clips["pan"].path))[:12]
-    source = tmp_path / "damaged.mkv"
-    with av.open(str(source), "w") as output:
+def write_damaged(path: Path, images: list[np.ndarray]) -> Path:
+    """``images`` as a Matroska H.264 clip whose 6th packet is damaged (see :func:`damaged`)."""
+    with av.open(str(path), "w") as output:
         video = output.add_stream("libx264", rate=12)
         video.width, video.height, video.pix_fmt = W, H, "yuv420p"
         packets = []
@@ -355,10 +353,21 @@ def test_a_damaged_packet_is_skipped_with_a_warning_and_the_rest_colorized(clips
         packets += video.encode(None)
         for j, packet in enumerate(packets):
             output.mux(damaged(packet, video) if j == 5 else packet)
+    return path
+
+
+def test_a_damaged_packet_is_skipped_with_a_warning_and_the_rest_colorized(clips, model, tmp_path, caplog, capsys):
+    """Old files have damaged stretches: a packet that does not decode costs its frame, not the video."""
+    from colorgan_hf.cli import main
+
+    source = write_damaged(tmp_path / "damaged.mkv", list(read_frames(clips["pan"].path))[:12])
     with caplog.at_level("WARNING", logger="colorgan_hf.video"):
         result = colorize_video(source, tmp_path / "damaged_color.mp4", model, size=SIZE)
-    assert result.frames == 11 and probe_video(result.path).frames == 11
+    assert result.frames == 11 and probe_video(result.path).frames == 11 and result.damaged_packets == 1
     assert "damaged.mkv: 1 damaged packet(s) could not be decoded and were skipped" in caplog.text
+    assert main(["-q", "colorize", str(source), "-o", str(tmp_path / "out"), "--video-size", str(SIZE)]) == 0
+    said = capsys.readouterr().err
+    assert ": 11 frames, " in said and "; 1 damaged packet(s) skipped" in said  # the CLI's line for the video
 
 
 def comb(image: np.ndarray) -> float:
@@ -526,6 +535,11 @@ def test_demo_video_function_colorizes_an_upload_and_refuses_anything_else(clips
     path, line = run(video, 0.8, 1.0, app.DEFAULT_LABEL)
     assert Path(path).is_relative_to(cache) and probe_video(path).frames == 16 and probe_video(path).audio
     assert "16 frames of 160x96" in line and "sound kept" in line and "scene cuts at frames 8" in line
+    old_film = cache / "upload3" / "old.mkv"
+    old_film.parent.mkdir()
+    write_damaged(old_film, list(read_frames(clips["pan"].path))[:12])
+    _, line = run(app.UploadedVideo().preprocess(type("Payload", (), {"path": str(old_film)})()), 0.8, 1.0, app.DEFAULT_LABEL)
+    assert "Colorized 11 frames" in line and "1 damaged packet(s) of the clip could not be decoded" in line
     with pytest.raises(gr.Error, match="not uploaded"):
         app.UploadedVideo().preprocess(type("Payload", (), {"path": str(clips["pan"].path)})())
     with pytest.raises(gr.Error, match="Upload a video"):
