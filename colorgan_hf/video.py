@@ -235,19 +235,25 @@ def _first_frame_facts(av, container, stream) -> tuple[int, bool]:
     quarter turn, and whether it is interlaced, from the first frame that decodes within
     :data:`FIRST_FRAME_PACKETS` packets. (0, False) when none does (colorizing reports why)."""
     try:
-        for count, packet in enumerate(container.demux(stream)):
+        for count, frames in enumerate(_packet_frames(av, container, stream)):
             if count >= FIRST_FRAME_PACKETS:
                 break
-            try:
-                frames = packet.decode()
-            except av.InvalidDataError:
-                continue
             if frames:
                 angle = getattr(frames[0], "rotation", 0) or 0
                 return int(round(angle / 90.0)) % 4 * 90, bool(frames[0].interlaced_frame)
     except (av.FFmpegError, IndexError, ValueError):
         pass
     return 0, False
+
+
+def _packet_frames(av, container, stream) -> Iterator[list[Any] | None]:
+    """Each packet of ``stream`` decoded: its frames, or None for a packet that does not decode
+    (a damaged stretch of an old file, skipped as FFmpeg's own tools do)."""
+    for packet in container.demux(stream):
+        try:
+            yield packet.decode()
+        except av.InvalidDataError:
+            yield None
 
 
 # FFmpeg's bwdif: each interlaced frame made progressive, one frame out for each frame in (the
@@ -784,23 +790,19 @@ def _decode_frames(av, container, stream, source: Path, damage: dict[str, int] |
     own tools do, and counted in a warning (and in ``damage["packets"]``): its frames are
     missing from the output, the rest keep their timing. A file that cannot be read on ends
     with a clear error."""
-    skipped = 0
+    damage = {"packets": 0} if damage is None else damage
     try:
-        for packet in container.demux(stream):
-            try:
-                frames = packet.decode()
-            except av.InvalidDataError:
-                skipped += 1
-                if damage is not None:
-                    damage["packets"] += 1
-                continue
-            yield from frames
+        for frames in _packet_frames(av, container, stream):
+            if frames is None:
+                damage["packets"] += 1
+            else:
+                yield from frames
     except (av.FFmpegError, IndexError) as error:  # IndexError: PyAV, on a packet of a stream the header did not list
         raise VideoLoadError(f"{source}: the video could not be decoded ({_reason(error)})") from None
     finally:
-        if skipped:
+        if damage["packets"]:
             logger.warning("%s: %d damaged packet(s) could not be decoded and were skipped (their frames are missing)",
-                           source, skipped)
+                           source, damage["packets"])
 
 
 def _predict(decoded: queue.Queue, decoder: _Stage, colored: queue.Queue, encoder: _Stage, generator, device,

@@ -1,6 +1,7 @@
 """The frozen semantic encoder (MobileNetV2), its converter from TensorFlow.js, and unet_semantic."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -253,12 +254,20 @@ def test_probe_neighbours_finds_a_photo_itself_and_describes_it_as_the_metrics_d
     assert histogram.sum() == pytest.approx(1.0) and shares[HUE_CLASSES.index("red")] == pytest.approx(1.0)
     assert shares.sum() == pytest.approx(1.0) and probe_neighbours.describe(Image.new("RGB", (8, 8), (90, 90, 90)))[1].sum() == 0
 
-    photos = sorted(training.PHOTOS_DIR.glob("*.jpg"))
-    images = [Image.open(p).convert("RGB") for p in photos]
-    datasets.DatasetDict({"train": datasets.Dataset.from_dict(
-        {"color": images, "gray": [i.convert("L") for i in images], "source": ["test"] * len(images)},
-        features=datasets.Features({"color": datasets.Image(), "gray": datasets.Image(), "source": datasets.Value("string")}))
-    }).save_to_disk(tmp_path / "pairs")
+    def pair_set(folder: str, photos: list[Image.Image]) -> str:
+        """``photos`` as the train split of a pair set, as they are (no resizing, no split to chance)."""
+        datasets.DatasetDict({"train": datasets.Dataset.from_dict(
+            {"color": photos, "gray": [i.convert("L") for i in photos], "source": ["test"] * len(photos)},
+            features=datasets.Features({"color": datasets.Image(), "gray": datasets.Image(), "source": datasets.Value("string")}))
+        }).save_to_disk(tmp_path / folder)
+        return str(tmp_path / folder)
+
+    def probe(pairs: str, encoder_file: Path, *extra: str) -> None:
+        probe_neighbours.main(probe_neighbours.parse_args(["--pairs", pairs, "--photos", str(held_out), "--encoder",
+                                                           str(encoder_file), *extra]))
+
+    images = [Image.open(p).convert("RGB") for p in sorted(training.PHOTOS_DIR.glob("*.jpg"))]
+    pairs = pair_set("pairs", images)
     held_out = tmp_path / "photos"
     held_out.mkdir()
     images[0].save(held_out / "first.png")
@@ -266,25 +275,18 @@ def test_probe_neighbours_finds_a_photo_itself_and_describes_it_as_the_metrics_d
     torch.manual_seed(0)
     save_file(MobileNetV2Features().state_dict(), encoder)
     with caplog.at_level("INFO", logger="colorgan_hf.probe_neighbours"):
-        probe_neighbours.main(probe_neighbours.parse_args(["--pairs", str(tmp_path / "pairs"), "--photos", str(held_out),
-                                                           "--encoder", str(encoder), "--neighbours", "1"]))
+        probe(pairs, encoder, "--neighbours", "1")
     nearest = next(line for line in caplog.messages if line.startswith("1 nearest"))
     assert "histogram intersection 1.000; class-share error 0.000" in nearest
     assert (tmp_path / "neighbours_block10.npz").exists()  # the training photos' descriptions, cached beside the encoder
 
     # Another pair set is described afresh, not answered from the first one's cache.
-    datasets.DatasetDict({"train": datasets.Dataset.from_dict(
-        {"color": images[:2], "gray": [i.convert("L") for i in images[:2]], "source": ["test"] * 2},
-        features=datasets.Features({"color": datasets.Image(), "gray": datasets.Image(), "source": datasets.Value("string")}))
-    }).save_to_disk(tmp_path / "pairs2")
     caplog.clear()
     with caplog.at_level("INFO", logger="colorgan_hf.probe_neighbours"):
-        probe_neighbours.main(probe_neighbours.parse_args(["--pairs", str(tmp_path / "pairs2"), "--photos", str(held_out),
-                                                           "--encoder", str(encoder), "--neighbours", "1"]))
+        probe(pair_set("pairs2", images[:2]), encoder, "--neighbours", "1")
     assert any("1 held-out photos, 2 training photos" in line for line in caplog.messages)
 
     bad = tmp_path / "not_an_encoder.safetensors"
     save_file({"unrelated": torch.zeros(2)}, bad)
     with pytest.raises(ModelLoadError, match="not_an_encoder.safetensors: not a MobileNetV2 encoder"):
-        probe_neighbours.main(probe_neighbours.parse_args(["--pairs", str(tmp_path / "pairs"), "--photos", str(held_out),
-                                                           "--encoder", str(bad)]))
+        probe(pairs, bad)

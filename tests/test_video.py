@@ -224,29 +224,45 @@ def test_odd_sizes_are_padded_and_unmuxable_sound_is_reencoded(model, tmp_path):
         assert container.format.name == "matroska,webm" and container.streams.audio[0].codec_context.name == "pcm_s16le"
 
 
+def write_clip(path: Path, images: list[np.ndarray], *, pix_fmt: str = "yuv420p", options: dict[str, str] | None = None,
+               times: list[int] | None = None, rotation: int | None = None, pixel_aspect: Fraction | None = None,
+               damage: frozenset[int] = frozenset()) -> Path:
+    """``images`` as an H.264 clip at 12 frames/s. ``times``: each frame's pts in 1/12 s (default
+    0, 1, 2, ...); ``rotation``: a display matrix that tells players to turn the frames that many
+    degrees counter-clockwise; ``pixel_aspect``: the sample aspect ratio; ``damage``: indices of
+    packets written damaged (see :func:`damaged`)."""
+    with av.open(str(path), "w") as output:
+        video = output.add_stream("libx264", rate=12)
+        video.width, video.height, video.pix_fmt = images[0].shape[1], images[0].shape[0], pix_fmt
+        video.options = options or {}
+        if rotation is not None:
+            video.set_display_rotation(rotation)
+        if pixel_aspect is not None:
+            video.codec_context.sample_aspect_ratio = pixel_aspect
+        packets = []
+        for i, image in enumerate(images):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            frame.pts, frame.time_base = (i if times is None else times[i]), Fraction(1, 12)
+            packets += video.encode(frame)
+        packets += video.encode(None)
+        for j, packet in enumerate(packets):
+            output.mux(damaged(packet, video) if j in damage else packet)
+    return path
+
+
+def write_plain(path: Path, images: list[np.ndarray]) -> Path:
+    """x264 lossless, 4:4:4."""
+    return write_clip(path, images, pix_fmt="yuv444p", options={"crf": "0"})
+
+
 def write_sideways(path: Path, upright: list[np.ndarray], rotation: int = 90, damage_first: bool = False) -> Path:
     """``upright`` stored as a phone stores a portrait video: turned by ``rotation`` degrees
     clockwise, with a display matrix that tells players to turn it back by as much
     counter-clockwise (x264 lossless, 4:4:4, every frame a keyframe). ``damage_first``: the
     first packet's payload zeroed, so the first frame does not decode."""
     turns = (rotation // 90) % 4
-    stored = [np.ascontiguousarray(np.rot90(image, -turns)) for image in upright]
-    with av.open(str(path), "w") as output:
-        video = output.add_stream("libx264", rate=12)
-        video.width, video.height, video.pix_fmt = stored[0].shape[1], stored[0].shape[0], "yuv444p"
-        video.options = {"crf": "0", "g": "1"}
-        video.set_display_rotation(rotation)
-        packets = []
-        for i, image in enumerate(stored):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, 12)
-            packets += video.encode(frame)
-        packets += video.encode(None)
-        for j, packet in enumerate(packets):
-            if damage_first and j == 0:
-                packet = damaged(packet, video)
-            output.mux(packet)
-    return path
+    return write_clip(path, [np.rot90(image, -turns) for image in upright], pix_fmt="yuv444p", options={"crf": "0", "g": "1"},
+                      rotation=rotation, damage=frozenset({0}) if damage_first else frozenset())
 
 
 def damaged(packet, stream):
@@ -293,38 +309,13 @@ def test_the_rotation_is_found_past_a_damaged_first_frame(clips, model, tmp_path
     assert (result.frames, result.width, result.height) == (5, W, H)
 
 
-def write_plain(path: Path, images: list[np.ndarray]) -> Path:
-    with av.open(str(path), "w") as output:
-        video = output.add_stream("libx264", rate=12)
-        video.width, video.height, video.pix_fmt = images[0].shape[1], images[0].shape[0], "yuv444p"
-        video.options = {"crf": "0"}
-        for i, image in enumerate(images):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, 12)
-            for packet in video.encode(frame):
-                output.mux(packet)
-        for packet in video.encode(None):
-            output.mux(packet)
-    return path
-
-
 def test_anamorphic_pixels_and_a_late_start_are_kept(clips, model, tmp_path, monkeypatch):
     """A DVD's pixels are not square, and an MPEG stream rarely starts at 0: the output keeps
     the pixel aspect (the picture is not squashed), the start (the sound stays in sync) and
     reports its own duration; the network sees the picture in its displayed proportions."""
     upright = list(read_frames(clips["pan"].path))[:6]
-    source = tmp_path / "dvd.mp4"
-    with av.open(str(source), "w") as output:
-        video = output.add_stream("libx264", rate=12)
-        video.width, video.height, video.pix_fmt = W, H, "yuv420p"
-        video.codec_context.sample_aspect_ratio = Fraction(4, 3)
-        for i, image in enumerate(upright):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts, frame.time_base = 12 + i, Fraction(1, 12)  # starts at 1 s
-            for packet in video.encode(frame):
-                output.mux(packet)
-        for packet in video.encode(None):
-            output.mux(packet)
+    source = write_clip(tmp_path / "dvd.mp4", upright, pixel_aspect=Fraction(4, 3),
+                        times=[12 + i for i in range(len(upright))])  # starts at 1 s
     assert probe_video(source).pixel_aspect == Fraction(4, 3)
     seen = []
     predict = model.predict_ab
@@ -341,19 +332,8 @@ def test_anamorphic_pixels_and_a_late_start_are_kept(clips, model, tmp_path, mon
 
 
 def write_damaged(path: Path, images: list[np.ndarray]) -> Path:
-    """``images`` as a Matroska H.264 clip whose 6th packet is damaged (see :func:`damaged`)."""
-    with av.open(str(path), "w") as output:
-        video = output.add_stream("libx264", rate=12)
-        video.width, video.height, video.pix_fmt = W, H, "yuv420p"
-        packets = []
-        for i, image in enumerate(images):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, 12)
-            packets += video.encode(frame)
-        packets += video.encode(None)
-        for j, packet in enumerate(packets):
-            output.mux(damaged(packet, video) if j == 5 else packet)
-    return path
+    """``images`` as an H.264 clip whose 6th packet is damaged (see :func:`damaged`)."""
+    return write_clip(path, images, damage=frozenset({5}))
 
 
 def test_a_damaged_packet_is_skipped_with_a_warning_and_the_rest_colorized(clips, model, tmp_path, caplog, capsys):
@@ -387,20 +367,14 @@ def test_interlaced_video_is_deinterlaced_before_it_is_colorized(model, tmp_path
     from PIL import Image
 
     photo = np.asarray(Image.open(DATA / "bsds_12003.jpg").convert("RGB"))
-    source = tmp_path / "tv.mp4"
-    with av.open(str(source), "w") as output:
-        video = output.add_stream("libx264", rate=12)
-        video.width, video.height, video.pix_fmt = W, H, "yuv420p"
-        video.options = {"flags": "+ildct+ilme"}  # coded as interlaced, so decoded frames say so
-        for t in range(8):  # a pan of 4 pixels a frame: the odd rows are the field 2 pixels later
-            frame = photo[:H, 4 * t : 4 * t + W].copy()
-            frame[1::2] = photo[:H, 4 * t + 2 : 4 * t + 2 + W][1::2]
-            picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-            picture.pts, picture.time_base = 12 + t + t // 3, Fraction(1, 12)  # from 1 s on, a frame dropped now and then
-            for packet in video.encode(picture):
-                output.mux(packet)
-        for packet in video.encode(None):
-            output.mux(packet)
+    woven = []
+    for t in range(8):  # a pan of 4 pixels a frame: the odd rows are the field 2 pixels later
+        frame = photo[:H, 4 * t : 4 * t + W].copy()
+        frame[1::2] = photo[:H, 4 * t + 2 : 4 * t + 2 + W][1::2]
+        woven.append(frame)
+    source = write_clip(tmp_path / "tv.mp4", woven,
+                        options={"flags": "+ildct+ilme"},  # coded as interlaced, so decoded frames say so
+                        times=[12 + t + t // 3 for t in range(8)])  # from 1 s on, a frame dropped now and then
     assert probe_video(source).interlaced
     result = colorize_video(source, tmp_path / "tv_color.mp4", model, size=SIZE)
     assert result.frames == 8 and frame_times(result.path) == pytest.approx(frame_times(source))  # the timing kept
