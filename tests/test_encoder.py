@@ -1,6 +1,7 @@
 """The frozen semantic encoder (MobileNetV2), its converter from TensorFlow.js, and unet_semantic."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -240,10 +241,20 @@ def test_semantic_bins_pair_mixes_the_decoded_colours_and_trains_both_members(tm
     assert all(".encoder." in name for name, p in loaded.named_parameters() if not p.requires_grad)
 
 
+def pair_set(folder: Path, photos: list) -> str:
+    """``photos`` (PIL images) as the train split of a pair set, as they are (no resizing, no split to chance)."""
+    import datasets
+
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict(
+        {"color": photos, "gray": [i.convert("L") for i in photos], "source": ["test"] * len(photos)},
+        features=datasets.Features({"color": datasets.Image(), "gray": datasets.Image(), "source": datasets.Value("string")}))
+    }).save_to_disk(folder)
+    return str(folder)
+
+
 def test_probe_neighbours_finds_a_photo_itself_and_describes_it_as_the_metrics_do(tmp_path, caplog):
     """train/probe_neighbours.py: a held-out photo that is also a training photo is its own
     nearest neighbour (intersection 1, no share error); a red patch is all red by hue_recall's classes."""
-    import datasets
     import probe_neighbours
     from PIL import Image
 
@@ -254,20 +265,12 @@ def test_probe_neighbours_finds_a_photo_itself_and_describes_it_as_the_metrics_d
     assert histogram.sum() == pytest.approx(1.0) and shares[HUE_CLASSES.index("red")] == pytest.approx(1.0)
     assert shares.sum() == pytest.approx(1.0) and probe_neighbours.describe(Image.new("RGB", (8, 8), (90, 90, 90)))[1].sum() == 0
 
-    def pair_set(folder: str, photos: list[Image.Image]) -> str:
-        """``photos`` as the train split of a pair set, as they are (no resizing, no split to chance)."""
-        datasets.DatasetDict({"train": datasets.Dataset.from_dict(
-            {"color": photos, "gray": [i.convert("L") for i in photos], "source": ["test"] * len(photos)},
-            features=datasets.Features({"color": datasets.Image(), "gray": datasets.Image(), "source": datasets.Value("string")}))
-        }).save_to_disk(tmp_path / folder)
-        return str(tmp_path / folder)
-
     def probe(pairs: str, encoder_file: Path, *extra: str) -> None:
         probe_neighbours.main(probe_neighbours.parse_args(["--pairs", pairs, "--photos", str(held_out), "--encoder",
                                                            str(encoder_file), *extra]))
 
     images = [Image.open(p).convert("RGB") for p in sorted(training.PHOTOS_DIR.glob("*.jpg"))]
-    pairs = pair_set("pairs", images)
+    pairs = pair_set(tmp_path / "pairs", images)
     held_out = tmp_path / "photos"
     held_out.mkdir()
     images[0].save(held_out / "first.png")
@@ -283,10 +286,55 @@ def test_probe_neighbours_finds_a_photo_itself_and_describes_it_as_the_metrics_d
     # Another pair set is described afresh, not answered from the first one's cache.
     caplog.clear()
     with caplog.at_level("INFO", logger="colorgan_hf.probe_neighbours"):
-        probe(pair_set("pairs2", images[:2]), encoder, "--neighbours", "1")
+        probe(pair_set(tmp_path / "pairs2", images[:2]), encoder, "--neighbours", "1")
     assert any("1 held-out photos, 2 training photos" in line for line in caplog.messages)
 
     bad = tmp_path / "not_an_encoder.safetensors"
     save_file({"unrelated": torch.zeros(2)}, bad)
     with pytest.raises(ModelLoadError, match="not_an_encoder.safetensors: not a MobileNetV2 encoder"):
         probe(pairs, bad)
+
+
+def test_probe_cells_describes_cells_as_the_metrics_do_and_finds_a_photos_own_cells(tmp_path, caplog):
+    """train/probe_cells.py: a half-red, half-gray photo's cells are all red or all neutral by
+    hue_recall's classes; a held-out photo that is also a training photo has its own cells as
+    nearest cells (recall and precision 1 in every class it has); the head learns shares that
+    its features determine."""
+    import probe_cells
+    from PIL import Image
+
+    from colorgan_hf.metrics.functional import HUE_CLASSES
+
+    half = Image.new("RGB", (64, 32), (90, 90, 90))
+    half.paste((200, 30, 30), (0, 0, 32, 32))
+    shares = probe_cells.class_shares(probe_cells.lab_of(half), 15, (2, 4))  # (8 cells, 6)
+    red, neutral = HUE_CLASSES.index("red"), len(HUE_CLASSES)
+    assert torch.equal(shares[:, red], torch.tensor([1.0, 1, 0, 0, 1, 1, 0, 0]))
+    assert torch.equal(shares[:, neutral], 1 - shares[:, red]) and shares.sum() == 8
+
+    # Two clusters of features, each with its own shares: the head's guess follows the feature.
+    features = torch.cat([torch.randn(4096, 8) * 0.1 + 1, torch.randn(4096, 8) * 0.1 - 1])
+    targets = torch.zeros(8192, 6)
+    targets[:4096, HUE_CLASSES.index("green")] = 1
+    targets[4096:, neutral] = 1
+    head = probe_cells.train_head(features, targets, epochs=3, seed=0)
+    guess = torch.softmax(head(torch.stack([torch.ones(8), -torch.ones(8)])), 1)
+    assert guess[0].argmax() == HUE_CLASSES.index("green") and guess[1].argmax() == neutral and guess.max(1).values.min() > 0.5
+
+    images = [Image.open(p).convert("RGB") for p in sorted(training.PHOTOS_DIR.glob("*.jpg"))]
+    held_out = tmp_path / "photos"
+    held_out.mkdir()
+    images[0].save(held_out / "first.png")
+    encoder = tmp_path / "encoder.safetensors"
+    torch.manual_seed(0)
+    save_file(MobileNetV2Features().state_dict(), encoder)
+    with caplog.at_level("INFO", logger="colorgan_hf.probe_cells"):
+        probe_cells.main(probe_cells.parse_args(["--pairs", pair_set(tmp_path / "pairs", images), "--photos", str(held_out),
+                                                 "--encoder", str(encoder), "--neighbours", "1", "--epochs", "1"]))
+    own = probe_cells.class_shares(probe_cells.lab_of(images[0]), 15, (1, 1))[0]  # the photo's own share of each class
+    line = next(m for m in caplog.messages if m.startswith("1 nearest cells"))
+    recall, precision = ([float(v) for v in group.split(" / ")] for group in re.search(r"recall ([\d. /]+); precision ([\d. /]+)", line).groups())
+    present = [k for k in range(6) if own[k] > 0.01]
+    assert present and all(recall[k] >= 0.95 and precision[k] >= 0.95 for k in present), line
+    assert any(m.startswith("trained head") for m in caplog.messages)
+    assert (tmp_path / "cells_block12.npz").exists()  # the training cells, cached beside the encoder
