@@ -163,10 +163,10 @@ def score(truth_frames, fbf_frames, stab_frames, motions, cut_frames: list[int],
     return result
 
 
-def memory_run(clip: str, out: str, size: int, stability: float) -> float:
+def memory_run(clip: str, out: str, model: str, size: int, stability: float) -> float:
     """Peak resident memory (MB) of colorizing ``clip`` in a fresh process."""
     code = ("import resource, sys; from colorgan_hf.video import colorize_video; "
-            f"colorize_video({clip!r}, {out!r}, size={size}, stability={stability}); "
+            f"colorize_video({clip!r}, {out!r}, {model!r}, size={size}, stability={stability}); "
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     return float(done.stdout.strip().splitlines()[-1])
@@ -176,6 +176,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", default=str(PHOTOS), help="Folder of held-out colour photos (every 25th is filmed).")
     parser.add_argument("--real", default=None, help="A real colour clip to add (scaled to the bench size, sound kept).")
+    parser.add_argument("--model", default=DEFAULT_VIDEO_MODEL,
+                        help="The model benched: a shipped name or a folder (default: the one videos use unless told).")
     parser.add_argument("--size", type=int, default=DEFAULT_VIDEO_SIZE, help="Working resolution (short side).")
     parser.add_argument("--stability", type=float, default=DEFAULT_STABILITY, help="Stability of the stabilised run.")
     parser.add_argument("--frames", type=int, default=SHOT_FRAMES, help="Frames of each clip.")
@@ -186,7 +188,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(torch.get_num_threads())
-    model = load_model(DEFAULT_VIDEO_MODEL)
+    model = load_model(args.model)
     work = Path(tempfile.mkdtemp(prefix="colorgan-video-bench-"))
     clips = make_clips(work, Path(args.photos), args.frames, args.width, args.height)
     cases = {name: (clip.path, clip.motion, clip.cuts, clip.truth) for name, clip in clips.items()}
@@ -200,7 +202,7 @@ def main() -> None:
         cases["real"] = (real, motions.__getitem__, cuts, None)
     colorize_video(clips["pan1"].path, work / "warmup.mp4", model, size=args.size, stability=args.stability)
 
-    results = {"size": args.size, "stability": args.stability, "width": args.width, "height": args.height,
+    results = {"model": args.model, "size": args.size, "stability": args.stability, "width": args.width, "height": args.height,
                "torch_threads": torch.get_num_threads(), "clips": {}}
     for name, (path, motion_of, cuts, exact_of) in cases.items():
         runs = {}
@@ -235,8 +237,8 @@ def main() -> None:
         long_clip = render_clip(work / "long.mp4", [(clips["pan1"].shots[0].photo, "pan", 4 * args.frames)],
                                 width=args.width, height=args.height)
         results["memory_mb"] = {
-            f"{args.frames} frames": memory_run(str(clips["pan1"].path), str(work / "m1.mp4"), args.size, args.stability),
-            f"{4 * args.frames} frames": memory_run(str(long_clip.path), str(work / "m2.mp4"), args.size, args.stability),
+            f"{args.frames} frames": memory_run(str(clips["pan1"].path), str(work / "m1.mp4"), args.model, args.size, args.stability),
+            f"{4 * args.frames} frames": memory_run(str(long_clip.path), str(work / "m2.mp4"), args.model, args.size, args.stability),
         }
 
     print_table(results)
