@@ -37,6 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .batch import place_generator
 from .color import lightness
 from .errors import ColorGANError
 from .files import atomic_path
@@ -47,9 +48,12 @@ logger = logging.getLogger(__name__)
 # low-frequency and is joined to each frame's full-resolution lightness, and 160 keeps a
 # 640x360 film above 10 frames/s end to end on two CPU cores (bench/video.py).
 DEFAULT_VIDEO_SIZE = 160
-# The shipped generator videos use unless told: the default pair costs about four times the
-# single U-Net per frame, which would take a 640x360 clip under 10 frames/s on two cores.
-DEFAULT_VIDEO_MODEL = "fast"
+# The shipped generator videos use unless told: the default pair's second, wider U-Net alone.
+# The whole pair costs about four times the narrow U-Net per frame (a 640x360 clip under 10
+# frames/s on two cores); the narrow one ("fast") is quicker, but its guess of a shot's
+# overall tint flips as a camera pans, and a steady average of the flips is a gray one
+# (bench/video.py's pan1; README, "Video").
+DEFAULT_VIDEO_MODEL = "vivid"
 # How much each frame takes from the frames around it (ChromaStabilizer): the weight of a
 # frame k frames away is stability**k; 0 is frame by frame, 1 (the default) an even average
 # over the shot, as far back as each point is tracked. bench/video.py measures it.
@@ -646,8 +650,8 @@ def colorize_video(
         source: the video file (anything FFmpeg reads: MP4, MOV, MKV, AVI, WebM, ...).
         out_path: the file to write; ``.mp4``, ``.m4v``, ``.mov`` and ``.mkv`` choose their
             container, anything else gets MP4.
-        model: as :func:`colorgan_hf.colorize` (``None``: the shipped ``"fast"`` model,
-            :data:`DEFAULT_VIDEO_MODEL`, the default pair's first U-Net alone).
+        model: as :func:`colorgan_hf.colorize` (``None``: the shipped ``"vivid"`` model,
+            :data:`DEFAULT_VIDEO_MODEL`, the default pair's second U-Net alone).
         size: short side of the working resolution the network runs at (default 160: a
             video's chroma is recombined with each frame's full-resolution lightness).
         stability: 0 to 1, how much each frame takes from the motion-compensated colours of
@@ -690,6 +694,7 @@ def colorize_video(
         raise VideoLoadError(f"{source}: {info.frames} frames, over the limit of {max_frames}")
     generator = video_generator(model)
     device = next(generator.parameters()).device if isinstance(generator, torch.nn.Module) else torch.device("cpu")
+    generator = place_generator(generator, device)  # folded normalizations, channels-last weights on a CPU
     # The network sees the picture in its displayed proportions (an anamorphic DVD's pixels are not square).
     shape = working_shape(info.height, max(1, round(info.width * info.pixel_aspect)), generator, size)
     width, height = _even(info.width), _even(info.height)

@@ -398,3 +398,18 @@ def test_combine_joins_a_unet_semantic_first_member_into_a_semantic_pair(tmp_pat
     with torch.no_grad():
         expected = 0.6 * first.predict_ab(l_channel) + 0.4 * second.predict_ab(l_channel)
         torch.testing.assert_close(loaded.predict_ab(l_channel), expected, atol=1e-4, rtol=1e-5)
+
+
+def test_the_shipped_vivid_model_is_the_default_pairs_second_unet():
+    """``vivid`` (what videos use) is the default pair's wider U-Net saved on its own: the same
+    weights as that member, in a plain ``unet`` that loads offline."""
+    from colorgan_hf import load_default
+
+    pair, vivid = load_default("default"), load_default("vivid")
+    assert vivid.architecture == "unet" and vivid.net.base_channels == pair.net.second.base_channels == 48
+    member = pair.net.second.state_dict()
+    assert set(vivid.net.state_dict()) == set(member)
+    assert all(torch.equal(value, member[name]) for name, value in vivid.net.state_dict().items())
+    with torch.inference_mode():
+        alone = vivid.predict_ab(torch.rand(1, 1, 64, 96) * 100)
+    assert alone.shape == (1, 2, 64, 96) and torch.isfinite(alone).all()
