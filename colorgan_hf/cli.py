@@ -359,9 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="Image files and/or folders.")
     p.add_argument("-o", "--output-dir", required=True, help="Folder for the colorized images (created if missing).")
     p.add_argument("--model", default=None,
-                   help="Shipped name (default, fast, paper), a generator folder, a training run's folder (its generator/) or a "
-                        "Hub id. Default: the shipped default model for photos, the shipped fast one (a quarter of its time per "
-                        "frame) for videos.")
+                   help="Shipped name (default, fast, vivid, paper), a generator folder, a training run's folder (its generator/) "
+                        "or a Hub id. Default: the shipped default model for photos, the shipped vivid one (its wider U-Net "
+                        "alone, two-thirds of its computation per frame) for videos.")
     p.add_argument("--size", type=int, default=DEFAULT_SIZE,
                    help=f"Short side of the working resolution the network runs at, from the model's stride (16) to {MAX_SIZE} "
                         f"(default {DEFAULT_SIZE}).")

@@ -23,7 +23,7 @@ def load_default(name: str = "default") -> ColorGenerator:
     Args:
         name: ``"default"`` (our recipe: a pair of U-Nets), ``"fast"`` (the pair's first
             U-Net alone, a quarter of the time), ``"vivid"`` (the pair's second, wider U-Net alone,
-            about two-thirds of the pair's time, bolder colours: the video default) or ``"paper"`` (the paper's network).
+            two-thirds of the pair's FLOPs, bolder colours: the video default) or ``"paper"`` (the paper's network).
     """
     if name not in SHIPPED_MODELS:
         raise ModelLoadError(f"unknown shipped model {name!r}: expected one of {', '.join(SHIPPED_MODELS)}")

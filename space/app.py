@@ -303,7 +303,7 @@ def load_models(default: str | None) -> dict[str, colorgan_hf.ColorGenerator]:
 
 def load_video_models(default: str | None, models: dict[str, colorgan_hf.ColorGenerator]) -> dict[str, colorgan_hf.ColorGenerator]:
     """The video tab's generators: with the shipped default, its wider network alone (``vivid``, what
-    ``colorize_video`` uses unless told, about two-thirds of the pair's time per frame); the others as the page's."""
+    ``colorize_video`` uses unless told, two-thirds of the pair's FLOPs per frame); the others as the page's."""
     if default in (None, "default") and DEFAULT_VIDEO_MODEL in shipped_models():
         return {**models, DEFAULT_LABEL: load_model(DEFAULT_VIDEO_MODEL)}
     return models
@@ -550,7 +550,7 @@ VIDEO_HELP = f"""Upload a short black-and-white clip (MP4, MOV, MKV, WebM, AVI; 
 back in colour: same size, frame rate and length, its sound kept, as an H.264 MP4. **Stability** averages each
 frame's colours with those of the frames around it, along the motion (0: frame by frame, which flickers; 1: an
 even average over each steady stretch); a scene cut starts afresh. The default model here is the photo default's wider network
-alone (about two-thirds of its time per frame)."""
+alone (two-thirds of its computation per frame)."""
 
 
 class UploadedVideo(gr.Video):

@@ -587,3 +587,18 @@ def test_videos_use_the_vivid_model_unless_told(clips, tmp_path, monkeypatch):
     assert chosen[app.DEFAULT_LABEL].architecture == "unet" and default.architecture == "unet_pair"
     assert chosen[app.DEFAULT_LABEL].net.base_channels == default.net.second.base_channels == 48  # the pair's wider U-Net
     assert app.load_video_models("my/model", {app.DEFAULT_LABEL: default})[app.DEFAULT_LABEL] is default
+
+
+def test_colorize_video_leaves_the_callers_model_as_it_was(clips, tmp_path):
+    """The video path folds the normalizations and moves the weights to channels-last on a copy
+    (place_generator): the model passed in keeps its layers, memory layout, values and mode."""
+    from colorgan_hf import load_default
+
+    model = load_default("fast").train()
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    colorize_video(clips["pan"].path, tmp_path / "a.mp4", model, size=SIZE)
+    after = model.state_dict()
+    assert model.training and set(after) == set(before)
+    assert all(torch.equal(after[name], value) for name, value in before.items())
+    assert all(p.is_contiguous() for p in model.parameters())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
