@@ -252,6 +252,21 @@ def pair_set(folder: Path, photos: list) -> str:
     return str(folder)
 
 
+def probe_inputs(tmp_path: Path) -> tuple[list, Path, Path]:
+    """For the probes: the test photos, a folder holding the first of them as the held-out photo
+    (so it is also a training photo), and a randomly initialised encoder file."""
+    from PIL import Image
+
+    images = [Image.open(p).convert("RGB") for p in sorted(training.PHOTOS_DIR.glob("*.jpg"))]
+    held_out = tmp_path / "photos"
+    held_out.mkdir()
+    images[0].save(held_out / "first.png")
+    encoder = tmp_path / "encoder.safetensors"
+    torch.manual_seed(0)
+    save_file(MobileNetV2Features().state_dict(), encoder)
+    return images, held_out, encoder
+
+
 def test_probe_neighbours_finds_a_photo_itself_and_describes_it_as_the_metrics_do(tmp_path, caplog):
     """train/probe_neighbours.py: a held-out photo that is also a training photo is its own
     nearest neighbour (intersection 1, no share error); a red patch is all red by hue_recall's classes."""
@@ -269,14 +284,8 @@ def test_probe_neighbours_finds_a_photo_itself_and_describes_it_as_the_metrics_d
         probe_neighbours.main(probe_neighbours.parse_args(["--pairs", pairs, "--photos", str(held_out), "--encoder",
                                                            str(encoder_file), *extra]))
 
-    images = [Image.open(p).convert("RGB") for p in sorted(training.PHOTOS_DIR.glob("*.jpg"))]
+    images, held_out, encoder = probe_inputs(tmp_path)
     pairs = pair_set(tmp_path / "pairs", images)
-    held_out = tmp_path / "photos"
-    held_out.mkdir()
-    images[0].save(held_out / "first.png")
-    encoder = tmp_path / "encoder.safetensors"
-    torch.manual_seed(0)
-    save_file(MobileNetV2Features().state_dict(), encoder)
     with caplog.at_level("INFO", logger="colorgan_hf.probe_neighbours"):
         probe(pairs, encoder, "--neighbours", "1")
     nearest = next(line for line in caplog.messages if line.startswith("1 nearest"))
@@ -321,13 +330,7 @@ def test_probe_cells_describes_cells_as_the_metrics_do_and_finds_a_photos_own_ce
     guess = torch.softmax(head(torch.stack([torch.ones(8), -torch.ones(8)])), 1)
     assert guess[0].argmax() == HUE_CLASSES.index("green") and guess[1].argmax() == neutral and guess.max(1).values.min() > 0.5
 
-    images = [Image.open(p).convert("RGB") for p in sorted(training.PHOTOS_DIR.glob("*.jpg"))]
-    held_out = tmp_path / "photos"
-    held_out.mkdir()
-    images[0].save(held_out / "first.png")
-    encoder = tmp_path / "encoder.safetensors"
-    torch.manual_seed(0)
-    save_file(MobileNetV2Features().state_dict(), encoder)
+    images, held_out, encoder = probe_inputs(tmp_path)
     with caplog.at_level("INFO", logger="colorgan_hf.probe_cells"):
         probe_cells.main(probe_cells.parse_args(["--pairs", pair_set(tmp_path / "pairs", images), "--photos", str(held_out),
                                                  "--encoder", str(encoder), "--neighbours", "1", "--epochs", "1"]))

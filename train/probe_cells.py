@@ -27,7 +27,6 @@ the same overlap over the guess's share. The training cells are cached in ``--ca
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 from pathlib import Path
 
@@ -39,10 +38,9 @@ from datasets import load_from_disk
 from PIL import Image
 from tqdm.auto import tqdm
 
-from colorgan_hf.color import rgb_to_lab
 from colorgan_hf.encoders import MobileNetV2Features, _pad_for_stride_2
-from colorgan_hf.metrics.functional import HUE_CLASSES, PRED_CHROMA_MIN, TRUTH_CHROMA_MIN, chroma, hue_class
-from probe_neighbours import opened
+from colorgan_hf.metrics.functional import HUE_CLASSES, PRED_CHROMA_MIN, TRUTH_CHROMA_MIN
+from probe_neighbours import add_probe_arguments, cached, class_shares, inputs_key, lab_of, opened
 
 logger = logging.getLogger("colorgan_hf.probe_cells")
 
@@ -55,29 +53,12 @@ HEAD_LEARNING_RATE = 2e-3
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pairs", required=True, help="A pair set from `colorgan build-dataset`; its train split gives the training cells.")
-    parser.add_argument("--photos", required=True, help="Folder of held-out colour photos (.png/.jpg) whose cells are guessed.")
-    parser.add_argument("--encoder", required=True, help="The MobileNetV2 written by train/import_encoder.py.")
-    parser.add_argument("--predicted", default=None, help="Folder of the model's outputs for --photos (NAME_color.png).")
+    add_probe_arguments(parser)
     parser.add_argument("--neighbours", type=int, nargs="+", default=[8, 32, 128], help="The k nearest training cells averaged.")
     parser.add_argument("--epochs", type=int, default=6, help="Passes of the trained head over all training cells.")
     parser.add_argument("--cache", default=None, help="An .npz file for the training cells (default: beside --encoder).")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the head's initialisation and batches.")
     return parser.parse_args(argv)
-
-
-def class_shares(lab: torch.Tensor, min_chroma: float, cells: tuple[int, int]) -> torch.Tensor:
-    """(cells, 6) share of each cell's pixels in each hue class with chroma >= min_chroma, then the rest (neutral)."""
-    coloured = chroma(lab) >= min_chroma
-    classes = hue_class(lab)
-    onehot = torch.stack([(coloured & (classes == k)).float() for k in range(len(HUE_CLASSES))], 1)  # (1, 5, H, W)
-    shares = F.adaptive_avg_pool2d(onehot, cells)[0].flatten(1).T  # (cells, 5)
-    return torch.cat([shares, (1 - shares.sum(1, keepdim=True)).clamp(min=0)], 1)
-
-
-def lab_of(image: Image.Image) -> torch.Tensor:
-    rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
-    return rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1)[None])  # (1, 3, H, W)
 
 
 @torch.no_grad()
@@ -98,33 +79,28 @@ def describe(encoder: MobileNetV2Features, image: Image.Image) -> tuple[torch.Te
 
 
 def training_cells(args: argparse.Namespace, encoder: MobileNetV2Features) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features (float16) and shares of every training photo's cells, from the cache when it was
-    made from the same pair set and encoder file."""
+    """Features and shares of every training photo's cells, from the cache when it was made from
+    the same pair set and encoder file. The features are kept in float16 on disk."""
     train = load_from_disk(args.pairs)["train"]
-    key = f"{Path(args.pairs).resolve()}|{len(train)}|{hashlib.sha256(Path(args.encoder).read_bytes()).hexdigest()}|cells"
-    cache = Path(args.cache or Path(args.encoder).with_name("cells_block12.npz"))
-    if cache.exists():
-        saved = np.load(cache)
-        if "key" in saved.files and str(saved["key"]) == key:
-            return torch.from_numpy(saved["features"]), torch.from_numpy(saved["shares"])
-        logger.info("%s was made from another pair set or encoder: computing again", cache)
-    features, shares = [], []
-    for row in tqdm(train, desc="Training photos", unit="photo"):
-        f, s, _ = describe(encoder, row["color"])
-        features.append(f.half())
-        shares.append(s)
-    result = torch.cat(features), torch.cat(shares)
-    tmp = cache.with_name(cache.stem + ".tmp.npz")
-    np.savez(tmp, features=result[0].numpy(), shares=result[1].numpy(), key=np.array(key))
-    tmp.replace(cache)
-    return result
+
+    def compute() -> dict[str, np.ndarray]:
+        features, shares = [], []
+        for row in tqdm(train, desc="Training photos", unit="photo"):
+            f, s, _ = describe(encoder, row["color"])
+            features.append(f.half())
+            shares.append(s)
+        return {"features": torch.cat(features).numpy(), "shares": torch.cat(shares).numpy()}
+
+    saved = cached(Path(args.cache or Path(args.encoder).with_name("cells_block12.npz")),
+                   inputs_key(args.pairs, len(train), args.encoder, "cells"), compute)
+    return torch.from_numpy(saved["features"]), torch.from_numpy(saved["shares"])
 
 
 def nearest(queries: torch.Tensor, keys: torch.Tensor, k: int) -> torch.Tensor:
     """(Q, k) indices of the k keys of highest cosine with each query, searched in chunks."""
     best_score = best_index = None
     for start in range(0, keys.shape[0], SEARCH_CHUNK):
-        score, index = (queries @ keys[start : start + SEARCH_CHUNK].float().T).topk(min(k, keys.shape[0] - start), dim=1)
+        score, index = (queries @ keys[start : start + SEARCH_CHUNK].T).topk(min(k, keys.shape[0] - start), dim=1)
         index = index + start
         if best_score is not None:
             score, order = torch.cat([best_score, score], 1).topk(k, dim=1)
@@ -147,7 +123,7 @@ def train_head(features: torch.Tensor, shares: torch.Tensor, epochs: int, seed: 
         order, total = torch.randperm(features.shape[0], generator=generator), 0.0
         for i in range(batches):
             chosen = order[i * HEAD_BATCH : (i + 1) * HEAD_BATCH]
-            loss = -(target[chosen] * F.log_softmax(head(features[chosen].float()), 1)).sum(1).mean()
+            loss = -(target[chosen] * F.log_softmax(head(features[chosen]), 1)).sum(1).mean()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -169,6 +145,8 @@ def main(args: argparse.Namespace) -> None:
     encoder = MobileNetV2Features().eval()
     encoder.load_weights(args.encoder)
     train_f, train_s = training_cells(args, encoder)
+    train_f = train_f.float()  # once: every held-out photo searches all of it
+    train_mean = train_s.mean(0)
     with torch.enable_grad():
         head = train_head(train_f, train_s, args.epochs, args.seed)
     photos = sorted(p for p in Path(args.photos).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
@@ -181,7 +159,7 @@ def main(args: argparse.Namespace) -> None:
         image = opened(path)
         features, shares, cells = describe(encoder, image)
         truth.append(shares)
-        add("training cells' mean", train_s.mean(0).expand_as(shares))
+        add("training cells' mean", train_mean.expand_as(shares))
         if args.predicted:
             predicted = lab_of(opened(Path(args.predicted) / f"{path.stem}_color.png"))
             add("the model's own colours", class_shares(predicted, PRED_CHROMA_MIN, cells))

@@ -28,6 +28,7 @@ import argparse
 import hashlib
 import logging
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -47,12 +48,17 @@ DESCRIBE_SIDE = 128  # photos are described at 128x128: the shares and histogram
 ENCODER_SIDE = 224  # the classifier's own input size
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pairs", required=True, help="A pair set from `colorgan build-dataset`; its train split is searched.")
+def add_probe_arguments(parser: argparse.ArgumentParser) -> None:
+    """The inputs every probe of the default model's limit takes (this one and ``probe_cells.py``)."""
+    parser.add_argument("--pairs", required=True, help="A pair set from `colorgan build-dataset`; its train split is what is searched.")
     parser.add_argument("--photos", required=True, help="Folder of held-out colour photos (.png/.jpg) to probe.")
     parser.add_argument("--encoder", required=True, help="The MobileNetV2 written by train/import_encoder.py.")
     parser.add_argument("--predicted", default=None, help="Folder of the model's outputs for --photos (NAME_color.png).")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_probe_arguments(parser)
     parser.add_argument("--features", choices=("block10", "block12", "top"), default="block10",
                         help="Which encoder features are pooled to compare photos (see above; block12 is the stride-16 "
                              "map that unet_semantic reads beside top).")
@@ -62,15 +68,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def lab_of(image: Image.Image) -> torch.Tensor:
+    """The photo in CIE Lab, (1, 3, H, W)."""
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
+    return rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1)[None])
+
+
+def class_shares(lab: torch.Tensor, min_chroma: float, cells: tuple[int, int]) -> torch.Tensor:
+    """(cells, 6): the share of each cell's pixels in each hue class with chroma >= min_chroma, then the rest (neutral)."""
+    coloured = chroma(lab) >= min_chroma
+    classes = hue_class(lab)
+    onehot = torch.stack([(coloured & (classes == k)).float() for k in range(len(HUE_CLASSES))], 1)  # (1, 5, H, W)
+    shares = F.adaptive_avg_pool2d(onehot, cells)[0].flatten(1).T  # (cells, 5)
+    return torch.cat([shares, (1 - shares.sum(1, keepdim=True)).clamp(min=0)], 1)
+
+
 def describe(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
     """(22, 22) a*b* histogram summing to 1 (as ``ab_hist``) and (5,) share of the pixels of each
     hue class with chroma >= 15 (as ``hue_recall``'s truth)."""
-    rgb = np.asarray(image.convert("RGB").resize((DESCRIBE_SIDE, DESCRIBE_SIDE)), dtype=np.float32) / 255
-    lab = rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1)[None])  # (1, 3, 128, 128)
-    coloured = chroma(lab)[0] >= TRUTH_CHROMA_MIN
-    classes = hue_class(lab)[0]
-    shares = torch.stack([(coloured & (classes == k)).double().mean() for k in range(len(HUE_CLASSES))])
-    return ab_histograms(lab)[0].numpy(), shares.numpy()
+    lab = lab_of(image.convert("RGB").resize((DESCRIBE_SIDE, DESCRIBE_SIDE)))  # (1, 3, 128, 128)
+    shares = class_shares(lab, TRUTH_CHROMA_MIN, (1, 1))[0, : len(HUE_CLASSES)]
+    return ab_histograms(lab)[0].numpy(), shares.double().numpy()
 
 
 @torch.no_grad()
@@ -92,30 +110,45 @@ def embed_all(encoder: MobileNetV2Features, images: list[Image.Image], features:
     return np.concatenate([embed(encoder, images[start : start + BATCH], features) for start in range(0, len(images), BATCH)])
 
 
+def cached(cache: Path, key: str, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """``compute()``'s arrays, from ``cache`` when it was written for the same ``key`` (else
+    computed and written there: to a temporary name, then renamed)."""
+    if cache.exists():
+        with np.load(cache) as saved:
+            if "key" in saved.files and str(saved["key"]) == key:
+                return {name: saved[name] for name in saved.files if name != "key"}
+        logger.info("%s was made from other inputs: computing again", cache)
+    arrays = compute()
+    tmp = cache.with_name(cache.stem + ".tmp.npz")
+    np.savez(tmp, **arrays, key=np.array(key))
+    tmp.replace(cache)
+    return arrays
+
+
+def inputs_key(pairs: str, rows: int, encoder: str, what: str) -> str:
+    """What a cache of the training rows' descriptions depends on: the pair set, the encoder file and ``what``."""
+    return f"{Path(pairs).resolve()}|{rows}|{hashlib.sha256(Path(encoder).read_bytes()).hexdigest()}|{what}"
+
+
 def training_descriptions(args: argparse.Namespace, encoder: MobileNetV2Features) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Features, histograms and class shares of the pair set's training photos, from the cache
     when it was made from the same pair set, encoder file and features."""
     train = load_from_disk(args.pairs)["train"]
-    key = f"{Path(args.pairs).resolve()}|{len(train)}|{hashlib.sha256(Path(args.encoder).read_bytes()).hexdigest()}|{args.features}"
-    cache = Path(args.cache or Path(args.encoder).with_name(f"neighbours_{args.features}.npz"))
-    if cache.exists():
-        saved = np.load(cache)
-        if "key" in saved.files and str(saved["key"]) == key:
-            return saved["features"], saved["histograms"], saved["shares"]
-        logger.info("%s was made from another pair set, encoder or features: computing again", cache)
-    features, histograms, shares = [], [], []
-    for start in tqdm(range(0, len(train), BATCH), desc="Training photos", unit="batch"):
-        photos = train[start : start + BATCH]["color"]
-        features.append(embed(encoder, photos, args.features))
-        for photo in photos:
-            h, s = describe(photo)
-            histograms.append(h)
-            shares.append(s)
-    result = np.concatenate(features), np.stack(histograms), np.stack(shares)
-    tmp = cache.with_name(cache.stem + ".tmp.npz")
-    np.savez(tmp, features=result[0], histograms=result[1], shares=result[2], key=np.array(key))
-    tmp.replace(cache)
-    return result
+
+    def compute() -> dict[str, np.ndarray]:
+        features, histograms, shares = [], [], []
+        for start in tqdm(range(0, len(train), BATCH), desc="Training photos", unit="batch"):
+            photos = train[start : start + BATCH]["color"]
+            features.append(embed(encoder, photos, args.features))
+            for photo in photos:
+                h, s = describe(photo)
+                histograms.append(h)
+                shares.append(s)
+        return {"features": np.concatenate(features), "histograms": np.stack(histograms), "shares": np.stack(shares)}
+
+    saved = cached(Path(args.cache or Path(args.encoder).with_name(f"neighbours_{args.features}.npz")),
+                   inputs_key(args.pairs, len(train), args.encoder, args.features), compute)
+    return saved["features"], saved["histograms"], saved["shares"]
 
 
 def opened(path: Path) -> Image.Image:
