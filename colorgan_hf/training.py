@@ -46,7 +46,7 @@ PRESETS: dict[str, dict] = {
     # discriminator still shapes it. --adv_weight 0 gives the pure-MSE reading.
     "paper": dict(architecture="paper", resolution=120, learning_rate=5e-4, adam_beta1=0.9, train_batch_size=64,
                   pixel_loss="mse", pixel_weight=1.0, class_weight=0.0, adv_weight=1e-3, label_noise=0.1, rebalance_lambda=0.0,
-                  gen_base_channels=32, disc_base_channels=32),
+                  target_saturation=1.0, colourfulness_weight=0.0, gen_base_channels=32, disc_base_channels=32),
     # Ours, as shipped: the Lab U-Net regressing a*b* from L with L1 (sharper than MSE,
     # less drawn to the mean), each pixel weighted by its colour's rarity mixed with the
     # uniform distribution at 0.95 (Zhang's 0.5 turns everything sepia on these photos),
@@ -57,7 +57,7 @@ PRESETS: dict[str, dict] = {
     # variant (Zhang et al.'s a*b* bins; measured in the card's ablation, not shipped).
     "default": dict(architecture="unet", resolution=128, learning_rate=2e-4, adam_beta1=0.5, train_batch_size=16,
                     pixel_loss="l1", pixel_weight=100.0, class_weight=0.0, adv_weight=0.5, label_noise=0.0, rebalance_lambda=0.95,
-                    gen_base_channels=32, disc_base_channels=32),
+                    target_saturation=1.0, colourfulness_weight=0.0, gen_base_channels=32, disc_base_channels=32),
 }
 CHECKPOINT_PREFIX = "checkpoint-"
 HISTORY_FILE = "history.json"
@@ -74,10 +74,22 @@ class LossWeights:
     class_weight: float = 0.0
     adv_weight: float = 0.0
     label_noise: float = 0.0
+    # DDColor's lever: the true a*b* the generator is taught (and the discriminator sees as
+    # real) have their chroma multiplied by this, so the conditional mean it learns is less gray.
+    target_saturation: float = 1.0
+    # Weight of the per-image shortfall of mean chroma against the (boosted) truth: a push
+    # towards colour that, unlike the pixel loss, does not care where the colour goes.
+    colourfulness_weight: float = 0.0
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "LossWeights":
-        return cls(args.pixel_loss, args.pixel_weight, args.class_weight, args.adv_weight, args.label_noise)
+        return cls(args.pixel_loss, args.pixel_weight, args.class_weight, args.adv_weight, args.label_noise,
+                   args.target_saturation, args.colourfulness_weight)
+
+    @property
+    def reshapes_ab(self) -> bool:
+        """Whether these losses read the target as a*b* (and so need an a*b* generator)."""
+        return self.target_saturation != 1.0 or bool(self.colourfulness_weight)
 
 
 # ------------------------------------------------------------------------------ networks
@@ -119,6 +131,9 @@ def build_networks(args: argparse.Namespace) -> tuple[ColorGenerator, ColorDiscr
                                 "train/import_encoder.py) or --init_generator a generator that has one (unet_semantic, semantic_bins)")
     elif encoder_file:
         raise ColorGANError(f"--init_encoder is for generators with a semantic encoder (unet_semantic, semantic_bins), not {generator.architecture}")
+    if LossWeights.from_args(args).reshapes_ab and not generator.net.AB_TARGET:
+        raise ColorGANError(f"--target_saturation and --colourfulness_weight act on a*b*; a {generator.architecture} "
+                            "generator predicts RGB")
     discriminator = ColorDiscriminator(architecture=generator.discriminator_architecture, base_channels=args.disc_base_channels,
                                        **fixed_size)
     return generator.train(), discriminator.train()
@@ -268,6 +283,30 @@ def pixel_loss(output: torch.Tensor, target: torch.Tensor, kind: str, weights: t
     return (error * weights).mean() if weights is not None else error.mean()
 
 
+# Below this (in [-1, 1] a*b* units, about 0.001 chroma) the gradient of sqrt would blow up.
+CHROMA_EPS = 1e-6
+
+
+def boost_chroma(ab: torch.Tensor, factor: float) -> torch.Tensor:
+    """a*b* (B, 2, H, W) in [-1, 1] with its chroma multiplied by ``factor``, hue kept.
+
+    Each pixel's factor is capped so that neither channel leaves [-1, 1] (clamping the
+    channels apart would turn the hue of the most saturated colours).
+    """
+    if factor == 1.0:
+        return ab
+    peak = ab.abs().amax(dim=1, keepdim=True).clamp_min(CHROMA_EPS)  # (B, 1, H, W)
+    return ab * torch.minimum(torch.full_like(peak, factor), 1.0 / peak)
+
+
+def colourfulness_shortfall(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of how far each image's mean chroma falls below its target's (0 when above)."""
+    def mean_chroma(ab: torch.Tensor) -> torch.Tensor:
+        return (ab.float().square().sum(dim=1) + CHROMA_EPS).sqrt().flatten(1).mean(dim=1)  # (B,)
+
+    return torch.relu(mean_chroma(target) - mean_chroma(output)).mean()
+
+
 def lr_factor(step: int, warmup: int, total: int, kind: str) -> float:
     """Multiplier of the base learning rate at an optimizer step: linear warm-up, then constant or cosine to 0."""
     if step < warmup:
@@ -284,11 +323,12 @@ def train_step(batch: dict[str, torch.Tensor], generator, discriminator, opt_g, 
 
     ``generator`` and ``discriminator`` may be wrapped by Accelerate (DDP); their
     architectures' own methods are reached through ``unwrap_model``. Returns the loss
-    terms (0-dim tensors): ``g_pixel``, ``g_class``, ``g_adv``, ``g_total``, ``d_loss``.
+    terms (0-dim tensors): ``g_pixel``, ``g_class``, ``g_colour``, ``g_adv``, ``g_total``, ``d_loss``.
     """
     g_net = accelerator.unwrap_model(generator).net
     d_net = accelerator.unwrap_model(discriminator).net
-    gen_input, target = g_net.training_pair(batch)
+    gen_input, truth = g_net.training_pair(batch)
+    target = boost_chroma(truth, losses.target_saturation) if g_net.AB_TARGET else truth
     output = generator(gen_input)
     fake = g_net.image(output)
     zero = torch.zeros((), device=gen_input.device)
@@ -304,25 +344,27 @@ def train_step(batch: dict[str, torch.Tensor], generator, discriminator, opt_g, 
         accelerator.backward(d_loss)
         opt_d.step()
 
-    # Generator: pixel loss and the architecture's own loss (both re-balanced), plus the
-    # adversarial term. The D gradients this backward leaves are cleared before D's next
-    # step; no_sync spares their all-reduce.
-    weights = rebalancer(target) if rebalancer is not None else None
+    # Generator: pixel loss and the architecture's own loss (both re-balanced by the rarity
+    # of the true colour), the colourfulness shortfall, plus the adversarial term. The D
+    # gradients this backward leaves are cleared before D's next step; no_sync spares their all-reduce.
+    weights = rebalancer(truth) if rebalancer is not None else None
     g_pixel = pixel_loss(fake, target, losses.pixel_loss, weights)
     g_class = g_net.auxiliary_loss(output, target, weights) if losses.class_weight else None
     g_class = zero if g_class is None else g_class
+    g_colour = colourfulness_shortfall(fake, target) if losses.colourfulness_weight else zero
     g_adv = zero
     if losses.adv_weight:
         with accelerator.no_sync(discriminator):
             g_adv = gan_loss(discriminator(d_net.judge_input(gen_input, fake)), True)
-    g_total = losses.pixel_weight * g_pixel + losses.class_weight * g_class + losses.adv_weight * g_adv
+    g_total = (losses.pixel_weight * g_pixel + losses.class_weight * g_class + losses.colourfulness_weight * g_colour
+               + losses.adv_weight * g_adv)
     if not (torch.isfinite(g_total) and torch.isfinite(d_loss)):
         raise NonFiniteLossError(f"generator {g_total.item()}, discriminator {d_loss.item()}")
     opt_g.zero_grad(set_to_none=True)
     accelerator.backward(g_total)
     opt_g.step()
-    return {"g_pixel": g_pixel.detach(), "g_class": g_class.detach(), "g_adv": g_adv.detach(), "g_total": g_total.detach(),
-            "d_loss": d_loss.detach()}
+    return {"g_pixel": g_pixel.detach(), "g_class": g_class.detach(), "g_colour": g_colour.detach(), "g_adv": g_adv.detach(),
+            "g_total": g_total.detach(), "d_loss": d_loss.detach()}
 
 
 def estimate_rebalancer(loader: DataLoader, args: argparse.Namespace, accelerator) -> ChromaRebalancer | None:
@@ -382,7 +424,8 @@ def save_loss_plot(history: list[dict], path: Path, smooth: int = 10) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for key, ax in (("g_pixel", axes[0]), ("g_class", axes[0]), ("g_adv", axes[0]), ("d_loss", axes[1]), ("test_pixel", axes[0])):
+    for key, ax in (("g_pixel", axes[0]), ("g_class", axes[0]), ("g_colour", axes[0]), ("g_adv", axes[0]), ("d_loss", axes[1]),
+                    ("test_pixel", axes[0])):
         points = [(h["step"], h[key]) for h in history if key in h]
         if not any(value > 0 for _, value in points):
             continue

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from colorgan_hf import ColorGenerator
 
 from colorgan_hf import training as train_lib
-from training import TINY, TRAIN_PY, run
+from training import TINY, TRAIN_PY, run, train_script
 
 
 @pytest.mark.parametrize("preset", ["default", "paper"])
@@ -400,3 +400,54 @@ def test_unet_semantic_trains_from_a_unet_with_its_encoder_file_and_keeps_the_en
     with pytest.raises(ColorGANError, match="--init_encoder is for generators with a semantic encoder .*, not unet"):
         run(["--output_dir", str(tmp_path / "wrong"), "--dataset_dir", str(train_pair_dir), "--resolution", "32", "--init_encoder",
              str(encoder), "--max_train_steps", "1", *TINY])
+
+
+def test_boost_chroma_scales_chroma_keeps_hue_and_stays_in_range():
+    ab = torch.rand(3, 2, 5, 7) * 2 - 1  # (B, 2, H, W), a*b* in [-1, 1]
+    boosted = train_lib.boost_chroma(ab, 1.2)
+    assert boosted.abs().max() <= 1.0 + 1e-6
+    hue = torch.atan2(ab[:, 1], ab[:, 0])
+    assert torch.allclose(torch.atan2(boosted[:, 1], boosted[:, 0]), hue, atol=1e-5), "the hue is kept"
+    ratio = boosted.norm(dim=1) / ab.norm(dim=1)
+    unclipped = ab.abs().amax(dim=1) * 1.2 <= 1.0
+    assert unclipped.any() and (~unclipped).any()
+    assert torch.allclose(ratio[unclipped], torch.full_like(ratio[unclipped], 1.2), atol=1e-5)
+    assert (ratio[~unclipped] >= 1.0 - 1e-6).all() and (ratio[~unclipped] < 1.2).all(), "capped at the edge of the range"
+    assert train_lib.boost_chroma(ab, 1.0) is ab
+
+
+def test_colourfulness_shortfall_counts_only_a_duller_prediction_and_pushes_it_outwards():
+    target = torch.zeros(2, 2, 4, 4)
+    target[:, 0] = 0.3  # chroma 0.3 everywhere
+    dull = torch.full((2, 2, 4, 4), 0.1, requires_grad=True)  # chroma 0.1 * sqrt(2)
+    loss = train_lib.colourfulness_shortfall(dull, target)
+    assert loss.item() == pytest.approx(0.3 - 0.1 * 2 ** 0.5, abs=1e-4)
+    loss.backward()
+    assert (dull.grad < 0).all(), "the gradient raises the chroma"
+    vivid = torch.full((2, 2, 4, 4), 0.5)
+    assert train_lib.colourfulness_shortfall(vivid, target).item() == 0.0
+    assert torch.isfinite(torch.autograd.functional.jacobian(
+        lambda x: train_lib.colourfulness_shortfall(x, target), torch.zeros(1, 2, 2, 2))).all(), "no NaN at gray"
+
+
+def test_target_saturation_and_colourfulness_term_train_and_are_logged(train_pair_dir, tmp_path):
+    out = tmp_path / "run"
+    run(["--output_dir", str(out), "--dataset_dir", str(train_pair_dir), "--resolution", "32", "--max_train_steps", "2",
+         "--logging_steps", "1", "--validation_steps", "100", "--checkpointing_steps", "100", "--target_saturation", "1.2",
+         "--colourfulness_weight", "50", *TINY])
+    history = json.loads((out / "history.json").read_text())
+    logged = [h for h in history if "g_colour" in h]
+    assert len(logged) == 2 and all(np.isfinite(h["g_colour"]) for h in logged)
+    assert any(h["g_colour"] > 0 for h in logged), "an untrained generator is duller than its targets"
+    assert all(h["g_total"] >= 50 * h["g_colour"] for h in logged), "the term is in the total at its weight"
+
+
+def test_colour_levers_are_refused_for_an_rgb_generator_and_out_of_range(train_image_dir, train_pair_dir, tmp_path):
+    from colorgan_hf.errors import ColorGANError
+
+    with pytest.raises(ColorGANError, match="predicts RGB"):
+        run(["--preset", "paper", "--output_dir", str(tmp_path / "paper"), "--train_data_dir", str(train_image_dir),
+             "--max_train_steps", "1", "--target_saturation", "1.2", *TINY])
+    for flag, value in (("--target_saturation", "0"), ("--target_saturation", "nan"), ("--colourfulness_weight", "-1")):
+        with pytest.raises(SystemExit):
+            train_script.parse_args(["--dataset_dir", str(train_pair_dir), flag, value])

@@ -66,6 +66,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     recipe.add_argument("--adv_weight", type=float, default=None, help="Weight of the adversarial term in the generator loss (paper: 1e-3, default: 0.5; 0 turns the discriminator off for a NoGAN pretraining, pix2pix uses 1).")
     recipe.add_argument("--label_noise", type=float, default=None, help="Noise added to the discriminator's 0/1 label matrices (paper: 0.1, default: 0).")
     recipe.add_argument("--rebalance_lambda", type=float, default=None, help="Colour re-balancing of the pixel loss, Zhang et al. 2016: the weight of the uniform distribution in the mix (0 turns it off; default: 0.95; Zhang: 0.5).")
+    recipe.add_argument("--target_saturation", type=float, default=None,
+                        help="Multiply the chroma of the true a*b* taught to the generator (and shown to the discriminator as real) "
+                             "by this, hue kept (DDColor: 1.2; both presets: 1, off). a*b* generators only.")
+    recipe.add_argument("--colourfulness_weight", type=float, default=None,
+                        help="Weight of the per-image shortfall of mean chroma against the truth's (both presets: 0, off). "
+                             "a*b* generators only.")
     recipe.add_argument("--architecture", choices=sorted(GENERATORS), default=None, help="Generator architecture (paper: paper, default: unet, the Lab U-Net regressing a*b*; unet_bins: the same trunk classifying a*b* into bins; unet_semantic: the U-Net reading a frozen ImageNet encoder's features, see --init_encoder; semantic_bins: unet_semantic with the bins head of unet_bins).")
     recipe.add_argument("--rebalance_batches", type=int, default=20, help="Training batches whose ab histogram sets the re-balancing weights.")
 
@@ -116,6 +122,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ranges = {"learning_rate": ("(", 0.0, math.inf, ")"), "adam_beta1": ("[", 0.0, 1.0, ")"), "adam_beta2": ("[", 0.0, 1.0, ")"),
               "pixel_weight": ("[", 0.0, math.inf, ")"), "class_weight": ("[", 0.0, math.inf, ")"),
               "adv_weight": ("[", 0.0, math.inf, ")"), "label_noise": ("[", 0.0, 0.5, ")"),
+              "target_saturation": ("(", 0.0, 4.0, "]"), "colourfulness_weight": ("[", 0.0, math.inf, ")"),
               "rebalance_lambda": ("[", 0.0, 1.0, "]"), "balance_sources": ("[", 0.0, math.inf, ")")}
     for flag, (left, low, high, right) in ranges.items():
         value = getattr(args, flag)
