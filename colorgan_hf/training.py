@@ -283,7 +283,8 @@ def pixel_loss(output: torch.Tensor, target: torch.Tensor, kind: str, weights: t
     return (error * weights).mean() if weights is not None else error.mean()
 
 
-# Below this (in [-1, 1] a*b* units, about 0.001 chroma) the gradient of sqrt would blow up.
+# Added to the squared chroma (a*b* in [-1, 1]) so that sqrt's gradient stays finite at gray;
+# its root, 0.001, is about 0.1 Lab units of chroma.
 CHROMA_EPS = 1e-6
 
 
