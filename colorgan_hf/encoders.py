@@ -96,11 +96,15 @@ class MobileNetV2Features(nn.Module):
             raise ModelLoadError(f"{path}: not a MobileNetV2 encoder ({len(missing)} tensors missing, e.g. {missing[:2]}; "
                                  f"{len(unexpected)} unexpected, e.g. {unexpected[:2]})")
 
-    def forward(self, gray: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def features_after(self, gray: torch.Tensor, block: int) -> torch.Tensor:
+        """The output of ``blocks[block]`` (Keras's block_k); the trunk above it is not run."""
         x = F.relu6(self.stem(_pad_for_stride_2(gray)))  # (B, 32, H/2, W/2)
-        mid = x
-        for k, block in enumerate(self.blocks):
-            x = block(x)
-            if k == self.MID_BLOCK:
-                mid = x  # (B, 96, H/16, W/16)
+        for layer in self.blocks[: block + 1]:
+            x = layer(x)
+        return x
+
+    def forward(self, gray: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mid = x = self.features_after(gray, self.MID_BLOCK)  # (B, 96, H/16, W/16)
+        for layer in self.blocks[self.MID_BLOCK + 1 :]:
+            x = layer(x)
         return mid, F.relu6(self.top(x))  # and (B, 1280, H/32, W/32)

@@ -297,7 +297,7 @@ def boost_chroma(ab: torch.Tensor, factor: float) -> torch.Tensor:
     if factor == 1.0:
         return ab
     peak = ab.abs().amax(dim=1, keepdim=True).clamp_min(CHROMA_EPS)  # (B, 1, H, W)
-    return ab * torch.minimum(torch.full_like(peak, factor), 1.0 / peak)
+    return ab * (1.0 / peak).clamp(max=factor)
 
 
 def colourfulness_shortfall(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -329,7 +329,8 @@ def train_step(batch: dict[str, torch.Tensor], generator, discriminator, opt_g, 
     g_net = accelerator.unwrap_model(generator).net
     d_net = accelerator.unwrap_model(discriminator).net
     gen_input, truth = g_net.training_pair(batch)
-    target = boost_chroma(truth, losses.target_saturation) if g_net.AB_TARGET else truth
+    # The truth itself at 1, which RGB generators always have (build_networks refuses them any other value).
+    target = boost_chroma(truth, losses.target_saturation)
     output = generator(gen_input)
     fake = g_net.image(output)
     zero = torch.zeros((), device=gen_input.device)

@@ -38,7 +38,7 @@ from datasets import load_from_disk
 from PIL import Image
 from tqdm.auto import tqdm
 
-from colorgan_hf.encoders import MobileNetV2Features, _pad_for_stride_2
+from colorgan_hf.encoders import MobileNetV2Features
 from colorgan_hf.metrics.functional import HUE_CLASSES, PRED_CHROMA_MIN, TRUTH_CHROMA_MIN
 from probe_neighbours import add_probe_arguments, cached, class_shares, inputs_key, lab_of, opened
 
@@ -65,10 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def cell_features(encoder: MobileNetV2Features, image: Image.Image) -> torch.Tensor:
     """(1, 96, H/16, W/16) unit-length block-12 features of the gray photo at its own size."""
     gray = torch.from_numpy(np.asarray(image.convert("L"), dtype=np.float32) / 255)[None, None]
-    x = F.relu6(encoder.stem(_pad_for_stride_2(gray)))
-    for block in encoder.blocks[: MobileNetV2Features.MID_BLOCK + 1]:
-        x = block(x)
-    return F.normalize(x, dim=1)
+    return F.normalize(encoder.features_after(gray, MobileNetV2Features.MID_BLOCK), dim=1)
 
 
 def describe(encoder: MobileNetV2Features, image: Image.Image) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:

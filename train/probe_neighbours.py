@@ -38,7 +38,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from colorgan_hf.color import rgb_to_lab
-from colorgan_hf.encoders import MobileNetV2Features, _pad_for_stride_2
+from colorgan_hf.encoders import MobileNetV2Features
 from colorgan_hf.metrics.functional import HUE_CLASSES, TRUTH_CHROMA_MIN, ab_histograms, chroma, hue_class
 
 logger = logging.getLogger("colorgan_hf.probe_neighbours")
@@ -99,9 +99,7 @@ def embed(encoder: MobileNetV2Features, images: list[Image.Image], features: str
     if features == "top":
         pooled = encoder(gray)[1].mean((2, 3))  # (N, 1280)
     else:
-        x = F.relu6(encoder.stem(_pad_for_stride_2(gray)))
-        for block in encoder.blocks[: int(features.removeprefix("block")) + 1]:
-            x = block(x)  # after block 10: (N, 64, 14, 14); after block 12: (N, 96, 14, 14)
+        x = encoder.features_after(gray, int(features.removeprefix("block")))  # block 10: (N, 64, 14, 14); 12: (N, 96, 14, 14)
         pooled = torch.cat([x.mean((2, 3)), x.std((2, 3))], dim=1)  # (N, 2C)
     return F.normalize(pooled, dim=1).numpy()
 
