@@ -13,6 +13,8 @@ ceil(H/s) x ceil(W/s) at any size, down to 1x1.
 
 Input (B, 1, H, W) gray in [0, 1]: the stem is the RGB stem with its kernel summed over
 the three colour channels, which is exactly the RGB network on a gray image (R = G = B).
+With ``in_channels=3`` it is the RGB network itself, (B, 3, H, W) in [0, 1]: what the
+perceptual loss of training (:class:`colorgan_hf.training.PerceptualLoss`) reads colours with.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from .hub import load_safetensors
 
 # (expansion, output channels, repeats, first stride) of MobileNetV2's bottleneck stages.
 MOBILENET_V2_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+# How many inverted-residual blocks the trunk has (Keras's expanded_conv and block_1 to block_16).
+MOBILENET_V2_BLOCKS = range(sum(repeats for _, _, repeats, _ in MOBILENET_V2_STAGES))
 BN_EPS = 1e-3  # Keras's default, which the converted statistics were computed with
 
 
@@ -75,9 +79,9 @@ class MobileNetV2Features(nn.Module):
     TOP_CHANNELS = 1280
     MID_BLOCK = 12  # the last block at stride 16
 
-    def __init__(self) -> None:
+    def __init__(self, in_channels: int = 1) -> None:
         super().__init__()
-        self.stem = _conv_bn(1, 32, 3, stride=2)
+        self.stem = _conv_bn(in_channels, 32, 3, stride=2)
         blocks: list[nn.Module] = []
         c_in = 32
         for expansion, c_out, repeats, stride in MOBILENET_V2_STAGES:
@@ -90,7 +94,11 @@ class MobileNetV2Features(nn.Module):
     def load_weights(self, path: str | os.PathLike) -> None:
         """Load the weights ``train/import_encoder.py`` wrote; a file that does not hold exactly
         this network's tensors raises :class:`ModelLoadError` naming it."""
-        missing, unexpected = self.load_state_dict(load_safetensors(str(path)), strict=False)
+        try:
+            missing, unexpected = self.load_state_dict(load_safetensors(str(path)), strict=False)
+        except RuntimeError as error:  # a tensor of another shape: e.g. the colour stem in a gray encoder
+            shapes = "; ".join(line.strip() for line in str(error).splitlines() if "size mismatch" in line)
+            raise ModelLoadError(f"{path}: not a MobileNetV2 encoder of {self.stem[0].in_channels}-channel input ({shapes})") from None
         missing = [k for k in missing if not k.endswith("num_batches_tracked")]
         if missing or unexpected:
             raise ModelLoadError(f"{path}: not a MobileNetV2 encoder ({len(missing)} tensors missing, e.g. {missing[:2]}; "
@@ -98,10 +106,17 @@ class MobileNetV2Features(nn.Module):
 
     def features_after(self, gray: torch.Tensor, block: int) -> torch.Tensor:
         """The output of ``blocks[block]`` (Keras's block_k); the trunk above it is not run."""
-        x = F.relu6(self.stem(_pad_for_stride_2(gray)))  # (B, 32, H/2, W/2)
-        for layer in self.blocks[: block + 1]:
+        return self.block_features(gray, (block,))[0]
+
+    def block_features(self, image: torch.Tensor, blocks: tuple[int, ...]) -> list[torch.Tensor]:
+        """The outputs of ``blocks[k]`` for each k in ``blocks`` (ascending); the trunk above the last is not run."""
+        x = F.relu6(self.stem(_pad_for_stride_2(image)))  # (B, 32, H/2, W/2)
+        found = []
+        for k, layer in enumerate(self.blocks[: max(blocks) + 1]):
             x = layer(x)
-        return x
+            if k in blocks:
+                found.append(x)
+        return found
 
     def forward(self, gray: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mid = x = self.features_after(gray, self.MID_BLOCK)  # (B, 96, H/16, W/16)

@@ -24,10 +24,12 @@ from typing import Iterator
 
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
-from .color import normalize_ab, rgb_to_lab
+from .color import denormalize_ab, denormalize_l, lab_to_rgb, normalize_ab, rgb_to_lab
 from .data import DECODE_ERRORS, PairTransform, build_pair_dataset, undecoded, with_row_index
+from .encoders import MOBILENET_V2_BLOCKS, MobileNetV2Features
 from .errors import ColorGANError
 from .files import atomic_path, write_atomic
 from .images import save_image_atomic, to_pil
@@ -46,7 +48,7 @@ PRESETS: dict[str, dict] = {
     # discriminator still shapes it. --adv_weight 0 gives the pure-MSE reading.
     "paper": dict(architecture="paper", resolution=120, learning_rate=5e-4, adam_beta1=0.9, train_batch_size=64,
                   pixel_loss="mse", pixel_weight=1.0, class_weight=0.0, adv_weight=1e-3, label_noise=0.1, rebalance_lambda=0.0,
-                  target_saturation=1.0, colourfulness_weight=0.0, gen_base_channels=32, disc_base_channels=32),
+                  target_saturation=1.0, colourfulness_weight=0.0, perceptual_weight=0.0, gen_base_channels=32, disc_base_channels=32),
     # Ours, as shipped: the Lab U-Net regressing a*b* from L with L1 (sharper than MSE,
     # less drawn to the mean), each pixel weighted by its colour's rarity mixed with the
     # uniform distribution at 0.95 (Zhang's 0.5 turns everything sepia on these photos),
@@ -57,7 +59,7 @@ PRESETS: dict[str, dict] = {
     # variant (Zhang et al.'s a*b* bins; measured in the card's ablation, not shipped).
     "default": dict(architecture="unet", resolution=128, learning_rate=2e-4, adam_beta1=0.5, train_batch_size=16,
                     pixel_loss="l1", pixel_weight=100.0, class_weight=0.0, adv_weight=0.5, label_noise=0.0, rebalance_lambda=0.95,
-                    target_saturation=1.0, colourfulness_weight=0.0, gen_base_channels=32, disc_base_channels=32),
+                    target_saturation=1.0, colourfulness_weight=0.0, perceptual_weight=0.0, gen_base_channels=32, disc_base_channels=32),
 }
 CHECKPOINT_PREFIX = "checkpoint-"
 HISTORY_FILE = "history.json"
@@ -80,11 +82,14 @@ class LossWeights:
     # Weight of the per-image shortfall of mean chroma against the (boosted) truth: a push
     # towards colour that, unlike the pixel loss, does not care where the colour goes.
     colourfulness_weight: float = 0.0
+    # Weight of the distance between what a frozen ImageNet network sees in the output and in
+    # the truth (DeOldify's feature loss), beside the pixel loss; see :class:`PerceptualLoss`.
+    perceptual_weight: float = 0.0
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "LossWeights":
         return cls(args.pixel_loss, args.pixel_weight, args.class_weight, args.adv_weight, args.label_noise,
-                   args.target_saturation, args.colourfulness_weight)
+                   args.target_saturation, args.colourfulness_weight, args.perceptual_weight)
 
     @property
     def reshapes_ab(self) -> bool:
@@ -308,6 +313,52 @@ def colourfulness_shortfall(output: torch.Tensor, target: torch.Tensor) -> torch
     return torch.relu(mean_chroma(target) - mean_chroma(output)).mean()
 
 
+def as_rgb(g_net, gen_input: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """An image in the generator's target space (a*b* in [-1, 1] beside the input's L, or RGB)
+    as RGB (B, 3, H, W) in [0, 1], differentiably."""
+    if not g_net.AB_TARGET:
+        return image.float()
+    return lab_to_rgb(torch.cat([denormalize_l(gen_input.float()), denormalize_ab(image.float())], dim=1))
+
+
+class PerceptualLoss(nn.Module):
+    """How differently a frozen ImageNet network sees the output and the truth (Johnson et al. 2016).
+
+    DeOldify trains its generator with such a feature loss (VGG's) before its GAN stage. The
+    pixel loss pays least, when a gray patch could be green grass or dry grass, for the
+    per-channel median, a brown that is neither; a classifier's features are not linear in
+    colour, so their distance need not favour that middle. The network is MobileNetV2 with
+    its RGB stem (``train/import_encoder.py --rgb``), read after blocks whose weights are
+    Keras's ImageNet ones (nsfwjs's authors tuned blocks 11-16).
+    """
+
+    # The last block at stride 4 (24 channels) and at stride 8 (32), and one at stride 16 (64).
+    BLOCKS = (2, 5, 9)
+
+    def __init__(self, encoder_file: str | os.PathLike, blocks: tuple[int, ...] = BLOCKS) -> None:
+        super().__init__()
+        if not blocks or not all(0 <= k < len(MOBILENET_V2_BLOCKS) for k in blocks):
+            raise ColorGANError(f"perceptual loss blocks must be among 0-{len(MOBILENET_V2_BLOCKS) - 1}, got {list(blocks)}")
+        self.blocks = tuple(sorted(set(blocks)))
+        self.encoder = MobileNetV2Features(in_channels=3)
+        self.encoder.load_weights(encoder_file)
+        self.encoder.requires_grad_(False).eval()
+
+    def train(self, mode: bool = True) -> "PerceptualLoss":
+        super().train(mode)
+        self.encoder.eval()  # frozen: its batch-norm statistics are the classifier's own
+        return self
+
+    def forward(self, output_rgb: torch.Tensor, target_rgb: torch.Tensor) -> torch.Tensor:
+        """Mean over the blocks of the L1 distance of the features, each relative to the truth's mean magnitude there."""
+        with torch.no_grad():
+            wanted = self.encoder.block_features(target_rgb.float(), self.blocks)
+        got = self.encoder.block_features(output_rgb.float(), self.blocks)
+        # Relative, so that no block weighs more for the scale of its activations alone.
+        terms = [(g - w).abs().mean() / w.abs().mean().clamp_min(CHROMA_EPS) for g, w in zip(got, wanted)]
+        return torch.stack(terms).mean()
+
+
 def lr_factor(step: int, warmup: int, total: int, kind: str) -> float:
     """Multiplier of the base learning rate at an optimizer step: linear warm-up, then constant or cosine to 0."""
     if step < warmup:
@@ -319,12 +370,13 @@ def lr_factor(step: int, warmup: int, total: int, kind: str) -> float:
 
 
 def train_step(batch: dict[str, torch.Tensor], generator, discriminator, opt_g, opt_d, losses: LossWeights, gan_loss: GANLoss,
-               rebalancer: ChromaRebalancer | None, accelerator) -> dict[str, torch.Tensor]:
+               rebalancer: ChromaRebalancer | None, accelerator, perceptual: PerceptualLoss | None = None) -> dict[str, torch.Tensor]:
     """One optimisation step of the discriminator (when the adversarial term is on), then of the generator.
 
     ``generator`` and ``discriminator`` may be wrapped by Accelerate (DDP); their
-    architectures' own methods are reached through ``unwrap_model``. Returns the loss
-    terms (0-dim tensors): ``g_pixel``, ``g_class``, ``g_colour``, ``g_adv``, ``g_total``, ``d_loss``.
+    architectures' own methods are reached through ``unwrap_model``. ``perceptual`` is
+    needed when ``losses.perceptual_weight`` is set. Returns the loss terms (0-dim
+    tensors): ``g_pixel``, ``g_class``, ``g_colour``, ``g_perceptual``, ``g_adv``, ``g_total``, ``d_loss``.
     """
     g_net = accelerator.unwrap_model(generator).net
     d_net = accelerator.unwrap_model(discriminator).net
@@ -354,18 +406,24 @@ def train_step(batch: dict[str, torch.Tensor], generator, discriminator, opt_g, 
     g_class = g_net.auxiliary_loss(output, target, weights) if losses.class_weight else None
     g_class = zero if g_class is None else g_class
     g_colour = colourfulness_shortfall(fake, target) if losses.colourfulness_weight else zero
+    g_perceptual = zero
+    if losses.perceptual_weight:
+        if perceptual is None:
+            raise ColorGANError("perceptual_weight is set but no PerceptualLoss was given to train_step")
+        g_perceptual = perceptual(as_rgb(g_net, gen_input, fake), as_rgb(g_net, gen_input, target))
     g_adv = zero
     if losses.adv_weight:
         with accelerator.no_sync(discriminator):
             g_adv = gan_loss(discriminator(d_net.judge_input(gen_input, fake)), True)
     g_total = (losses.pixel_weight * g_pixel + losses.class_weight * g_class + losses.colourfulness_weight * g_colour
-               + losses.adv_weight * g_adv)
+               + losses.perceptual_weight * g_perceptual + losses.adv_weight * g_adv)
     if not (torch.isfinite(g_total) and torch.isfinite(d_loss)):
         raise NonFiniteLossError(f"generator {g_total.item()}, discriminator {d_loss.item()}")
     opt_g.zero_grad(set_to_none=True)
     accelerator.backward(g_total)
     opt_g.step()
-    return {"g_pixel": g_pixel.detach(), "g_class": g_class.detach(), "g_colour": g_colour.detach(), "g_adv": g_adv.detach(),
+    return {"g_pixel": g_pixel.detach(), "g_class": g_class.detach(), "g_colour": g_colour.detach(),
+            "g_perceptual": g_perceptual.detach(), "g_adv": g_adv.detach(),
             "g_total": g_total.detach(), "d_loss": d_loss.detach()}
 
 

@@ -105,6 +105,34 @@ def test_import_encoder_converts_a_keras_mobilenet_exactly(tmp_path):
     assert torch.allclose(net.stem[0](torch.nn.functional.pad(gray, (0, 1, 0, 1))), rgb_stem, atol=1e-5)
 
 
+def test_import_encoder_rgb_keeps_the_colour_stem_and_classifies_colour_photos(tmp_path):
+    import import_encoder
+
+    weights = keras_mobilenet_v2(np.random.default_rng(2))
+    model_json, stored = write_tfjs(tmp_path, weights)
+    out = tmp_path / "rgb.safetensors"
+    import_encoder.main(import_encoder.parse_args([str(model_json), "--output", str(out), "--rgb"]))
+    net = MobileNetV2Features(in_channels=3)
+    net.load_weights(out)
+    assert torch.allclose(net.state_dict()["stem.0.weight"], torch.from_numpy(stored["Conv1/kernel"]).permute(3, 2, 0, 1))
+    gray_net = import_encoder.convert(import_encoder.read_tfjs_weights(model_json)).eval()
+    net.eval()
+    gray = torch.rand(1, 1, 24, 24)
+    with torch.no_grad():  # on R = G = B both encoders are the same network
+        assert torch.allclose(net.block_features(gray.expand(1, 3, 24, 24), (5,))[0], gray_net.features_after(gray, 5), atol=1e-4)
+    with pytest.raises(ModelLoadError, match="rgb.safetensors: not a MobileNetV2 encoder of 1-channel input .*stem.0.weight"):
+        MobileNetV2Features().load_weights(out)  # the gray encoder cannot take the colour stem
+
+
+def test_block_features_are_the_outputs_of_those_blocks():
+    net = MobileNetV2Features(in_channels=3).eval()
+    image = torch.rand(2, 3, 40, 40)
+    with torch.no_grad():
+        found = net.block_features(image, (2, 5, 9))
+        assert [f.shape[1:] for f in found] == [(24, 10, 10), (32, 5, 5), (64, 3, 3)]
+        assert torch.equal(found[1], net.features_after(image, 5))
+
+
 def test_import_encoder_names_what_is_wrong(tmp_path):
     import import_encoder
 

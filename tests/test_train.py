@@ -442,6 +442,70 @@ def test_target_saturation_and_colourfulness_term_train_and_are_logged(train_pai
     assert all(h["g_total"] >= 50 * h["g_colour"] for h in logged), "the term is in the total at its weight"
 
 
+def _rgb_encoder_file(tmp_path) -> str:
+    from colorgan_hf.encoders import MobileNetV2Features
+    from safetensors.torch import save_file
+
+    path = tmp_path / "rgb_encoder.safetensors"
+    torch.manual_seed(5)
+    net = MobileNetV2Features(in_channels=3)
+    for module in net.modules():  # batch-norm statistics that are not the identity, as a trained net's
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
+    return str(path)
+
+
+def test_perceptual_loss_is_zero_at_the_truth_and_trains_only_the_output(tmp_path):
+    loss = train_lib.PerceptualLoss(_rgb_encoder_file(tmp_path), blocks=(9, 2))
+    assert loss.blocks == (2, 9)
+    loss.train()
+    assert not loss.encoder.training, "the frozen encoder keeps its statistics"
+    truth = torch.rand(2, 3, 32, 32)
+    assert loss(truth, truth).item() == 0.0
+    output = torch.rand(2, 3, 32, 32, requires_grad=True)
+    value = loss(output, truth)
+    assert value.item() > 0
+    value.backward()
+    assert output.grad.abs().sum() > 0
+    assert all(p.grad is None for p in loss.encoder.parameters()), "the encoder does not train"
+    from colorgan_hf.errors import ColorGANError
+
+    with pytest.raises(ColorGANError, match="among 0-16, got \\[17\\]"):
+        train_lib.PerceptualLoss(_rgb_encoder_file(tmp_path), blocks=(17,))
+
+
+def test_as_rgb_puts_the_lightness_back_under_the_predicted_ab():
+    from colorgan_hf.color import rgb_to_lab
+
+    rgb = torch.rand(2, 3, 8, 8)
+    g_net = ColorGenerator(architecture="unet", base_channels=8, depth=2).net
+    gen_input, truth = g_net.training_pair({"rgb": rgb, "gray": rgb.mean(dim=1, keepdim=True)})
+    assert torch.allclose(train_lib.as_rgb(g_net, gen_input, truth), rgb, atol=2e-3)
+    paper = ColorGenerator(architecture="paper").net
+    assert torch.equal(train_lib.as_rgb(paper, rgb[:, :1], rgb), rgb), "an RGB generator's image is RGB already"
+    gray = train_lib.as_rgb(g_net, gen_input, torch.zeros_like(truth))
+    assert torch.allclose(rgb_to_lab(gray)[:, 0], rgb_to_lab(rgb)[:, 0], atol=0.05) and gray.std(dim=1).max() < 2e-3
+
+
+def test_perceptual_term_trains_and_is_logged_and_needs_its_encoder(train_pair_dir, tmp_path):
+    out = tmp_path / "run"
+    encoder = _rgb_encoder_file(tmp_path)
+    common = ["--dataset_dir", str(train_pair_dir), "--resolution", "32", "--max_train_steps", "2", "--logging_steps", "1",
+              "--validation_steps", "100", "--checkpointing_steps", "100", *TINY]
+    run(["--output_dir", str(out), "--perceptual_weight", "10", "--perceptual_encoder", encoder, "--perceptual_blocks", "2", "5", *common])
+    history = json.loads((out / "history.json").read_text())
+    logged = [h for h in history if "g_perceptual" in h]
+    assert len(logged) == 2 and all(h["g_perceptual"] > 0 for h in logged)
+    assert all(h["g_total"] >= 10 * h["g_perceptual"] for h in logged), "the term is in the total at its weight"
+    lone_or_negative = (["--perceptual_weight", "10"], ["--perceptual_encoder", encoder],
+                        ["--perceptual_weight", "-1", "--perceptual_encoder", encoder])
+    for flags in lone_or_negative:
+        with pytest.raises(SystemExit):
+            train_script.parse_args(["--dataset_dir", str(train_pair_dir), *flags])
+
+
 def test_colour_levers_are_refused_for_an_rgb_generator_and_out_of_range(train_image_dir, train_pair_dir, tmp_path):
     from colorgan_hf.errors import ColorGANError
 

@@ -17,7 +17,8 @@ in the standard form:
       fs.writeFileSync("group1-shard1of1", Buffer.from(require("./group1-shard1of1.min.js"), "base64"))')
     python train/import_encoder.py package/dist/models/mobilenet_v2/model.json --output runs/encoder/mobilenet_v2.safetensors
 
-The stem's RGB kernel is summed over its colour channels (the network on a gray image).
+The stem's RGB kernel is summed over its colour channels (the network on a gray image);
+``--rgb`` keeps it, for the perceptual loss of ``train/train.py --perceptual_encoder``.
 ``--check DIR`` runs the converted network with the package's own classifier head on the
 photos of DIR and prints the share of each class, a check that the conversion is right
 (everyday photos should come out "Neutral"). Only the encoder is written, with
@@ -52,6 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--check", type=Path, default=None,
                         help="A folder of photos to classify with the model's own head after converting (prints class shares).")
     parser.add_argument("--check_limit", type=int, default=64, help="How many photos of --check to classify.")
+    parser.add_argument("--rgb", action="store_true",
+                        help="Keep the RGB stem (an encoder of colour images, for train.py's --perceptual_encoder) instead of "
+                             "summing it over the colour channels (the gray encoder of unet_semantic).")
     return parser.parse_args(argv)
 
 
@@ -85,8 +89,8 @@ def _keras_names(block: int) -> dict[str, str]:
     return {part: f"block_{block}_{part}" for part in ("expand", "depthwise", "project")}
 
 
-def convert(weights: dict[str, np.ndarray]) -> MobileNetV2Features:
-    """Keras MobileNetV2 weights -> a :class:`MobileNetV2Features` holding them."""
+def convert(weights: dict[str, np.ndarray], rgb: bool = False) -> MobileNetV2Features:
+    """Keras MobileNetV2 weights -> a :class:`MobileNetV2Features` holding them (of gray input unless ``rgb``)."""
     state: dict[str, torch.Tensor] = {}
 
     def weight(name: str) -> np.ndarray:
@@ -102,8 +106,9 @@ def convert(weights: dict[str, np.ndarray]) -> MobileNetV2Features:
             state[f"{ours}.1.{torch_name}"] = torch.from_numpy(weight(f"{bn}/{keras}").copy())
 
     conv_bn("stem", "Conv1", "bn_Conv1")
-    state["stem.0.weight"] = state["stem.0.weight"].sum(dim=1, keepdim=True)  # RGB stem on R = G = B
-    net = MobileNetV2Features()
+    if not rgb:
+        state["stem.0.weight"] = state["stem.0.weight"].sum(dim=1, keepdim=True)  # RGB stem on R = G = B
+    net = MobileNetV2Features(in_channels=3 if rgb else 1)
     for k, block in enumerate(net.blocks):
         for part, keras in _keras_names(k).items():
             if part == "expand" and block.expand is None:
@@ -126,6 +131,8 @@ def check(net: MobileNetV2Features, weights: dict[str, np.ndarray], folder: Path
 
     from colorgan_hf.data import list_images
 
+    rgb = net.stem[0].in_channels == 3
+
     paths = list_images(folder)[0][:limit]
     if not paths:
         raise ColorGANError(f"{folder}: no photos to check with")
@@ -134,9 +141,10 @@ def check(net: MobileNetV2Features, weights: dict[str, np.ndarray], folder: Path
     with torch.no_grad():
         for path in paths:
             with Image.open(path) as image:
-                gray_image = image.convert("L").resize((224, 224), Image.BILINEAR)
-            gray = torch.from_numpy(np.asarray(gray_image, dtype=np.float32) / 255.0)[None, None]
-            x = net(gray)[1].mean(dim=(2, 3))  # (1, 1280): the 7x7 average pool of the head
+                picture = image.convert("RGB" if rgb else "L").resize((224, 224), Image.BILINEAR)
+            pixels = torch.from_numpy(np.asarray(picture, dtype=np.float32) / 255.0)
+            x = pixels.permute(2, 0, 1)[None] if rgb else pixels[None, None]  # (1, C, 224, 224)
+            x = net(x)[1].mean(dim=(2, 3))  # (1, 1280): the 7x7 average pool of the head
             x = F.relu(x @ dense[0][0] + dense[0][1])
             x = F.relu(x @ dense[1][0] + dense[1][1])
             counts[int((x @ dense[2][0] + dense[2][1]).argmax())] += 1
@@ -145,7 +153,7 @@ def check(net: MobileNetV2Features, weights: dict[str, np.ndarray], folder: Path
 
 def main(args: argparse.Namespace) -> None:
     weights = read_tfjs_weights(args.model_json)
-    net = convert(weights).eval()
+    net = convert(weights, rgb=args.rgb).eval()
     if args.check:
         shares = check(net, weights, args.check, args.check_limit)
         logger.info("class shares of the package's head on %s: %s", args.check, ", ".join(f"{k} {v:.2f}" for k, v in shares.items()))

@@ -25,7 +25,8 @@ from tqdm.auto import tqdm
 
 from colorgan_hf.errors import ColorGANError
 from colorgan_hf.models import GENERATORS, GANLoss
-from colorgan_hf.training import (PRESETS, DeviceBatches, LossWeights, NonFiniteLossError, RunLog, StopRequest, build_networks, claim_output_dir, epoch_batches,
+from colorgan_hf.training import (PRESETS, DeviceBatches, LossWeights, NonFiniteLossError, PerceptualLoss, RunLog, StopRequest,
+                                  build_networks, claim_output_dir, epoch_batches,
                                   estimate_rebalancer, finish_run, list_checkpoints, load_pairs, lr_factor, make_loaders, resume_state,
                                   save_checkpoint, train_step, validate)
 
@@ -72,6 +73,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     recipe.add_argument("--colourfulness_weight", type=float, default=None,
                         help="Weight of the per-image shortfall of mean chroma against the truth's (both presets: 0, off). "
                              "a*b* generators only.")
+    recipe.add_argument("--perceptual_weight", type=float, default=None,
+                        help="Weight of the perceptual loss: the L1 distance between a frozen ImageNet MobileNetV2's features "
+                             "of the output and of the truth, relative to the truth's (DeOldify's feature loss; both presets: "
+                             "0, off). Needs --perceptual_encoder.")
+    recipe.add_argument("--perceptual_encoder", type=str, default=None,
+                        help="The safetensors file of the perceptual loss's RGB MobileNetV2, written by "
+                             "`train/import_encoder.py --rgb`.")
+    recipe.add_argument("--perceptual_blocks", type=int, nargs="+", default=list(PerceptualLoss.BLOCKS),
+                        help="Which MobileNetV2 blocks (0-16, Keras's block numbers; 0 is expanded_conv) the perceptual loss "
+                             "compares (default: 2 5 9, the last block at strides 4 and 8 and one at 16); blocks 0-10 hold Keras's "
+                             "ImageNet weights, 11-16 were tuned by nsfwjs's authors.")
     recipe.add_argument("--architecture", choices=sorted(GENERATORS), default=None, help="Generator architecture (paper: paper, default: unet, the Lab U-Net regressing a*b*; unet_bins: the same trunk classifying a*b* into bins; unet_semantic: the U-Net reading a frozen ImageNet encoder's features, see --init_encoder; semantic_bins: unet_semantic with the bins head of unet_bins).")
     recipe.add_argument("--rebalance_batches", type=int, default=20, help="Training batches whose ab histogram sets the re-balancing weights.")
 
@@ -123,6 +135,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
               "pixel_weight": ("[", 0.0, math.inf, ")"), "class_weight": ("[", 0.0, math.inf, ")"),
               "adv_weight": ("[", 0.0, math.inf, ")"), "label_noise": ("[", 0.0, 0.5, ")"),
               "target_saturation": ("(", 0.0, 4.0, "]"), "colourfulness_weight": ("[", 0.0, math.inf, ")"),
+              "perceptual_weight": ("[", 0.0, math.inf, ")"),
               "rebalance_lambda": ("[", 0.0, 1.0, "]"), "balance_sources": ("[", 0.0, math.inf, ")")}
     for flag, (left, low, high, right) in ranges.items():
         value = getattr(args, flag)
@@ -133,6 +146,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{flag} must be in {left}{low:g}, {high:g}{right}, got {value}")
     if args.preload_data and args.balance_sources is not None:
         parser.error("--preload_data draws every photo once per epoch: it cannot be combined with --balance_sources")
+    if bool(args.perceptual_weight) != bool(args.perceptual_encoder):
+        parser.error("--perceptual_weight and --perceptual_encoder go together: the loss needs the encoder, "
+                     "and the encoder is only for the loss")
     if args.push_to_hub and not args.hub_model_id:
         parser.error("--push_to_hub needs --hub_model_id")
     return args
@@ -181,6 +197,10 @@ def train(accelerator: Accelerator, args: argparse.Namespace, output_dir: Path) 
     schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, schedule) for opt in ((opt_g, opt_d) if args.adv_weight else (opt_g,))]
     accelerator.register_for_checkpointing(*schedulers)
     losses, gan_loss = LossWeights.from_args(args), GANLoss(label_noise=args.label_noise)
+    # Frozen and the same in every process: not prepared (DDP has nothing of it to synchronise).
+    perceptual = None
+    if args.perceptual_weight:
+        perceptual = PerceptualLoss(args.perceptual_encoder, tuple(args.perceptual_blocks)).to(accelerator.device)
     rebalancer = estimate_rebalancer(train_loader, args, accelerator)
     if accelerator.is_main_process:
         accelerator.init_trackers("colorgan", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
@@ -197,7 +217,7 @@ def train(accelerator: Accelerator, args: argparse.Namespace, output_dir: Path) 
                 if global_step >= max_steps or stop.requested:
                     break
                 try:
-                    logs = train_step(batch, generator, discriminator, opt_g, opt_d, losses, gan_loss, rebalancer, accelerator)
+                    logs = train_step(batch, generator, discriminator, opt_g, opt_d, losses, gan_loss, rebalancer, accelerator, perceptual)
                 except NonFiniteLossError as error:
                     raise ColorGANError(f"non-finite loss at step {global_step} ({error}): stopping; the last good checkpoint "
                                         f"in {output_dir} is intact") from None
