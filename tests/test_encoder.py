@@ -295,6 +295,31 @@ def probe_inputs(tmp_path: Path) -> tuple[list, Path, Path]:
     return images, held_out, encoder
 
 
+def test_probe_perceptual_scores_each_candidate_against_the_truth(train_pair_dir, tmp_path):
+    """train/probe_perceptual.py: the pixel loss of half the truth's chroma is half gray's; the perceptual
+    loss is smallest for the candidates nearest the truth."""
+    import probe_perceptual
+    from datasets import load_from_disk
+
+    encoder = tmp_path / "rgb.safetensors"
+    torch.manual_seed(0)
+    save_file(MobileNetV2Features(in_channels=3).state_dict(), encoder)
+    model = tmp_path / "unet"
+    torch.manual_seed(0)
+    ColorGenerator(architecture="unet", base_channels=8, depth=2).save_pretrained(model)
+    source = load_from_disk(str(train_pair_dir))["train"]["source"][0]
+    lines = probe_perceptual.main(probe_perceptual.parse_args(
+        ["--pairs", str(train_pair_dir), "--encoder", str(encoder), "--model", str(model), "--count", "4", "--sources", source,
+         "--blocks", "2", "5"]))
+    rows = {line.split(" | ")[0][2:]: [float(v) for v in line.strip(" |").split(" | ")[1:]] for line in lines[3:]}
+    assert len(rows) == 7 and all(len(v) == 2 for v in rows.values())
+    assert rows["truth, chroma x0.5"][0] == pytest.approx(rows["gray"][0] / 2, abs=2e-3)
+    assert rows["truth, chroma x1.2"][1] < rows["truth, hue +120 degrees"][1]
+    with pytest.raises(SystemExit, match="no training photos from bsds500"):
+        probe_perceptual.main(probe_perceptual.parse_args(["--pairs", str(train_pair_dir), "--encoder", str(encoder), "--model",
+                                                           str(model), "--sources", "bsds500"]))
+
+
 def test_probe_neighbours_finds_a_photo_itself_and_describes_it_as_the_metrics_do(tmp_path, caplog):
     """train/probe_neighbours.py: a held-out photo that is also a training photo is its own
     nearest neighbour (intersection 1, no share error); a red patch is all red by hue_recall's classes."""
