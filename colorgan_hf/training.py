@@ -484,8 +484,8 @@ def save_loss_plot(history: list[dict], path: Path, smooth: int = 10) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for key, ax in (("g_pixel", axes[0]), ("g_class", axes[0]), ("g_colour", axes[0]), ("g_adv", axes[0]), ("d_loss", axes[1]),
-                    ("test_pixel", axes[0])):
+    for key, ax in (("g_pixel", axes[0]), ("g_class", axes[0]), ("g_colour", axes[0]), ("g_perceptual", axes[0]), ("g_adv", axes[0]),
+                    ("d_loss", axes[1]), ("test_pixel", axes[0])):
         points = [(h["step"], h[key]) for h in history if key in h]
         if not any(value > 0 for _, value in points):
             continue
