@@ -30,8 +30,6 @@ from .hub import load_safetensors
 
 # (expansion, output channels, repeats, first stride) of MobileNetV2's bottleneck stages.
 MOBILENET_V2_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
-# How many inverted-residual blocks the trunk has (Keras's expanded_conv and block_1 to block_16).
-MOBILENET_V2_BLOCKS = range(sum(repeats for _, _, repeats, _ in MOBILENET_V2_STAGES))
 BN_EPS = 1e-3  # Keras's default, which the converted statistics were computed with
 
 

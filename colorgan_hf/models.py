@@ -101,9 +101,14 @@ class GeneratorNet(nn.Module):
         """The network output -> a*b* (B, 2, H, W) in Lab units, at the input's size."""
         raise NotImplementedError
 
+    def image_to_rgb(self, net_input: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        """An image in the target's space (what :meth:`image` gives, or a training target) as RGB
+        (B, 3, H, W) in [0, 1], differentiably: a*b* in [-1, 1] under the input's L by default."""
+        return lab_to_rgb(torch.cat([denormalize_l(net_input.float()), denormalize_ab(image.float())], dim=1))
+
     def to_rgb(self, net_input: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
         """RGB in [0, 1] for pictures of the training run."""
-        raise NotImplementedError
+        return self.image_to_rgb(net_input, self.image(output))
 
     def auxiliary_loss(self, output: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor | None:
         """A loss of this architecture's own beside the pixel loss (None: there is none)."""
@@ -246,8 +251,8 @@ class PaperGenerator(GeneratorNet):
         # Only the chroma of the RGB output is kept: the photo keeps its own lightness.
         return rgb_to_lab(output.float())[:, 1:]
 
-    def to_rgb(self, net_input: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
-        return output.float().clamp(0, 1)
+    def image_to_rgb(self, net_input: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        return image.float().clamp(0, 1)
 
 
 @register_discriminator("paper")
@@ -396,9 +401,6 @@ class UNetGenerator(GeneratorNet):
 
     def decode_ab(self, output: torch.Tensor, vividness: float | None = None) -> torch.Tensor:
         return denormalize_ab(self.image(output, vividness).float())
-
-    def to_rgb(self, net_input: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
-        return lab_to_rgb(torch.cat([denormalize_l(net_input), denormalize_ab(self.image(output))], dim=1).float())
 
 
 @register_generator("unet_pair")

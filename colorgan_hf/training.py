@@ -27,9 +27,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
-from .color import denormalize_ab, denormalize_l, lab_to_rgb, normalize_ab, rgb_to_lab
+from .color import normalize_ab, rgb_to_lab
 from .data import DECODE_ERRORS, PairTransform, build_pair_dataset, undecoded, with_row_index
-from .encoders import MOBILENET_V2_BLOCKS, MobileNetV2Features
+from .encoders import MobileNetV2Features
 from .errors import ColorGANError
 from .files import atomic_path, write_atomic
 from .images import save_image_atomic, to_pil
@@ -313,14 +313,6 @@ def colourfulness_shortfall(output: torch.Tensor, target: torch.Tensor) -> torch
     return torch.relu(mean_chroma(target) - mean_chroma(output)).mean()
 
 
-def as_rgb(g_net, gen_input: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-    """An image in the generator's target space (a*b* in [-1, 1] beside the input's L, or RGB)
-    as RGB (B, 3, H, W) in [0, 1], differentiably."""
-    if not g_net.AB_TARGET:
-        return image.float()
-    return lab_to_rgb(torch.cat([denormalize_l(gen_input.float()), denormalize_ab(image.float())], dim=1))
-
-
 class PerceptualLoss(nn.Module):
     """How differently a frozen ImageNet network sees the output and the truth (Johnson et al. 2016).
 
@@ -337,10 +329,10 @@ class PerceptualLoss(nn.Module):
 
     def __init__(self, encoder_file: str | os.PathLike, blocks: tuple[int, ...] = BLOCKS) -> None:
         super().__init__()
-        if not blocks or not all(0 <= k < len(MOBILENET_V2_BLOCKS) for k in blocks):
-            raise ColorGANError(f"perceptual loss blocks must be among 0-{len(MOBILENET_V2_BLOCKS) - 1}, got {list(blocks)}")
-        self.blocks = tuple(sorted(set(blocks)))
         self.encoder = MobileNetV2Features(in_channels=3)
+        if not blocks or not all(0 <= k < len(self.encoder.blocks) for k in blocks):
+            raise ColorGANError(f"perceptual loss blocks must be among 0-{len(self.encoder.blocks) - 1}, got {list(blocks)}")
+        self.blocks = tuple(sorted(set(blocks)))
         self.encoder.load_weights(encoder_file)
         self.encoder.requires_grad_(False).eval()
 
@@ -410,7 +402,7 @@ def train_step(batch: dict[str, torch.Tensor], generator, discriminator, opt_g, 
     if losses.perceptual_weight:
         if perceptual is None:
             raise ColorGANError("perceptual_weight is set but no PerceptualLoss was given to train_step")
-        g_perceptual = perceptual(as_rgb(g_net, gen_input, fake), as_rgb(g_net, gen_input, target))
+        g_perceptual = perceptual(g_net.image_to_rgb(gen_input, fake), g_net.image_to_rgb(gen_input, target))
     g_adv = zero
     if losses.adv_weight:
         with accelerator.no_sync(discriminator):

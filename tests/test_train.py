@@ -476,16 +476,16 @@ def test_perceptual_loss_is_zero_at_the_truth_and_trains_only_the_output(tmp_pat
         train_lib.PerceptualLoss(_rgb_encoder_file(tmp_path), blocks=(17,))
 
 
-def test_as_rgb_puts_the_lightness_back_under_the_predicted_ab():
+def test_image_to_rgb_puts_the_lightness_back_under_the_predicted_ab():
     from colorgan_hf.color import rgb_to_lab
 
     rgb = torch.rand(2, 3, 8, 8)
     g_net = ColorGenerator(architecture="unet", base_channels=8, depth=2).net
     gen_input, truth = g_net.training_pair({"rgb": rgb, "gray": rgb.mean(dim=1, keepdim=True)})
-    assert torch.allclose(train_lib.as_rgb(g_net, gen_input, truth), rgb, atol=2e-3)
+    assert torch.allclose(g_net.image_to_rgb(gen_input, truth), rgb, atol=2e-3)
     paper = ColorGenerator(architecture="paper").net
-    assert torch.equal(train_lib.as_rgb(paper, rgb[:, :1], rgb), rgb), "an RGB generator's image is RGB already"
-    gray = train_lib.as_rgb(g_net, gen_input, torch.zeros_like(truth))
+    assert torch.equal(paper.image_to_rgb(rgb[:, :1], rgb), rgb), "an RGB generator's image is RGB already"
+    gray = g_net.image_to_rgb(gen_input, torch.zeros_like(truth))
     assert torch.allclose(rgb_to_lab(gray)[:, 0], rgb_to_lab(rgb)[:, 0], atol=0.05) and gray.std(dim=1).max() < 2e-3
 
 

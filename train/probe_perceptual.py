@@ -25,7 +25,8 @@ import torch
 from datasets import load_from_disk
 
 from colorgan_hf.registry import load_model
-from colorgan_hf.training import PerceptualLoss, as_rgb, boost_chroma, pixel_loss
+from colorgan_hf.data import resize_image
+from colorgan_hf.training import PerceptualLoss, boost_chroma, pixel_loss
 
 logger = logging.getLogger("colorgan_hf.probe_perceptual")
 
@@ -62,9 +63,7 @@ def load_crops(pairs: str, count: int, seed: int, sources: list[str]) -> torch.T
     chosen = random.Random(seed).sample(rows, min(count, len(rows)))
     crops = []
     for i in chosen:
-        image = train[i]["color"].convert("RGB")
-        scale = SIDE / min(image.size)
-        image = image.resize((max(SIDE, round(image.width * scale)), max(SIDE, round(image.height * scale)))).crop((0, 0, SIDE, SIDE))
+        image = resize_image(train[i]["color"].convert("RGB"), SIDE, "short_side").crop((0, 0, SIDE, SIDE))
         crops.append(torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).view(SIDE, SIDE, 3).permute(2, 0, 1))
     return torch.stack(crops).float() / 255.0
 
@@ -92,9 +91,9 @@ def main(args: argparse.Namespace) -> list[str]:
     lines = [f"{len(rgb)} photos of {args.pairs} ({', '.join(args.sources)}), {SIDE}x{SIDE}",
              "| candidate | L1 a*b* | " + " | ".join(f"perceptual, blocks {' '.join(map(str, b))}" for b in block_sets) + " |",
              "| --- " * (2 + len(block_sets)) + "|"]
-    truth_rgb = as_rgb(net, gen_input, truth)
+    truth_rgb = net.image_to_rgb(gen_input, truth)
     for name, ab in candidates.items():
-        image = as_rgb(net, gen_input, ab)
+        image = net.image_to_rgb(gen_input, ab)
         row = [pixel_loss(ab, truth, "l1", None).item()]
         for loss in losses:  # batch by batch, as in training
             row.append(sum(loss(image[i : i + BATCH], truth_rgb[i : i + BATCH]).item() * len(image[i : i + BATCH])
