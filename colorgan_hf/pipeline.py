@@ -92,14 +92,25 @@ def _prepare(source: ImageInput, model: ColorGenerator, size: int, max_pixels: i
     for top in range(0, pixels.shape[1], BAND_ROWS):
         l_full[0, :, top : top + BAND_ROWS] = lightness(pixels[:, top : top + BAND_ROWS])
     shape = working_shape(l_full.shape[2], l_full.shape[3], model, size)
+    return _Prepared(loaded.name, loaded.alpha, l_full, working_lightness(l_full, shape))
+
+
+def working_lightness(l_full: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """(B, 1, H, W) L* in [0, 100] -> (B, 1, h, w): what the network sees.
+
+    Bicubic and antialiased, as the pair sets were resized (PIL's bicubic in
+    :func:`colorgan_hf.data.resize_image`): the networks learned the sharpness of that
+    filter, and a softer bilinear input costs them accuracy on every photo whose short
+    side is not the working size (see the default model card, "Input resizing").
+    """
     source = l_full
     if l_full.shape[2] > MAX_ANTIALIAS_FACTOR * shape[0] or l_full.shape[3] > MAX_ANTIALIAS_FACTOR * shape[1]:
         # An antialiased resize holds a filter as wide as the reduction: a 100,000,000x1 strip
         # would need gigabytes. Averaging areas first brings it within reach.
         middle = (min(l_full.shape[2], 16 * shape[0]), min(l_full.shape[3], 16 * shape[1]))
         source = F.adaptive_avg_pool2d(l_full, middle)
-    l_small = F.interpolate(source, size=shape, mode="bilinear", antialias=True, align_corners=False)
-    return _Prepared(loaded.name, loaded.alpha, l_full, l_small)
+    # Bicubic overshoots at hard edges; the pair sets' 8-bit pixels could not.
+    return F.interpolate(source, size=shape, mode="bicubic", antialias=True, align_corners=False).clamp_(0.0, 100.0)
 
 
 def _upsample_rows(ab_rows: torch.Tensor, top: int, bottom: int, height: int) -> torch.Tensor:

@@ -35,7 +35,6 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .batch import place_generator
 from .color import lightness
@@ -673,7 +672,7 @@ def colorize_video(
     Raises:
         VideoLoadError: the input is missing, not a video, or over a limit.
     """
-    from .pipeline import _eval_mode, _finish, _Prepared, check_options, working_shape
+    from .pipeline import _eval_mode, _finish, _Prepared, check_options, working_lightness, working_shape
 
     av = _av()
     _cv2()
@@ -734,7 +733,7 @@ def colorize_video(
                     pixels = np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), info.rotation // 90))
                     rgb = torch.from_numpy(pixels).permute(2, 0, 1)
                     l_full = lightness(rgb)[None]
-                    l_small = F.interpolate(l_full, size=shape, mode="bilinear", antialias=True, align_corners=False)
+                    l_small = working_lightness(l_full, shape)
                     put(_Frame(index, frame.pts, frame.time_base, l_full, l_small))
         finally:
             container.close()
