@@ -33,7 +33,7 @@ MAX_ASPECT = 4
 # The working resolution's short side may not exceed this: --size 8192 on a small photo
 # asked for a 24 GB network input.
 MAX_SIZE = 2048
-# Reductions beyond this factor are averaged over areas first (see _prepare).
+# Reductions beyond this factor are averaged over areas first (see working_lightness).
 MAX_ANTIALIAS_FACTOR = 64
 
 
@@ -96,7 +96,7 @@ def _prepare(source: ImageInput, model: ColorGenerator, size: int, max_pixels: i
 
 
 def working_lightness(l_full: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    """(B, 1, H, W) L* in [0, 100] -> (B, 1, h, w): what the network sees.
+    """(B, 1, H, W) float32 L* in [0, 100] -> (B, 1, h, w): what the network sees.
 
     Bicubic and antialiased, as the pair sets were resized (PIL's bicubic in
     :func:`colorgan_hf.data.resize_image`): the networks learned the sharpness of that
