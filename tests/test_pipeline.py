@@ -278,3 +278,16 @@ def test_working_lightness_stays_in_range_at_hard_edges():
     for shape in [(256, 256), (16, 16), (57, 31)]:
         out = working_lightness(checker, shape)
         assert out.shape == (1, 1, *shape) and out.min() >= 0.0 and out.max() <= 100.0
+
+
+def test_working_lightness_on_a_huge_reduction_keeps_a_ramp():
+    from colorgan_hf.pipeline import MAX_ANTIALIAS_FACTOR, working_lightness
+
+    # A 9,600-row strip to 16 rows: past the factor where the antialiasing filter alone would be too wide.
+    rows = torch.linspace(0.0, 100.0, 9600)[None, None, :, None].expand(1, 1, 9600, 40).contiguous()
+    assert 9600 > MAX_ANTIALIAS_FACTOR * 16
+    out = working_lightness(rows, (16, 8))
+    assert out.shape == (1, 1, 16, 8)
+    # Each output row is the mean of its band of input rows: a ramp stays a ramp.
+    expected = torch.linspace(0.0, 100.0, 9600).reshape(16, -1).mean(dim=1)
+    assert torch.allclose(out[0, 0, :, 0], expected, atol=1.0)
