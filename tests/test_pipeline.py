@@ -252,6 +252,7 @@ def test_working_lightness_is_what_the_pair_sets_were_resized_with(size):
 
     from colorgan_hf.color import lightness
     from colorgan_hf.data import resize_image
+    from colorgan_hf.images import load_image
     from colorgan_hf.pipeline import working_lightness
 
     rng = np.random.default_rng(0)
@@ -259,8 +260,8 @@ def test_working_lightness_is_what_the_pair_sets_were_resized_with(size):
     coarse = Image.fromarray(rng.integers(0, 256, (size[1] // 8, size[0] // 8), dtype=np.uint8)).resize(size, Image.Resampling.BICUBIC)
     fine = rng.integers(-40, 41, (size[1], size[0]))
     photo = Image.fromarray(np.clip(np.asarray(coarse, dtype=np.int64) + fine, 0, 255).astype(np.uint8)).convert("RGB")
-    trained = lightness(torch.from_numpy(np.array(resize_image(photo, 256, "short_side"))).permute(2, 0, 1))[None]
-    l_full = lightness(torch.from_numpy(np.array(photo)).permute(2, 0, 1))[None]
+    trained = lightness(load_image(resize_image(photo, 256, "short_side")).pixels)[None]
+    l_full = lightness(load_image(photo).pixels)[None]
     shape = tuple(trained.shape[2:])
     ours = working_lightness(l_full, shape)
     softer = F.interpolate(l_full, size=shape, mode="bilinear", antialias=True, align_corners=False)

@@ -26,6 +26,7 @@ from datasets import load_from_disk
 
 from colorgan_hf.registry import load_model
 from colorgan_hf.data import resize_image
+from colorgan_hf.images import load_image
 from colorgan_hf.training import PerceptualLoss, boost_chroma, pixel_loss
 
 logger = logging.getLogger("colorgan_hf.probe_perceptual")
@@ -64,8 +65,8 @@ def load_crops(pairs: str, count: int, seed: int, sources: list[str]) -> torch.T
     crops = []
     for i in chosen:
         image = resize_image(train[i]["color"].convert("RGB"), SIDE, "short_side").crop((0, 0, SIDE, SIDE))
-        crops.append(torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).view(SIDE, SIDE, 3).permute(2, 0, 1))
-    return torch.stack(crops).float() / 255.0
+        crops.append(load_image(image).rgb)
+    return torch.stack(crops)
 
 
 @torch.no_grad()
