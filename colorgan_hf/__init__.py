@@ -4,7 +4,7 @@
 >>> colorize("grandma.jpg").save("grandma_color.png")
 """
 
-from .errors import ColorGANError, ImageLoadError, ModelLoadError
+from .errors import ColorGANError, ImageLoadError, MissingExtraError, ModelLoadError, OptionError
 from .models import ColorDiscriminator, ColorGenerator, GANLoss
 from .pipeline import colorize
 from .registry import load_default, load_model
@@ -18,7 +18,9 @@ __all__ = [
     "ColorGenerator",
     "GANLoss",
     "ImageLoadError",
+    "MissingExtraError",
     "ModelLoadError",
+    "OptionError",
     "VideoLoadError",
     "colorize",
     "colorize_video",

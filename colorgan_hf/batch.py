@@ -33,7 +33,8 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 
 from . import pipeline
-from .errors import ColorGANError
+from .errors import ColorGANError, OptionError
+from .extras import require
 from .images import ImageMetadata, load_image, read_metadata, save_image_atomic
 
 logger = logging.getLogger("colorgan")
@@ -435,6 +436,29 @@ def launched_processes() -> int:
         return 1
 
 
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch device this process can use, else an :class:`OptionError` naming it and why.
+
+    Both the name and its availability are tried here, before any work: torch otherwise says
+    either only when the first weights move (a traceback half-way into the run).
+    """
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise OptionError(f"--device {device}: not a device name (cpu, cuda, cuda:1, mps, ...)") from None
+    try:
+        torch.empty(0, device=resolved)
+    except (RuntimeError, AssertionError, NotImplementedError) as error:  # no such backend in this torch, no such GPU
+        raise OptionError(f"--device {device}: not available here ({_first_sentence(error)})") from None
+    return resolved
+
+
+def _first_sentence(error: Exception) -> str:
+    """The gist of torch's (often many-line) complaint."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text.split(". ")[0]
+
+
 class Processes:
     """This process's place among those of the run: one, or many under ``accelerate launch``.
 
@@ -445,21 +469,17 @@ class Processes:
     def __init__(self, device: str | None = None) -> None:
         self._state = None
         if launched_processes() > 1:
-            try:
-                from accelerate import PartialState
-            except ImportError:
-                raise ColorGANError("launched as several processes, but accelerate is not installed: "
-                                    'pip install "colorgan-hf[archive]"') from None
+            PartialState = require("accelerate", "running as several processes (accelerate launch)").PartialState
             # On CPUs (ACCELERATE_USE_CPU, --cpu, or no GPU at all) the processes talk over gloo.
             cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes") or not torch.cuda.is_available()
             self._state = PartialState(cpu=cpu, timeout=GATHER_TIMEOUT)
         if self._state is not None:
             self.rank, self.world = self._state.process_index, self._state.num_processes
             self.local_world = int(os.environ.get("LOCAL_WORLD_SIZE", self.world))
-            self.device = torch.device(device) if device else self._state.device
+            self.device = resolve_device(device) if device else self._state.device
         else:
             self.rank, self.world, self.local_world = 0, 1, 1
-            self.device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+            self.device = resolve_device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     @property
     def is_main(self) -> bool:

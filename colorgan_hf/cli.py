@@ -20,10 +20,13 @@ from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from . import __version__
-from .errors import ColorGANError
+from .batch import DEFAULT_BATCH_SIZE, resolve_device
+from .errors import ColorGANError, OptionError
+from .extras import missing_extra
+from .files import check_output_folder
 from .images import WRITABLE_FORMATS, find_images
-from .batch import DEFAULT_BATCH_SIZE
-from .pipeline import DEFAULT_SIZE, MAX_SIZE
+from .models import vividness_architectures
+from .pipeline import DEFAULT_SIZE, MAX_SIZE, check_options, warn_if_vividness_ignored
 from .video import DEFAULT_STABILITY as VIDEO_STABILITY
 from .video import DEFAULT_VIDEO_SIZE as VIDEO_SIZE
 
@@ -32,6 +35,10 @@ DEFAULT_WORKERS = 2
 BF16_HINT_PHOTOS = 100
 BF16_HELP = ("Run the network in bfloat16 (CPUs with AVX-512 BF16 or AMX, recent GPUs): about twice as fast on such a CPU, "
              "colours within a just-noticeable difference of float32's and as far from the truth (README, Archive scale). Default: float32.")
+
+# Which models --vividness reaches, for the help of every command that takes it.
+VIVIDNESS_MODELS = (f"the classification architectures ({', '.join(vividness_architectures())}), which predict a distribution "
+                    "of colours; the others (the shipped default among them) ignore it")
 
 logger = logging.getLogger("colorgan")
 OUTPUT_SUFFIX = "_color"
@@ -140,6 +147,9 @@ def _check_colorize_args(args: argparse.Namespace) -> None:
         if fmt not in WRITABLE_FORMATS:
             raise ColorGANError(f"--format must be one of {', '.join(sorted(WRITABLE_FORMATS))}, got {args.format!r}")
         args.format = fmt
+    if args.device:
+        resolve_device(args.device)
+    check_output_folder(args.output_dir, "-o")
 
 
 def _load_hints(args: argparse.Namespace, inputs: int) -> list | None:
@@ -176,6 +186,7 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     except (ColorGANError, OSError, ValueError) as error:
         logger.error("cannot load model %s: %s", args.model or "default", error)
         return 1
+    warn_if_vividness_ignored(model, args.vividness, args.model)
     stride = getattr(model, "stride", 1)
     if getattr(model, "input_size", None) is None and args.size < stride:
         raise ColorGANError(f"--size must be at least the model's stride {stride} (and at most {MAX_SIZE}), got {args.size}")
@@ -270,6 +281,7 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
 def cmd_space_export(args: argparse.Namespace) -> int:
     from .space_export import export_space
 
+    check_output_folder(args.output_dir, "output_dir")
     target = export_space(args.output_dir, overwrite=args.overwrite)
     tqdm.write(f"wrote a self-contained Space to {target}: push that folder to a Hugging Face Space "
                f"(or run it: pip install -r requirements.txt && python app.py)", file=sys.stderr)
@@ -280,6 +292,9 @@ def cmd_build_dataset(args: argparse.Namespace) -> int:
     from .data import build_pair_dataset
 
     out = Path(args.output_dir)
+    check_output_folder(out, "-o")
+    if not 0.0 < args.test_fraction < 1.0:  # NaN fails this too
+        raise OptionError(f"--test-fraction must be between 0 and 1 (exclusive), got {args.test_fraction}")
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         logger.error("%s exists and is not empty (pass --overwrite to replace it)", out)
         return 1
@@ -367,8 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default {DEFAULT_SIZE}).")
     p.add_argument("--saturation", type=float, default=1.0, help="Multiply the predicted chroma (default 1.0; 0 gives gray).")
     p.add_argument("--vividness", type=float, default=None,
-                   help="0-1, for models that predict a distribution of colours (the shipped default): 0 takes its mean "
-                        "(muted, safe), 1 its most likely colour (vivid, sometimes wrong); default: the model's own.")
+                   help=f"0-1, for {VIVIDNESS_MODELS}. 0 takes the distribution's mean (muted, safe), 1 its most likely "
+                        "colour (vivid, sometimes wrong); default: the model's own.")
     p.add_argument("--format", default=None,
                    help=f"Output format: {', '.join(sorted(WRITABLE_FORMATS))}; default: the input's (PNG for GIF and BMP).")
     p.add_argument("--quality", type=int, default=None,
@@ -430,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--model", default=None, help="Shipped name, generator folder, training run folder or Hub id (default: the shipped default).")
     d.add_argument("--size", type=int, default=DEFAULT_SIZE, help=f"Working resolution's short side (default {DEFAULT_SIZE}).")
     d.add_argument("--saturation", type=float, default=1.0, help="Multiply the predicted chroma (default 1.0).")
-    d.add_argument("--vividness", type=float, default=None, help="0-1, for models that predict a distribution of colours (default: the model's own).")
+    d.add_argument("--vividness", type=float, default=None, help=f"0-1, for {VIVIDNESS_MODELS} (default: the model's own).")
     d.add_argument("--quality", type=int, default=None, help="JPEG/WebP quality 1-100 (default: a JPEG row's own quantization, else 95).")
     d.add_argument("--batch-size", type=int, default=None,
                    help=f"Photos of the same working shape that go through the network together (default: {DEFAULT_BATCH_SIZE} "
@@ -452,8 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--size", type=int, default=DEFAULT_SIZE, help=f"Working resolution (short side) of the pipeline (default {DEFAULT_SIZE}).")
     e.add_argument("--limit", type=int, default=None, help="Score only the first N photos.")
     e.add_argument("--vividness", type=float, default=None,
-                   help="For models that predict a distribution of colours (the default unet_bins): 0 takes its mean (muted, "
-                        "safe), 1 its most likely colour (vivid); default: each model's own, as `colorize --vividness`.")
+                   help=f"As `colorize --vividness`, for {VIVIDNESS_MODELS}. 0 takes the distribution's mean (muted, safe), "
+                        "1 its most likely colour (vivid); default: each model's own.")
     e.add_argument("--saturation", type=float, default=1.0,
                    help="Multiply every model's predicted chroma by this, as `colorize --saturation` does (default 1.0): "
                         "measures the trade between colourfulness and colour error.")
@@ -488,7 +503,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", default="model_card.md", help="Where to write the card (default model_card.md).")
     c.set_defaults(func=cmd_card)
 
-    h = sub.add_parser("push", help="Push a generator, its discriminator config, a card and samples to the Hub in one commit.")
+    h = sub.add_parser("push", help="Push a generator, its discriminator config, a card and samples to the Hub in one commit.",
+                       description="Upload a trained generator to a Hugging Face Hub model repository in one commit: its "
+                                   "weights and config, the discriminator's config when the folder has one, the newest grids "
+                                   "of samples/, and a model card rendered with the numbers of --eval-json files and the "
+                                   "--training notes. Needs a Hub login (`hf auth login`) with write access.")
     h.add_argument("--model", required=True, help="A training output folder (generator/, discriminator/, samples/) or a generator folder.")
     h.add_argument("--repo-id", required=True, help="Hub repository id, e.g. you/colorgan-default.")
     h.add_argument("--eval-json", action="append", help="`colorgan evaluate --output` files whose numbers go into the card.")
@@ -502,7 +521,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "FILE.onnx` then runs it with onnxruntime; the rest of the pipeline is unchanged.")
     o.add_argument("-o", "--output", required=True, help="The .onnx file to write.")
     o.add_argument("--model", default=None, help="Shipped name, generator folder, training run folder or Hub id (default: the shipped default).")
-    o.add_argument("--vividness", type=float, default=None, help="Baked into the export, for unet_bins models (default: the model's own).")
+    o.add_argument("--vividness", type=float, default=None,
+                   help=f"Baked into the export, for {VIVIDNESS_MODELS} (default: the model's own).")
     o.set_defaults(func=cmd_export_onnx)
 
     x = sub.add_parser("space-export", help="Write a self-contained, deployable Hugging Face Space.",
@@ -534,18 +554,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _LowerCaseLevels(logging.Formatter):
+    """"colorgan: error: ...", as the per-file lines and argparse write it (logging says "ERROR")."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        # A copy: the record also goes to any other handler (pytest's, a caller's) as it came.
+        return super().format(logging.makeLogRecord({**record.__dict__, "levelname": record.levelname.lower()}))
+
+
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(format="colorgan: %(levelname)s: %(message)s", level=logging.INFO)
+    handler = logging.StreamHandler()
+    handler.setFormatter(_LowerCaseLevels("colorgan: %(levelname)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     args = build_parser().parse_args(argv)
     try:
-        # Checked once for every command that takes it, before any model or photo is loaded.
-        if getattr(args, "saturation", 0.0) < 0:
-            raise ColorGANError(f"--saturation must be >= 0, got {args.saturation}")
-        if getattr(args, "vividness", None) is not None and not 0.0 <= args.vividness <= 1.0:
-            raise ColorGANError(f"--vividness must be in [0, 1], got {args.vividness}")
+        # Checked once for every command that takes them, before any model or photo is loaded.
+        check_options(getattr(args, "saturation", 1.0), getattr(args, "vividness", None), flag="--")
         return args.func(args)
     except ColorGANError as error:
         logger.error("%s", error)
+        return 1
+    except ModuleNotFoundError as error:
+        # An optional extra left out of the install: which one to add, not a traceback.
+        missing = missing_extra(f"colorgan {args.command}", error.name)
+        if missing is None:
+            raise
+        logger.error("%s", missing)
         return 1
     except KeyboardInterrupt:
         logger.error("interrupted")

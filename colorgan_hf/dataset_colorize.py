@@ -30,6 +30,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .batch import ColorizeSettings, Processes, ShareResult, run_batches
 from .errors import ColorGANError, ImageLoadError
+from .files import check_output_folder
 from .images import ImageMetadata, _save_options, read_metadata
 
 logger = logging.getLogger("colorgan")
@@ -266,7 +267,7 @@ def run_from_cli(args: Any) -> int:
 
     from .batch import default_batch_size, default_threads, place_generator
     from .cli import _resolve_model
-    from .pipeline import MAX_SIZE, _generator
+    from .pipeline import MAX_SIZE, _generator, warn_if_vividness_ignored
 
     if not 1 <= args.size <= MAX_SIZE:
         raise ColorGANError(f"--size must be between 16 and {MAX_SIZE}, got {args.size}")
@@ -274,6 +275,8 @@ def run_from_cli(args: Any) -> int:
         raise ColorGANError("--batch-size, --map-batch-size and --threads must be at least 1 and --workers at least 0")
     if args.quality is not None and not 1 <= args.quality <= 100:
         raise ColorGANError(f"--quality must be between 1 and 100, got {args.quality}")
+    if args.output_dir:
+        check_output_folder(args.output_dir, "-o")
     processes = Processes(args.device)
     if args.threads or processes.local_world > 1:
         torch.set_num_threads(args.threads or default_threads(processes.local_world))
@@ -281,6 +284,7 @@ def run_from_cli(args: Any) -> int:
         generator = _generator(_resolve_model(args.model))
     except (ColorGANError, OSError, ValueError) as error:
         raise ColorGANError(f"cannot load model {args.model or 'default'}: {error}") from None
+    warn_if_vividness_ignored(generator, args.vividness, args.model)
     generator = place_generator(generator, processes.device)
     settings = ColorizeSettings(size=args.size, saturation=args.saturation, vividness=args.vividness, quality=args.quality,
                                 bf16=args.bf16)

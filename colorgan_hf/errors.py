@@ -16,3 +16,17 @@ class ImageLoadError(ColorGANError, ValueError):
 
 class ModelLoadError(ColorGANError, ValueError):
     """A model could not be loaded: missing files, a bad config, or unsafe weights."""
+
+
+class OptionError(ColorGANError, ValueError):
+    """An option is out of range, not a finite number, or names something unusable (a device).
+
+    The message names the option and the problem.
+    """
+
+
+class MissingExtraError(ColorGANError, ImportError):
+    """A feature needs an optional extra (``pip install "colorgan-hf[EXTRA]"``) that is not installed.
+
+    The message names the feature and the extra to install.
+    """

@@ -25,7 +25,7 @@ from .images import find_images, load_image
 from .metrics.functional import (CONFUSION_LABELS, HUE_CLASS_LABELS, HUE_MIN_PIXELS, PRED_CHROMA_MIN, SSIM_WINDOW,
                                  TRUTH_CHROMA_MIN)
 from .metrics.modules import load_metric, to_array
-from .pipeline import DEFAULT_SIZE, colorize
+from .pipeline import DEFAULT_SIZE, colorize, warn_if_vividness_ignored
 from .registry import load_model
 from .tables import GRAY_BASELINE, HUE_CLASSES_TITLE, format_hue_classes, row_name  # noqa: F401 (format_hue_classes: public here too)
 
@@ -48,8 +48,8 @@ COLUMNS = (
 )
 TABLE_LEGEND = (
     f"hue rec: hue recall pooled over the set, mean over the classes with > {HUE_MIN_PIXELS} truth pixels of chroma >= "
-    f"{TRUTH_CHROMA_MIN:g}; {HUE_CLASSES_TITLE}: per class ({', '.join(HUE_CLASS_LABELS)}); hue prec: hue precision of "
-    f"predicted pixels with chroma >= {PRED_CHROMA_MIN:g}; ab hist: a*b* histogram intersection."
+    f"{TRUTH_CHROMA_MIN:g}; {HUE_CLASSES_TITLE}: per class ({', '.join(HUE_CLASS_LABELS)}; -: left out of the mean); "
+    f"hue prec: hue precision of predicted pixels with chroma >= {PRED_CHROMA_MIN:g}; ab hist: a*b* histogram intersection."
 )
 
 
@@ -138,6 +138,8 @@ def evaluate_models(models: Sequence[str | None], data: str, size: int = DEFAULT
         raise ColorGANError(f"--limit must be a whole number of photos, at least 1; got {limit}")
     names = [GRAY_BASELINE] + [row_name(m) for m in models]
     generators = {name: load_model(model) for name, model in zip(names[1:], models)}
+    for name, generator in generators.items():
+        warn_if_vividness_ignored(generator, vividness, name)
     # One module per row; each loads once (evaluate.load copies the module script). The
     # colorization module converts each photo to Lab once, for the per-photo and the pooled metrics.
     metrics = {name: load_metric("colorization") for name in names}

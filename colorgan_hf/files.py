@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from .errors import OptionError
+
 
 def _umask() -> int:
     # os.umask can only be read by setting it; done once per call, never at import.
@@ -47,3 +49,27 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
         else:
             tmp.write_bytes(data)
     return Path(path)
+
+
+def input_file_problem(path: Path, kind: str) -> str | None:
+    """Why ``path`` cannot hold ``kind`` ("an image", "a video") whatever its format: it is missing,
+    a folder or empty; None when it is none of these. Images and videos say these the same way."""
+    if not path.exists():
+        return "no such file"
+    if path.is_dir():
+        return f"is a folder, not {kind}"
+    if path.stat().st_size == 0:
+        return "empty file (0 bytes)"
+    return None
+
+
+def check_output_folder(path: str | os.PathLike, option: str) -> None:
+    """Refuse an output folder that cannot be one before any work is done: ``path``, or the
+    nearest of its parents that exists, is a file. ``option`` names where it came from ("-o")."""
+    path = Path(path)
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is None or existing.is_dir():
+        return
+    if existing == path:
+        raise OptionError(f"{option} {path}: exists and is not a folder")
+    raise OptionError(f"{option} {path}: cannot be created, {existing} is a file, not a folder")

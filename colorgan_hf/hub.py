@@ -24,9 +24,13 @@ HUB_METADATA = dict(
 )
 
 
-OFFLINE_HELP = ("to work offline, download the model once with network access (it is then served from the Hugging Face "
-                "cache, also with HF_HUB_OFFLINE=1), or pass a local folder saved with save_pretrained (colorize and the "
-                "CLI also take the shipped models by name: default, paper)")
+def offline_help() -> str:
+    """How to work offline, naming every shipped model this installation has."""
+    from .registry import shipped_models  # the registry imports the models, which import this module
+
+    return ("to work offline, download the model once with network access (it is then served from the Hugging Face "
+            "cache, also with HF_HUB_OFFLINE=1), or pass a local folder saved with save_pretrained (colorize and the "
+            f"CLI also take the shipped models by name: {', '.join(shipped_models())})")
 
 
 def _hub_unreachable(model_id: str, filename: str, download: dict) -> Exception | None:
@@ -52,7 +56,7 @@ def _hub_unreachable(model_id: str, filename: str, download: dict) -> Exception 
 
 def _unreachable_error(model_id: str, filename: str, reason: object) -> ModelLoadError:
     return ModelLoadError(f"{model_id}: the Hugging Face Hub could not be reached ({reason}) and {filename} is not in the local "
-                          f"cache; {OFFLINE_HELP}")
+                          f"cache; {offline_help()}")
 
 
 def resolve_file(model_id: str, filename: str, why: str = "", **download) -> str:

@@ -16,9 +16,11 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageLoadError
-from .files import atomic_path
+from .files import atomic_path, input_file_problem
 
-ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, "LoadedImage"]
+ImageInput = Union[str, bytes, os.PathLike, Image.Image, np.ndarray, "LoadedImage"]
+# What is read as a file path (bytes as os.fsdecode reads them, as the os functions do).
+PATH_TYPES = (str, bytes, os.PathLike)
 
 # Images above this many pixels are refused before their pixels are decoded (a
 # "decompression bomb" is a small file that decodes to gigabytes). Override with the
@@ -77,8 +79,8 @@ class LoadedImage:
 
 
 def _describe(source: ImageInput) -> str:
-    if isinstance(source, (str, os.PathLike)):
-        return os.fspath(source)
+    if isinstance(source, PATH_TYPES):
+        return os.fsdecode(source)
     if isinstance(source, Image.Image):
         return f"<PIL image {source.mode} {source.width}x{source.height}>"
     return f"<array {getattr(source, 'dtype', '?')} {getattr(source, 'shape', '?')}>"
@@ -96,18 +98,18 @@ def _check_pixels(width: int, height: int, name: str, max_pixels: int) -> None:
 
 def _open_path(path: Path, max_pixels: int) -> Image.Image:
     name = str(path)
-    if not path.exists():
-        raise ImageLoadError(f"{name}: no such file")
-    if path.is_dir():
-        raise ImageLoadError(f"{name}: is a directory, not an image")
-    if path.stat().st_size == 0:
-        raise ImageLoadError(f"{name}: empty file (0 bytes)")
+    problem = input_file_problem(path, "an image")
+    if problem:
+        raise ImageLoadError(f"{name}: {problem}")
     try:
         image = Image.open(path)  # reads the header only
     except UnidentifiedImageError:
         raise ImageLoadError(f"{name}: not an image file, or a format Pillow cannot read") from None
     except Exception as error:  # hostile files make decoders raise all sorts of things
-        raise ImageLoadError(f"{name}: cannot be read ({type(error).__name__}: {error})") from None
+        if isinstance(error, OSError) and error.errno is not None:  # the file system's refusal (permissions, I/O)
+            raise ImageLoadError(f"{name}: cannot be read ({type(error).__name__}: {error})") from None
+        # A header cut short ("Truncated File Read") is the same damage as data cut short, below.
+        raise ImageLoadError(f"{name}: {_corrupt(error)}") from None
     try:
         _check_pixels(image.width, image.height, name, max_pixels)
         image.load()
@@ -116,8 +118,13 @@ def _open_path(path: Path, max_pixels: int) -> Image.Image:
         raise
     except Exception as error:
         image.close()
-        raise ImageLoadError(f"{name}: truncated or corrupt image data ({type(error).__name__}: {error})") from None
+        raise ImageLoadError(f"{name}: {_corrupt(error)}") from None
     return image
+
+
+def _corrupt(error: Exception) -> str:
+    """How a decoder's complaint about the file's own bytes reads, wherever in the file it was met."""
+    return f"truncated or corrupt image data ({type(error).__name__}: {error})"
 
 
 def _pil_to_tensors(image: Image.Image, name: str) -> tuple[torch.Tensor, np.ndarray | None]:
@@ -184,7 +191,8 @@ def _array_to_tensors(array: np.ndarray, name: str) -> tuple[torch.Tensor, np.nd
 
 
 def load_image(source: ImageInput, max_pixels: int | None = None) -> LoadedImage:
-    """Read a path, PIL image or numpy array of any mode into a :class:`LoadedImage` (one is passed through).
+    """Read a path (str, bytes or os.PathLike), PIL image or numpy array of any mode into a :class:`LoadedImage`
+    (one is passed through).
 
     EXIF orientation is applied, animated images give their first frame, an alpha channel
     is kept aside, 16-bit, palette, CMYK, LA and 1-bit images are handled. Raises
@@ -195,8 +203,11 @@ def load_image(source: ImageInput, max_pixels: int | None = None) -> LoadedImage
         _check_pixels(*source.size, source.name, limit)
         return source
     name = _describe(source)
-    if isinstance(source, (str, os.PathLike)):
-        image = _open_path(Path(source), limit)
+    if isinstance(source, PATH_TYPES):
+        if "\0" in name:  # no path holds one: most likely a file's contents passed where its name belongs
+            raise ImageLoadError(f"not a file path ({len(name)} characters with a NUL byte among them): for a file's "
+                                 "contents pass PIL.Image.open(io.BytesIO(data))")
+        image = _open_path(Path(name), limit)
         try:
             pixels, alpha = _pil_to_tensors(image, name)
         except ImageLoadError:

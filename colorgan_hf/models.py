@@ -159,6 +159,12 @@ def _lookup(registry: dict, architecture: str) -> type:
     return registry[architecture]
 
 
+def vividness_architectures() -> list[str]:
+    """The generator architectures that classify colours (predict a distribution over them):
+    the only ones ``vividness`` reaches; the others predict one colour a pixel."""
+    return [name for name, net in GENERATORS.items() if "vividness" in net.BOUNDS]
+
+
 # --------------------------------------------------------------------------------------
 # The paper's networks
 # --------------------------------------------------------------------------------------
@@ -764,6 +770,11 @@ class ColorGenerator(nn.Module, SafetensorsHubMixin, **HUB_METADATA):
     @property
     def discriminator_architecture(self) -> str:
         return self.net.discriminator
+
+    @property
+    def takes_vividness(self) -> bool:
+        """Whether ``vividness`` changes this model's colours (see :func:`vividness_architectures`)."""
+        return self.architecture in vividness_architectures()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .errors import ModelLoadError
+from .extras import require
 from .files import atomic_path
 
 OPSET = 17
@@ -47,9 +48,12 @@ def export_onnx(model, path: str | os.PathLike, *, vividness: float | None = Non
     """Write ``model`` (anything :func:`colorgan_hf.load_model` takes) to ``path`` as ONNX, with
     ``PATH.json`` beside it (stride, fixed input size, vividness). Batch, height and width are
     dynamic for networks that take any size."""
+    from .pipeline import warn_if_vividness_ignored
     from .registry import load_model
 
+    require("onnx", "the ONNX export")  # torch's exporter needs it, and says so only after tracing
     generator = load_model(model)
+    warn_if_vividness_ignored(generator, vividness, None if model is None else str(model))
     path = Path(path)
     size = generator.input_size or 4 * generator.stride
     dummy = torch.full((1, 1, size, size), 50.0)
@@ -76,10 +80,7 @@ class OnnxGenerator:
     ``predict_ab``)."""
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
-        try:
-            import onnxruntime
-        except ImportError:
-            raise ModelLoadError("onnxruntime is not installed: pip install -e '.[onnx]' (or pip install onnxruntime)") from None
+        require("onnxruntime", "an .onnx model")
         path = Path(path)
         if not path.is_file():
             raise ModelLoadError(f"{path}: no such ONNX file")

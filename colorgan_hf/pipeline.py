@@ -8,6 +8,8 @@ every detail of the input survives, whatever its size.
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
 import os
 from collections import defaultdict
 from dataclasses import dataclass
@@ -19,9 +21,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .color import lab_to_srgb8, lightness
-from .errors import ColorGANError
-from .images import ImageInput, LoadedImage, load_image, to_pil
-from .models import ColorGenerator
+from .errors import ColorGANError, OptionError
+from .images import PATH_TYPES, ImageInput, LoadedImage, load_image, to_pil
+from .models import ColorGenerator, vividness_architectures
 from .registry import load_model
 
 DEFAULT_SIZE = 256
@@ -35,6 +37,8 @@ MAX_ASPECT = 4
 MAX_SIZE = 2048
 # Reductions beyond this factor are averaged over areas first (see working_lightness).
 MAX_ANTIALIAS_FACTOR = 64
+
+logger = logging.getLogger("colorgan")
 
 
 def working_shape(height: int, width: int, model: ColorGenerator, size: int = DEFAULT_SIZE) -> tuple[int, int]:
@@ -167,14 +171,30 @@ def _generator(model):
     return load_model(model)
 
 
-def check_options(saturation: float, vividness: float | None, batch_size: int) -> None:
-    """The checks every colorizing entry point (photos, videos) makes of its common options."""
-    if saturation < 0:
-        raise ValueError(f"saturation must be >= 0, got {saturation}")
+def check_options(saturation: float, vividness: float | None, batch_size: int = 1, max_pixels: int | None = None,
+                  flag: str = "") -> None:
+    """The checks every colorizing entry point (photos, videos, the CLI) makes of its common options.
+
+    Each check is written so that NaN fails it (every comparison with NaN is False): a NaN
+    or infinite saturation would otherwise reach the colour tables as an index. ``flag``
+    ("--" for the command line) goes before each option's name in the message.
+    """
+    if not 0.0 <= saturation < math.inf:
+        raise OptionError(f"{flag}saturation must be a finite number >= 0, got {saturation}")
     if vividness is not None and not 0.0 <= vividness <= 1.0:
-        raise ValueError(f"vividness must be in [0, 1], got {vividness}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise OptionError(f"{flag}vividness must be in [0, 1], got {vividness}")
+    if not batch_size >= 1:
+        raise OptionError(f"{flag}batch_size must be >= 1, got {batch_size}")
+    if max_pixels is not None and not max_pixels >= 1:
+        raise OptionError(f"{flag}max_pixels must be >= 1, got {max_pixels}")
+
+
+def warn_if_vividness_ignored(generator, vividness: float | None, name: str | None = None) -> None:
+    """One warning when a vividness was asked of a model that predicts one colour a pixel, where it
+    changes nothing: only the classification architectures (``unet_bins`` and its kin) take it."""
+    if vividness is not None and getattr(generator, "takes_vividness", True) is False:
+        logger.warning("vividness %g has no effect on model %s (%s): only the classification architectures (%s) use it",
+                       vividness, name or "default", generator.architecture, ", ".join(vividness_architectures()))
 
 
 def _parse_hints(hints, single: bool) -> list:
@@ -234,7 +254,7 @@ def colorize(
     The model runs in eval mode; a model passed in training mode is given back in training mode.
 
     Args:
-        image: a path, PIL image or numpy array (gray, colour, 16-bit, palette, CMYK,
+        image: a path (str, bytes or os.PathLike), PIL image or numpy array (gray, colour, 16-bit, palette, CMYK,
             with or without alpha), or a list of them for a batched call.
         model: a :class:`ColorGenerator`, a shipped name (``"default"``, ``"paper"``), a
             local folder or a Hub id; ``None`` takes the shipped default; or an ``.onnx``
@@ -260,10 +280,11 @@ def colorize(
 
     Raises:
         ImageLoadError: an input cannot be read; the message names it and says why.
+        OptionError: an option is out of range or not a finite number.
         HintError: a hint is malformed or off the photo (or hints were given with a list of photos).
     """
-    check_options(saturation, vividness, batch_size)
-    single = isinstance(image, (str, os.PathLike, Image.Image, np.ndarray, LoadedImage))
+    check_options(saturation, vividness, batch_size, max_pixels)
+    single = isinstance(image, (*PATH_TYPES, Image.Image, np.ndarray, LoadedImage))
     sources = [image] if single else list(image)
     parsed_hints = _parse_hints(hints, single)
     generator = _generator(model)

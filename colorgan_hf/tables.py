@@ -10,7 +10,7 @@ import math
 import os
 from typing import Sequence
 
-from .metrics.functional import HUE_CLASSES
+from .metrics.functional import HUE_CLASSES, HUE_MIN_PIXELS
 
 GRAY_BASELINE = "gray"
 # The row (and grid column) of the shipped default model, named by no --model.
@@ -23,9 +23,19 @@ HUE_CLASSES_TITLE = "/".join(name[0] for name in HUE_CLASSES) + " %"  # "r/y/g/b
 
 
 def format_hue_classes(row: dict) -> str:
-    """The per-class hue recalls of a result row in one compact cell, in percent: "62/10/55/31/-" (- for no such pixels)."""
-    values = [row.get(key, math.nan) for key in HUE_CLASS_KEYS]
-    return "/".join("-" if value is None or math.isnan(value) else f"{100 * value:.0f}" for value in values)
+    """The per-class hue recalls of a result row in one compact cell, in percent: "62/10/55/31/-".
+
+    "-" marks a class left out of the hue recall mean (HUE_MIN_PIXELS truth pixels or fewer,
+    none at all included): a 0 there would read as a class the model missed. The row's own
+    values (the JSON) are not changed.
+    """
+    cells = []
+    for name, key in zip(HUE_CLASSES, HUE_CLASS_KEYS):
+        value = row.get(key, math.nan)
+        # Rows written before the pixel counts were recorded show every class with a value.
+        excluded = row.get(f"hue_truth_pixels_{name}", math.inf) <= HUE_MIN_PIXELS
+        cells.append("-" if value is None or math.isnan(value) or excluded else f"{100 * value:.0f}")
+    return "/".join(cells)
 
 
 def row_name(model: str | None) -> str:

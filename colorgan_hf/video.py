@@ -38,8 +38,9 @@ import torch
 
 from .batch import place_generator
 from .color import lightness
-from .errors import ColorGANError
-from .files import atomic_path
+from .errors import ColorGANError, OptionError
+from .extras import require
+from .files import atomic_path, input_file_problem
 
 logger = logging.getLogger(__name__)
 
@@ -105,8 +106,6 @@ KEEP_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matrosk
 MP4_AUDIO = frozenset({"aac", "mp3", "mp2", "ac3", "eac3", "alac", "opus", "flac"})
 QUEUE_FRAMES = 8  # frames waiting between two stages, at most
 
-INSTALL_HINT = 'video needs PyAV and OpenCV: pip install "colorgan-hf[video]" (or: pip install av opencv-python-headless)'
-
 
 class VideoLoadError(ColorGANError, ValueError):
     """A video could not be read: missing, not a video, no video stream, or over a limit.
@@ -116,19 +115,11 @@ class VideoLoadError(ColorGANError, ValueError):
 
 
 def _av():
-    try:
-        import av
-    except ImportError:
-        raise ColorGANError(INSTALL_HINT) from None
-    return av
+    return require("av", "video")
 
 
 def _cv2():
-    try:
-        import cv2
-    except ImportError:
-        raise ColorGANError(INSTALL_HINT) from None
-    return cv2
+    return require("cv2", "video")
 
 
 def is_video_path(path: str | os.PathLike) -> bool:
@@ -176,10 +167,9 @@ class VideoInfo:
 
 def _open_input(path: Path):
     av = _av()
-    if not path.exists():
-        raise VideoLoadError(f"{path}: no such file")
-    if path.is_dir():
-        raise VideoLoadError(f"{path}: is a folder, not a video")
+    problem = input_file_problem(path, "a video")
+    if problem:
+        raise VideoLoadError(f"{path}: {problem}")
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as error:
@@ -671,16 +661,22 @@ def colorize_video(
 
     Raises:
         VideoLoadError: the input is missing, not a video, or over a limit.
+        OptionError: an option is out of range or not a finite number.
     """
     from .pipeline import _eval_mode, _finish, _Prepared, check_options, working_lightness, working_shape
 
     av = _av()
     _cv2()
-    check_options(saturation, vividness, batch_size)
+    check_options(saturation, vividness, batch_size, max_pixels)
     if not 0 <= crf <= 51:
-        raise ValueError(f"crf must be between 0 and 51, got {crf}")
+        raise OptionError(f"crf must be between 0 and 51, got {crf}")
     if not 0.0 <= stability <= 1.0:
-        raise ValueError(f"stability must be in [0, 1], got {stability}")
+        raise OptionError(f"stability must be in [0, 1], got {stability}")
+    # Written so that NaN fails them: a NaN limit would otherwise be no limit.
+    if max_seconds is not None and not max_seconds > 0:
+        raise OptionError(f"max_seconds must be > 0, got {max_seconds}")
+    if max_frames is not None and not max_frames >= 1:
+        raise OptionError(f"max_frames must be >= 1, got {max_frames}")
     source, out_path = Path(source), Path(out_path)
     info = probe_video(source)
     stabilizer = ChromaStabilizer(stability, segment_frames(info.width, info.height))
@@ -998,6 +994,7 @@ def run_cli(args: Any, videos: list[tuple[Path, Path]]) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from .cli import _resolve_model, _stop_on_signals
+    from .pipeline import warn_if_vividness_ignored
 
     out_dir = Path(args.output_dir)
     if not 0.0 <= args.stability <= 1.0:
@@ -1007,6 +1004,7 @@ def run_cli(args: Any, videos: list[tuple[Path, Path]]) -> int:
     except (ColorGANError, OSError, ValueError) as error:
         logger.error("cannot load model %s: %s", args.model or DEFAULT_VIDEO_MODEL, error)
         return 1
+    warn_if_vividness_ignored(model, args.vividness, args.model or DEFAULT_VIDEO_MODEL)
     inputs = {file.resolve() for file, _ in videos}
     taken: set[str] = set()
     done = failed = skipped = 0

@@ -34,7 +34,7 @@ from PIL import Image, ImageOps
 
 from colorgan_hf import ColorGANError, colorize, load_model
 from colorgan_hf.images import load_image, save_image_atomic
-from colorgan_hf.pipeline import DEFAULT_SIZE
+from colorgan_hf.pipeline import DEFAULT_SIZE, check_options
 from colorgan_hf.registry import shipped_models
 from colorgan_hf.video import DEFAULT_VIDEO_MODEL
 
@@ -343,6 +343,18 @@ def check_model(models: dict[str, colorgan_hf.ColorGenerator], model_name: str) 
         raise gr.Error(f"Unknown model {model_name!r}.", print_exception=False)
 
 
+def checked_saturation(saturation: float) -> float:
+    """Every tab's handler: the saturation as a number, refused as the package refuses it (negative, NaN or
+    infinite) before any work; the slider cannot send such a value, a call of the API can."""
+    try:
+        value = float(saturation)
+        check_options(value, None)
+    except ValueError as error:  # OptionError is one, as is float()'s own
+        message = str(error)
+        raise gr.Error(f"{message[:1].upper()}{message[1:]}.", print_exception=False) from None
+    return value
+
+
 def session_of(request: gr.Request | None) -> str | None:
     return getattr(request, "session_hash", None) if request is not None else None
 
@@ -353,6 +365,7 @@ def make_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage
         if not image:
             raise gr.Error(NO_PHOTO, print_exception=False)
         check_model(models, model_name)
+        saturation = checked_saturation(saturation)
         with storage.using(image):
             return colorize_one(image, size, saturation, model_name, session_of(request), start)
 
@@ -392,6 +405,7 @@ def make_batch_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: S
         if len(files) > BATCH_MAX_FILES:
             raise gr.Error(f"{len(files)} photos: the batch takes at most {BATCH_MAX_FILES} at once.", print_exception=False)
         check_model(models, model_name)
+        saturation = checked_saturation(saturation)
         need = sum(min(pixels_of(f), MAX_PIXELS) for f in files) * DISK_BYTES_PER_PIXEL
         with storage.using(*files):
             request_dir = storage.new_result_dir(session_of(request), need)
@@ -483,6 +497,7 @@ def make_hints_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: S
                 return CLEAR
             raise gr.Error(NO_PHOTO, print_exception=False)
         check_model(models, model_name)
+        saturation = checked_saturation(saturation)
         photo, hints = editor_hints(editor)
         height, width = photo.shape[:2]
         try:
@@ -576,6 +591,7 @@ def make_video_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: S
         check_model(models, model_name)
         if not 0.0 <= float(stability) <= 1.0:
             raise gr.Error(f"Stability must be in [0, 1], got {stability}.", print_exception=False)
+        saturation = checked_saturation(saturation)
         with storage.using(video):
             try:
                 info = probe_video(video)

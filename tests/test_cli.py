@@ -201,6 +201,8 @@ def test_size_out_of_bounds_is_a_clear_error(tmp_path, photo_paths, size):
     result = run_cli("-q", "colorize", str(photo), "-o", str(tmp_path / "out"), "--size", size, timeout=60)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "--size must be" in result.stderr and "2048" in result.stderr, result.stderr
+    # Review s4, 12a: option errors said "colorgan: ERROR:", the per-file ones "colorgan: error:".
+    assert result.stderr.startswith("colorgan: error: --size must be"), result.stderr
     assert not (tmp_path / "out").exists()
 
 
@@ -326,3 +328,136 @@ def test_version():
 
     result = run_cli("--version", timeout=60)
     assert result.returncode == 0 and __version__ in result.stdout
+
+
+def test_non_finite_saturation_is_one_error_line_before_any_work(tmp_path, photo_paths):
+    """Review s4, 1: --saturation nan/inf got past the check and failed on each photo with an IndexError."""
+    photo = small_photo(tmp_path / "a.jpg", photo_paths)
+    for value in ("nan", "inf"):
+        result = run_cli("-q", "colorize", str(photo), "-o", str(tmp_path / "out"), "--saturation", value, timeout=120)
+        assert result.returncode == 1, result.stderr[-2000:]
+        assert result.stderr.splitlines() == [f"colorgan: error: --saturation must be a finite number >= 0, got {value}"], result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_build_dataset_refuses_a_nan_test_fraction_before_any_work(tmp_path, photo_paths, caplog, monkeypatch):
+    """Review s4, 1 (the same hole elsewhere): --test-fraction was never checked; NaN reached `datasets` after the build."""
+    from colorgan_hf import data
+
+    monkeypatch.setattr(data, "build_pair_dataset", lambda *args, **kwargs: pytest.fail("the pair set was built"))
+    assert main(["-q", "build-dataset", str(photo_paths[0].parent), "-o", str(tmp_path / "pairs"), "--test-fraction", "nan"]) == 1
+    assert "--test-fraction must be between 0 and 1 (exclusive), got nan" in caplog.text
+
+
+@pytest.mark.parametrize("device, reason", [("banana", "not a device name"), ("cuda:7", "not available here")])
+def test_a_bad_or_unavailable_device_is_one_error_before_any_work(tmp_path, photo_paths, caplog, monkeypatch, device, reason):
+    """Review s4, 2: --device cuda (a CPU-only torch) or banana ended in a traceback once the run had started."""
+    from colorgan_hf import OptionError, pipeline
+    from colorgan_hf.batch import Processes
+
+    monkeypatch.setattr(pipeline, "_generator", lambda *args: pytest.fail("the model was loaded"))
+    photo = small_photo(tmp_path / "a.jpg", photo_paths)
+    assert main(["-q", "colorize", str(photo), "-o", str(tmp_path / "out"), "--device", device]) == 1
+    assert f"--device {device}: {reason}" in caplog.text, caplog.text
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(OptionError, match=f"^--device {device}: {reason}"):
+        Processes(device)  # the Python API's way in says the same
+
+
+def test_an_output_folder_that_is_a_file_is_refused_before_any_work(tmp_path, photo_paths, caplog, monkeypatch):
+    """Review s4, 4: -o naming a file colorized every input, then failed on each with "[Errno 17] File exists"."""
+    from colorgan_hf import data, pipeline
+
+    monkeypatch.setattr(pipeline, "_generator", lambda *args: pytest.fail("the model was loaded"))
+    monkeypatch.setattr(data, "build_pair_dataset", lambda *args, **kwargs: pytest.fail("the pair set was built"))
+    photo = small_photo(tmp_path / "a.jpg", photo_paths)
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    commands = [
+        (["colorize", str(photo), "-o", str(afile)], f"-o {afile}: exists and is not a folder"),
+        (["colorize", str(photo), "-o", str(afile / "sub")], f"-o {afile / 'sub'}: cannot be created, {afile} is a file, not a folder"),
+        (["build-dataset", str(tmp_path), "-o", str(afile)], f"-o {afile}: exists and is not a folder"),
+        (["colorize-dataset", str(tmp_path), "-o", str(afile)], f"-o {afile}: exists and is not a folder"),
+        (["space-export", str(afile)], f"output_dir {afile}: exists and is not a folder"),
+    ]
+    for argv, message in commands:
+        caplog.clear()
+        assert main(["-q", *argv]) == 1, argv
+        assert [record.getMessage() for record in caplog.records] == [message], argv
+    assert afile.read_text() == "keep me"
+
+
+EXTRAS_SCRIPT = r"""
+import sys, traceback
+for name in ("evaluate", "datasets", "onnx", "accelerate"):
+    sys.modules[name] = None  # imports of them fail, as on an install without the extras
+from colorgan_hf.cli import main
+out = sys.argv[1]
+for argv in (["evaluate", "--data", "tests/data", "--limit", "1"], ["card", "-o", f"{out}/card.md"],
+             ["build-dataset", "tests/data", "-o", f"{out}/pairs"], ["colorize-dataset", "tests/data", "-o", f"{out}/set"],
+             ["export-onnx", "-o", f"{out}/m.onnx"]):
+    try:
+        print(argv[0], main(["-q", *argv]))
+    except BaseException:
+        print(argv[0], "raised", traceback.format_exc().splitlines()[-1])
+"""
+
+
+def test_a_missing_extra_is_one_line_naming_it(tmp_path):
+    """Review s4, 3: without the extras, evaluate, card, build-dataset, colorize-dataset and export-onnx
+    printed a ModuleNotFoundError (or torch's OnnxExporterError) traceback."""
+    from pathlib import Path
+
+    result = subprocess.run([sys.executable, "-c", EXTRAS_SCRIPT, str(tmp_path)], capture_output=True, text=True, timeout=600,
+                            cwd=Path(__file__).resolve().parents[1], env={**os.environ, "HF_HUB_OFFLINE": "1"}, check=False)
+    assert result.stdout.splitlines() == ["evaluate 1", "card 1", "build-dataset 1", "colorize-dataset 1", "export-onnx 1"], \
+        result.stdout + result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("colorgan: error:")]
+    expected = [("colorgan evaluate", "evaluate", "train"), ("colorgan card", "evaluate", "train"),
+                ("colorgan build-dataset", "datasets", "archive"), ("colorgan colorize-dataset", "datasets", "archive"),
+                ("the ONNX export", "onnx", "onnx")]
+    assert errors == [f'colorgan: error: {feature} needs {package}, which is not installed: pip install "colorgan-hf[{extra}]" '
+                      f"(or: pip install {package})" for feature, package, extra in expected], result.stderr
+
+
+def test_vividness_help_says_which_models_use_it(capsys):
+    """Review s4, 5: the help said the shipped default uses --vividness; it is a unet_pair, which ignores it."""
+    for command in ("colorize", "evaluate"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "for the classification architectures (unet_bins, semantic_bins, semantic_bins_pair)" in text, command
+        assert "the others (the shipped default among them) ignore it" in text, command
+
+
+def test_a_vividness_the_model_ignores_gets_one_warning(tmp_path, photo_paths, caplog):
+    """Review s4, 5: --vividness 0 and 1 gave byte-identical photos with the default model, silently."""
+    import logging
+
+    from colorgan_hf import ColorGenerator
+
+    ColorGenerator(architecture="unet_bins", base_channels=8, depth=3).save_pretrained(tmp_path / "bins")
+    photo = small_photo(tmp_path / "a.jpg", photo_paths)
+    caplog.set_level(logging.INFO, logger="colorgan")
+    runs = {"default, --vividness 0.3": ["--vividness", "0.3"], "default": [],
+            "unet_bins, --vividness 0.3": ["--vividness", "0.3", "--model", str(tmp_path / "bins")]}
+    warned = {}
+    for name, extra in runs.items():
+        caplog.clear()
+        assert main(["-q", "colorize", str(photo), "-o", str(tmp_path / "out"), "--size", "32", "--overwrite", *extra]) == 0
+        warned[name] = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert warned == {
+        "default, --vividness 0.3": [("vividness 0.3 has no effect on model default (unet_pair): only the classification "
+                                      "architectures (unet_bins, semantic_bins, semantic_bins_pair) use it")],
+        "default": [], "unet_bins, --vividness 0.3": []}
+
+
+def test_every_subcommand_has_a_description():
+    """Review s4, 12c: `colorgan push --help` had no description paragraph."""
+    import argparse
+
+    from colorgan_hf.cli import build_parser
+
+    subcommands = next(action for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction))
+    assert [name for name, parser in subcommands.choices.items() if not parser.description] == []

@@ -166,7 +166,22 @@ def test_evaluate_saturation_scales_the_predicted_chroma_only(tmp_path, photo_pa
     assert rows["0.5"]["gray"] == rows["1.0"]["gray"], "the baseline row does not depend on it"
 
     assert main(["-q", "evaluate", "--data", str(photos), "--saturation", "-1"]) == 1
-    assert "--saturation must be >= 0" in caplog.text
+    assert "--saturation must be a finite number >= 0, got -1.0" in caplog.text
+
+
+def test_hue_classes_left_out_of_the_mean_print_a_dash_not_a_zero():
+    """Review s4, 13: red with 965 truth pixels (under HUE_MIN_PIXELS, out of the mean) printed as 0."""
+    from colorgan_hf.metrics.functional import HUE_MIN_PIXELS
+
+    row = {"hue_recall_red": 0.0, "hue_truth_pixels_red": HUE_MIN_PIXELS - 35,
+           "hue_recall_yellow": 0.97, "hue_truth_pixels_yellow": 5000,
+           "hue_recall_green": 0.0, "hue_truth_pixels_green": HUE_MIN_PIXELS + 1,
+           "hue_recall_blue": 0.5, "hue_truth_pixels_blue": HUE_MIN_PIXELS,
+           "hue_recall_purple": float("nan"), "hue_truth_pixels_purple": 0}
+    assert format_hue_classes(row) == "-/97/0/-/-", "a counted class the model missed is still 0"
+    assert row["hue_recall_red"] == 0.0 and row["hue_recall_blue"] == 0.5, "the row (the JSON) keeps its values"
+    older = {key: value for key, value in row.items() if not key.startswith("hue_truth_pixels_")}
+    assert format_hue_classes(older) == "0/97/0/50/-", "rows without the pixel counts show what they hold"
 
 
 # ------------------------------------------------------------- one bad photo is that photo's error (issue 16, item 9)

@@ -92,6 +92,10 @@ def assert_offline_message(result: dict, reason: str) -> None:
     assert outcome.startswith("ModelLoadError: colorgan-hf/colorgan-default: the Hugging Face Hub could not be reached"), outcome
     assert reason in outcome, outcome
     assert "to work offline" in outcome and "save_pretrained" in outcome and "no config.json in the repository" not in outcome
+    # Review s4, 10: it named only "default, paper"; every shipped model, from the registry's own list.
+    from colorgan_hf.registry import shipped_models
+
+    assert f"the shipped models by name: {', '.join(shipped_models())})" in outcome and len(shipped_models()) == 4, outcome
     # It used to retry for about 23 s (minutes for a timeout) and then say "no config.json in the repository".
     assert result["seconds"] < 8, result
 

@@ -184,6 +184,50 @@ def test_unreadable_inputs_raise_one_clear_error(tmp_path, model):
         assert str(path) in str(info.value)
 
 
+def test_a_jpeg_cut_inside_its_header_reads_as_one_cut_in_its_data(tmp_path, model, photo_paths):
+    """Review s4, 12e: 300 bytes of a photo's JPEG said "cannot be read (OSError: Truncated File Read)",
+    half of it "truncated or corrupt image data": the same damage, now the same words."""
+    data = photo_paths[0].read_bytes()
+    for length in (300, len(data) // 2):
+        path = tmp_path / f"cut_{length}.jpg"
+        path.write_bytes(data[:length])
+        with pytest.raises(ImageLoadError, match=r"truncated or corrupt image data") as info:
+            colorize(path, model)
+        assert str(info.value).startswith(f"{path}: "), info.value
+
+
+def test_bytes_paths_are_read_as_paths(tmp_path, tiny_unet, photo_paths):
+    """Review s4, 12b: colorize(b"grandma.jpg") said "<array ? ?>: expected a path ..., got int"."""
+    import os
+
+    result = colorize(os.fsencode(photo_paths[0]), tiny_unet, size=32)
+    assert result.size == Image.open(photo_paths[0]).size
+    missing = os.fsencode(tmp_path / "grandma.jpg")
+    with pytest.raises(ImageLoadError, match=r"grandma\.jpg: no such file$"):
+        colorize(missing, tiny_unet)
+    with pytest.raises(ImageLoadError, match=r"^not a file path .*io\.BytesIO"):
+        colorize(photo_paths[0].read_bytes(), tiny_unet)  # a file's contents, not its name
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"saturation": float("nan")}, "saturation must be a finite number >= 0, got nan"),
+    ({"saturation": float("inf")}, "saturation must be a finite number >= 0, got inf"),
+    ({"saturation": -1.0}, "saturation must be a finite number >= 0, got -1.0"),
+    ({"vividness": float("nan")}, "vividness must be in [0, 1], got nan"),
+    ({"batch_size": float("nan")}, "batch_size must be >= 1, got nan"),
+    ({"max_pixels": float("nan")}, "max_pixels must be >= 1, got nan"),
+])
+def test_out_of_range_and_non_finite_options_are_refused_up_front(photo_paths, tiny_unet, monkeypatch, options, message):
+    """Review s4, 1: a NaN or inf saturation got past `saturation < 0` and ended in an IndexError;
+    a NaN max_pixels was no limit at all. Each is the package's own error, before any photo is read."""
+    from colorgan_hf import ColorGANError, pipeline
+
+    monkeypatch.setattr(pipeline, "load_image", lambda *args, **kwargs: pytest.fail("a photo was read"))
+    with pytest.raises(ColorGANError) as info:
+        colorize(photo_paths[0], tiny_unet, **options)
+    assert str(info.value) == message and isinstance(info.value, ValueError)
+
+
 def test_pixel_limit_refuses_before_decoding(tmp_path, model):
     path = tmp_path / "big.png"
     Image.new("L", (300, 300)).save(path)

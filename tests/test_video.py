@@ -424,6 +424,11 @@ def test_not_a_video_is_a_clear_error_and_nothing_is_left(model, tmp_path):
         colorize_video(fake, tmp_path / "out.mp4", model)
     with pytest.raises(VideoLoadError, match="no such file"):
         colorize_video(tmp_path / "missing.mp4", tmp_path / "out.mp4", model)
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(VideoLoadError, match=r"empty\.mp4: empty file \(0 bytes\)$"):  # review s4, 12d: as a photo's
+        colorize_video(empty, tmp_path / "out.mp4", model)
+    empty.unlink()
     sound_only = tmp_path / "sound.m4a"
     with av.open(str(sound_only), "w", format="mp4") as output:
         stream = output.add_stream("aac", rate=16000)
@@ -602,3 +607,45 @@ def test_colorize_video_leaves_the_callers_model_as_it_was(clips, tmp_path):
     assert all(torch.equal(after[name], value) for name, value in before.items())
     assert all(p.is_contiguous() for p in model.parameters())
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"saturation": float("nan")}, "saturation must be a finite number >= 0, got nan"),
+    ({"max_seconds": float("nan")}, "max_seconds must be > 0, got nan"),
+    ({"max_frames": float("nan")}, "max_frames must be >= 1, got nan"),
+    ({"max_pixels": float("nan")}, "max_pixels must be >= 1, got nan"),
+])
+def test_non_finite_video_options_are_refused_before_the_video_is_read(tmp_path, model, options, message):
+    """Review s4, 1 (the same hole in the video options): a NaN saturation failed mid-way; a NaN limit was no limit."""
+    from colorgan_hf import OptionError
+
+    with pytest.raises(OptionError) as info:
+        colorize_video(tmp_path / "missing.mp4", tmp_path / "out.mp4", model, **options)
+    assert str(info.value) == message
+
+
+def test_demo_handlers_refuse_a_non_finite_saturation(tmp_path, monkeypatch, tiny_unet, photo_paths, clips):
+    """Review s4, 1: the demo's handlers passed a NaN saturation on and raised a bare IndexError."""
+    import gradio as gr
+    from PIL import Image
+
+    cache = tmp_path / "cache"
+    (cache / "upload").mkdir(parents=True)
+    app = load_app(monkeypatch, cache)
+    storage = app.Storage(cache, 50 * app.MB, 600)
+    models = {app.DEFAULT_LABEL: tiny_unet}
+    photo = cache / "upload" / "photo.jpg"
+    photo.write_bytes(photo_paths[0].read_bytes())
+    video = cache / "upload" / "reel.mp4"
+    video.write_bytes(clips["pan"].path.read_bytes())
+    editor = {"background": np.asarray(Image.open(photo).convert("RGB")), "layers": []}
+    calls = {"photo": lambda s: app.make_handler(models, storage)(str(photo), 64, s, app.DEFAULT_LABEL),
+             "batch": lambda s: app.make_batch_handler(models, storage)([str(photo)], 64, s, app.DEFAULT_LABEL),
+             "hints": lambda s: app.make_hints_handler(models, storage)(editor, 64, s, app.DEFAULT_LABEL),
+             "video": lambda s: app.make_video_handler(models, storage)(str(video), 0.8, s, app.DEFAULT_LABEL)}
+    for name, call in calls.items():
+        for value in (float("nan"), float("inf"), -1.0):
+            with pytest.raises(gr.Error, match=r"^.Saturation must be a finite number >= 0, got") as info:
+                call(value)
+            assert str(value) in str(info.value), (name, info.value)
+    assert not [p for p in cache.rglob("*") if p.is_file() and p.parent.name != "upload"], "nothing was written"
