@@ -256,7 +256,7 @@ def colorize(
     Args:
         image: a path (str, bytes or os.PathLike), PIL image or numpy array (gray, colour, 16-bit, palette, CMYK,
             with or without alpha), or a list of them for a batched call.
-        model: a :class:`ColorGenerator`, a shipped name (``"default"``, ``"paper"``), a
+        model: a :class:`ColorGenerator`, a shipped name (``"default"``, ``"fast"``, ``"vivid"``, ``"paper"``), a
             local folder or a Hub id; ``None`` takes the shipped default; or an ``.onnx``
             file from ``colorgan export-onnx`` (run with onnxruntime).
         size: short side of the working resolution the network runs at (the ``paper``

@@ -461,3 +461,27 @@ def test_every_subcommand_has_a_description():
 
     subcommands = next(action for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction))
     assert [name for name, parser in subcommands.choices.items() if not parser.description] == []
+
+
+def test_the_extras_table_names_extras_that_bring_those_packages():
+    """The one-line hint for a missing module is only right while extras.OPTIONAL_MODULES agrees with
+    pyproject.toml: each module's extra must list its PyPI package (directly or through another extra)."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    from colorgan_hf.extras import OPTIONAL_MODULES
+
+    extras = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+
+    def packages(extra: str) -> set[str]:
+        found = set()
+        for requirement in extras[extra]:
+            name = re.match(r"[A-Za-z0-9_.-]+", requirement).group(0)
+            nested = re.fullmatch(r"colorgan-hf\[(.+)\]", requirement)
+            found |= set().union(*(packages(e.strip()) for e in nested.group(1).split(","))) if nested else {name.lower()}
+        return found
+
+    for module, (extra, package) in OPTIONAL_MODULES.items():
+        assert extra in extras, f"{module}: extra {extra!r} is not in pyproject.toml"
+        assert package.lower() in packages(extra), f"{module}: pip install colorgan-hf[{extra}] does not bring {package}"
