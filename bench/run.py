@@ -47,6 +47,9 @@ WORKING = (256, 256)
 SLOW_SECONDS = 2.0
 
 
+
+ALL_PARTS = {"end_to_end", "forward", "training", "onnx", "paper_training"}
+
 def timed(fn, repeats: int, warmup: int = 1, best: bool = False) -> float:
     """Median (or, with ``best``, minimum) seconds of ``fn()`` over ``repeats`` runs after ``warmup`` runs.
 
@@ -242,7 +245,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="Fewer repeats (for a smoke run).")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results.json"), help="Where to write the figures.")
-    parser.add_argument("--parts", default="end_to_end,forward,training,onnx,paper_training",
+    parser.add_argument("--parts", default=",".join(sorted(ALL_PARTS)),
                         help="Comma-separated parts to run (end_to_end, forward, training, onnx, paper_training); the others keep their figures from --json.")
     parser.add_argument("--child", nargs=3, metavar=("MODEL", "PHOTO", "REPEATS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -256,9 +259,14 @@ def main() -> None:
 
     repeats = 2 if args.quick else 5
     parts = set(args.parts.split(","))
-    previous = json.loads(Path(args.json).read_text()) if Path(args.json).is_file() and parts != {"end_to_end", "forward", "training", "onnx", "paper_training"} else {}
+    previous = json.loads(Path(args.json).read_text()) if Path(args.json).is_file() and parts != ALL_PARTS else {}
+    now = time.strftime("%Y-%m-%d %H:%M")
+    # A run of some parts keeps the others' figures: each part carries the date it was measured.
+    dates = {part: previous["date"] for part in ALL_PARTS if part in previous and "date" in previous}
+    dates.update(previous.get("dates", {}))
+    dates.update({part: now for part in parts})
     results: dict = {**previous, "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-                     "date": time.strftime("%Y-%m-%d %H:%M")}
+                     "date": now, "dates": dates}
     print(f"torch {results['torch']}, {results['threads']} threads, {results['cpu_count']} CPUs")
 
     if "end_to_end" in parts:
