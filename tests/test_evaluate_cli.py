@@ -270,3 +270,25 @@ def test_card_describes_each_pair_with_its_own_widths_and_mix(config, expected):
     text = str(make_card(config, params=1000))
     assert expected in text, text.split("## Model")[1][:600]
     assert f"ColorGenerator(architecture='{config['architecture']}'" in text
+
+
+def test_probe_chroma_scores_as_evaluate_does(tmp_path):
+    """train/probe_chroma.py (the card's decode-time chroma table): its "as is" row is `colorgan evaluate`'s row for
+    the same model and photos, and a variant that only shrinks the chroma never adds colour."""
+    import shutil
+
+    import training  # noqa: F401  (puts train/ on the path)
+    import probe_chroma
+
+    from colorgan_hf.evaluation import evaluate_models
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("bsds_12003.jpg", "sea_10016.jpg"):
+        shutil.copy(Path(__file__).parent / "data" / name, photos / name)
+    rows = probe_chroma.main(probe_chroma.parse_args(["--data", str(photos), "--model", "fast"]))
+    expected = evaluate_models(["fast"], str(photos), progress=False)["rows"]["fast"]
+    for key in ("psnr", "ciede2000", "colorfulness_ratio", "hue_recall", "hue_precision", "ab_hist"):
+        assert rows["as is"][key] == pytest.approx(expected[key], abs=1e-4), key
+    assert rows["c - 6"]["colorfulness_ratio"] < rows["as is"]["colorfulness_ratio"]
+    assert rows["c - 6"]["hue_recall"] <= rows["as is"]["hue_recall"]
