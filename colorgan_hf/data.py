@@ -36,6 +36,8 @@ TINT_MINOR_SPREAD = 1.0
 # Colour images are stored as JPEG at this quality (the training photos are JPEG q90).
 STORE_JPEG_QUALITY = 95
 REJECT_REASONS = ("grayscale", "tinted", "too_small", "unreadable")
+# How many dropped files the build's log line names (the report lists them all).
+NAMED_IN_LOG = 3
 ResizeMode = Literal["square", "short_side"]
 logger = logging.getLogger(__name__)
 
@@ -49,9 +51,25 @@ class BuildReport:
     dropped: dict[str, int] = field(default_factory=lambda: {reason: 0 for reason in REJECT_REASONS})
     splits: dict[str, int] = field(default_factory=dict)
     by_source: dict[str, int] = field(default_factory=dict)
+    # Each dropped file: {"file": its path (a Hub row: "<dataset id> row <index>"), "reason": one of REJECT_REASONS}.
+    dropped_files: list[dict[str, str]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """The counts (what a log line shows)."""
+        return {"total": self.total, "kept": self.kept, "dropped": self.dropped, "splits": self.splits, "by_source": self.by_source}
 
     def as_dict(self) -> dict[str, Any]:
-        return {"total": self.total, "kept": self.kept, "dropped": self.dropped, "splits": self.splits, "by_source": self.by_source}
+        """The counts and every dropped file (what build_report.json keeps)."""
+        return {**self.summary(), "dropped_files": self.dropped_files}
+
+    def dropped_text(self) -> str:
+        """A short account of the dropped files, naming the first few: "" when none was dropped."""
+        if not self.dropped_files:
+            return ""
+        named = ", ".join(f"{row['file']} ({row['reason']})" for row in self.dropped_files[:NAMED_IN_LOG])
+        more = len(self.dropped_files) - NAMED_IN_LOG
+        return (f"dropped {len(self.dropped_files)} of {self.total} images: {named}"
+                + (f" and {more} more" if more > 0 else "") + " (the build report's dropped_files lists each with its reason)")
 
 
 def list_images(folder: str | os.PathLike) -> tuple[list[str], list[str]]:
@@ -195,9 +213,13 @@ def build_pair_dataset(
         fn_kwargs=dict(size=size, mode=resize_mode, min_size=min_size, image_column="image"),
         desc="Building gray/colour pairs",
     )
-    counts = Counter(processed["status"])
+    statuses = processed["status"]
+    counts = Counter(statuses)
     for reason in REJECT_REASONS:
         report.dropped[reason] = counts.get(reason, 0)
+    report.dropped_files = _dropped_files(processed, statuses)
+    if report.dropped_files:
+        logger.info(report.dropped_text())
     kept = processed.filter(lambda status: status == "ok", input_columns="status").remove_columns(["status", "image"])
     if max_photos is not None:
         if max_photos < 2:
@@ -212,6 +234,21 @@ def build_pair_dataset(
     report.splits = {name: len(part) for name, part in pairs.items()}
     report.by_source = dict(Counter(pairs["train"]["source"]))
     return pairs, report
+
+
+def _dropped_files(processed, statuses: list[str]) -> list[dict[str, str]]:
+    """{"file", "reason"} of each row of the processed table whose status is not "ok": the file's path or,
+    for a Hub row without one, its dataset id and row number there."""
+    rows = [row for row, status in enumerate(statuses) if status != "ok"]
+    if not rows:
+        return []
+    sources = processed["source"]
+    first_row: dict[str, int] = {}
+    for row, source in enumerate(sources):  # each source's rows follow one another (see _source_dataset)
+        first_row.setdefault(source, row)
+    images = processed.select(rows)["image"]  # only the dropped rows' bytes are read
+    return [{"file": image.get("path") or f"{sources[row]} row {row - first_row[sources[row]]}", "reason": statuses[row]}
+            for row, image in zip(rows, images)]
 
 
 def _to_tensor(image: Image.Image) -> torch.Tensor:

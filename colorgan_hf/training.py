@@ -17,8 +17,9 @@ import re
 import shutil
 import signal
 import statistics
+import warnings
 from dataclasses import dataclass
-from itertools import islice
+from itertools import count, islice
 from pathlib import Path
 from typing import Iterator
 
@@ -32,8 +33,8 @@ from .data import DECODE_ERRORS, PairTransform, build_pair_dataset, undecoded, w
 from .encoders import MobileNetV2Features
 from .errors import ColorGANError
 from .files import atomic_path, write_atomic
-from .images import save_image_atomic, to_pil
-from .models import GENERATORS, ColorDiscriminator, ColorGenerator, GANLoss, SemanticUNetGenerator
+from .images import find_images, save_image_atomic, to_pil
+from .models import DISCRIMINATORS, GENERATORS, ColorDiscriminator, ColorGenerator, GANLoss, SemanticUNetGenerator
 from .rebalance import NUM_BINS, ChromaRebalancer, ab_histogram
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,12 @@ PRESETS: dict[str, dict] = {
 }
 CHECKPOINT_PREFIX = "checkpoint-"
 HISTORY_FILE = "history.json"
+SAMPLES_DIR = "samples"  # the validation grids
+LOGS_DIR = "logs"  # the trackers' runs
+TRACKER_PROJECT = "colorgan"  # the trackers' project: TensorBoard writes under logs/colorgan
+LOSS_PLOT = "loss_curves.png"
+# Everything a run writes into its output folder besides the checkpoints (glob patterns): what --overwrite_output_dir removes.
+RUN_OUTPUTS = ("generator", "discriminator", f"{SAMPLES_DIR}/step-*.png", f"{LOGS_DIR}/{TRACKER_PROJECT}", HISTORY_FILE, LOSS_PLOT)
 # A checkpoint is complete once this file is in it (written last).
 COMPLETE_MARKER = "complete.json"
 
@@ -101,7 +108,11 @@ class LossWeights:
 
 
 def build_networks(args: argparse.Namespace) -> tuple[ColorGenerator, ColorDiscriminator]:
-    """The generator (new, or from ``--init_generator``) and its matching discriminator."""
+    """The generator (new, or from ``--init_generator``) and its matching discriminator.
+
+    The starting weights bring their architecture and sizes: an explicit ``--gen_base_channels``
+    (or an ``--architecture`` trained as the start's own) that they override gets a warning.
+    """
     from .registry import load_model
 
     # Only the paper's networks have a fixed input size; the U-Nets and the PatchGAN take any.
@@ -115,6 +126,7 @@ def build_networks(args: argparse.Namespace) -> tuple[ColorGenerator, ColorDiscr
                                 f"cannot start a {args.preset} run at resolution {args.resolution}")
         if args.architecture in (start.architecture, start.net.TRAINS_UNDER):
             generator = start  # the architecture and its sizes come from the starting weights
+            logger.info(f"loaded every weight of {args.init_generator}: a {start.architecture} generator ({_options_text(start)})")
         else:
             # Another head on the same trunk: the trunk's sizes and weights come from the starting weights.
             options = {k: v for k, v in start.net.config().items() if k in inspect.signature(GENERATORS[args.architecture]).parameters}
@@ -125,7 +137,12 @@ def build_networks(args: argparse.Namespace) -> tuple[ColorGenerator, ColorDiscr
                 raise ColorGANError(f"{args.init_generator}: a {start.architecture} generator cannot start a {args.preset} run "
                                     f"({args.architecture}): they share no weights")
             generator.load_state_dict(shared, strict=False)
-            logger.info(f"initialised {len(shared)} of {len(own)} generator tensors from {args.init_generator}")
+            logger.info(f"loaded {len(shared)} of {len(own)} generator tensors from {args.init_generator} (a {start.architecture}) "
+                        f"into a {args.architecture} generator ({_options_text(generator)})")
+        _warn_overridden(args, generator)
+    problem = resolution_problem(args.resolution, generator.architecture, generator.stride, adversarial=bool(args.adv_weight))
+    if problem:
+        raise ColorGANError(problem)
     encoder_file = getattr(args, "init_encoder", None)
     if isinstance(generator.net, SemanticUNetGenerator):
         if encoder_file:
@@ -144,6 +161,69 @@ def build_networks(args: argparse.Namespace) -> tuple[ColorGenerator, ColorDiscr
     return generator.train(), discriminator.train()
 
 
+def _options_text(generator: ColorGenerator) -> str:
+    return ", ".join(f"{key} {value}" for key, value in generator.net.config().items())
+
+
+def _warn_overridden(args: argparse.Namespace, generator: ColorGenerator) -> None:
+    """One warning naming the flags given on the command line that the ``--init_generator`` weights override."""
+    explicit = set(vars(args)) - set(getattr(args, "preset_values", ()))
+    overridden = []
+    if "architecture" in explicit and args.architecture != generator.architecture:
+        overridden.append(f"--architecture {args.architecture} (it is a {generator.architecture} generator)")
+    width = generator.net.config().get("base_channels")
+    if "gen_base_channels" in explicit and width is not None and args.gen_base_channels != width:
+        overridden.append(f"--gen_base_channels {args.gen_base_channels} (its width is {width})")
+    if overridden:
+        logger.warning(f"--init_generator {args.init_generator} overrides {' and '.join(overridden)}: "
+                       f"its weights are trained as saved")
+
+
+def resolution_problem(resolution: int, architecture: str, stride: int, adversarial: bool = True) -> str | None:
+    """Why ``--resolution`` crops cannot train a generator of ``architecture`` and ``stride``; None when they can.
+
+    A U-Net halves each side ``depth`` times and concatenates its skips on the way back up, so a
+    side that is no multiple of its stride fails at the first step; the discriminator (when the
+    adversarial term is on) must have a patch left to judge; the paper's networks are built for
+    the crop's exact size, which their configs bound so that the saved model loads again.
+    """
+    net_class = GENERATORS[architecture]
+    fixed_sizes = net_class.size_options(resolution)
+    high = min((cls.BOUNDS.get(key, (0, math.inf))[1] for key in fixed_sizes
+                for cls in (net_class, DISCRIMINATORS[net_class.discriminator])), default=math.inf)
+
+    def fits(side: int) -> bool:
+        return side % stride == 0 and side <= high and (not adversarial or _discriminator_takes(net_class, side))
+
+    if fits(resolution):
+        return None
+    # The discriminator takes every side above its smallest, so the valid sides run from `low` to `high`.
+    low = next(side for side in count(stride, stride) if fits(side) or side > high)
+    below, above = resolution // stride * stride, -(-resolution // stride) * stride
+    nearest = [side for side in dict.fromkeys((below, above)) if low <= side <= high]
+    nearest = nearest or [low if resolution < low else int(high) // stride * stride]
+    span = f"from {low} to {int(high)}" if math.isfinite(high) else f"from {low} up"
+    if low > stride:
+        span += f" (below {low} its discriminator has no patch left to judge)"
+    fixed = " (its networks are built for the crop's size)" if fixed_sizes else ""
+    return (f"--resolution {resolution} does not fit a {architecture} generator: it takes multiples of its stride {stride} {span}"
+            f"{fixed}; nearest valid: {' or '.join(map(str, nearest))}")
+
+
+def _discriminator_takes(net_class: type, side: int) -> bool:
+    """Whether the discriminator trained beside ``net_class`` leaves a logit for side x side images (tried at width 1:
+    the width changes no shape), without touching the seeded random state."""
+    with torch.random.fork_rng(devices=[]), torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a side too small builds empty layers, which torch warns of: that is the answer sought
+        probe = ColorDiscriminator(architecture=net_class.discriminator, base_channels=1, **net_class.size_options(side)).eval()
+        channels = next(m.in_channels for m in probe.modules() if isinstance(m, nn.Conv2d))
+        try:
+            probe(torch.zeros(1, channels, side, side))
+        except RuntimeError:
+            return False
+    return True
+
+
 # ---------------------------------------------------------------------------------- data
 
 
@@ -155,13 +235,19 @@ def load_pairs(args: argparse.Namespace, main_process_first) -> "datasets.Datase
         try:
             pairs = datasets.load_from_disk(args.dataset_dir)
         except FileNotFoundError as error:
+            if Path(args.dataset_dir).is_dir() and find_images(args.dataset_dir):
+                raise ColorGANError(f"--dataset_dir {args.dataset_dir}: not a saved pair set: it looks like a folder of photos; "
+                                    f"make a pair set of it with `colorgan build-dataset {args.dataset_dir} -o <pairs>` and pass "
+                                    f"--dataset_dir <pairs>, or train on the photos directly with --train_data_dir "
+                                    f"{args.dataset_dir}") from None
             raise ColorGANError(f"{args.dataset_dir}: not a saved pair set ({error})") from None
+        _warn_if_upscaled(pairs["train"], args.resolution, args.dataset_dir)
     else:
         mode = GENERATORS[args.architecture].TRAINING_RESIZE
         size = args.resolution if mode == "square" else 2 * args.resolution
         with main_process_first():
             pairs, report = build_pair_dataset(args.train_data_dir, size=size, resize_mode=mode, seed=args.seed)
-        logger.info(f"pair set: {json.dumps(report.as_dict())}")
+        logger.info(f"pair set: {json.dumps(report.summary())}")
     if len(pairs["train"]) == 0:
         raise ColorGANError("the training split has no usable images")
     if args.max_train_samples:
@@ -169,6 +255,17 @@ def load_pairs(args: argparse.Namespace, main_process_first) -> "datasets.Datase
     if args.max_eval_samples:
         pairs["test"] = pairs["test"].select(range(min(args.max_eval_samples, len(pairs["test"]))))
     return pairs
+
+
+def _warn_if_upscaled(split, resolution: int, where: str, rows: int = 32) -> None:
+    """One warning when the pair set's images (their short side, read from the headers of the first ``rows``)
+    are smaller than the training crops, which are then cut from upscaled images."""
+    sides = [side for value in undecoded(split).select(range(min(rows, len(split))))["color"]
+             if (side := _short_side(value)) is not None]
+    if sides and min(sides) < resolution:
+        logger.warning(f"--resolution {resolution} is larger than the images of the pair set {where} (short side {min(sides)}): "
+                       f"every crop is upscaled from them; train at --resolution {min(sides)} or less, or rebuild the pair set "
+                       f"with a `colorgan build-dataset --size` of at least {resolution}")
 
 
 def source_sample_weights(sources: list[str], power: float) -> list[float]:
@@ -638,10 +735,12 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.requested = False
+        self.signal: int | None = None  # the number of the signal that asked to stop
         self._previous: dict[int, object] = {}
 
     def _handle(self, signum, frame) -> None:
         self.requested = True
+        self.signal = signum
         logger.warning(f"signal {signum}: saving a checkpoint after this step, then stopping")
 
     def __enter__(self) -> "StopRequest":
@@ -683,8 +782,9 @@ def claim_output_dir(output_dir: Path, args: argparse.Namespace, accelerator) ->
     """Lock ``output_dir`` for this run and refuse to mix two runs in one folder.
 
     A folder that already holds checkpoints or a generator is only used again to resume
-    (``--resume_from_checkpoint``) or when ``--overwrite_output_dir`` says to start over
-    (its checkpoints are then removed, so `latest` cannot point into the old run). The
+    (``--resume_from_checkpoint``) or when ``--overwrite_output_dir`` says to start over: then
+    everything an earlier run wrote there (its checkpoints and :data:`RUN_OUTPUTS`) is removed,
+    so that neither `latest` nor a push can pick up the old run; other files are left alone. The
     lock is held by the main process until the block ends.
     """
     import fcntl
@@ -702,32 +802,49 @@ def claim_output_dir(output_dir: Path, args: argparse.Namespace, accelerator) ->
                             f"wait for it to end, or choose another --output_dir") from None
     _recover_interrupted_saves(output_dir)
     used = list_checkpoints(output_dir) or (output_dir / "generator").is_dir()
-    if used and not args.resume_from_checkpoint:
-        if not args.overwrite_output_dir:
-            handle.close()
-            raise ColorGANError(f"{output_dir}: holds an earlier run (checkpoints or generator/); resume it with "
-                                f"--resume_from_checkpoint latest, start over with --overwrite_output_dir, or choose another --output_dir")
-        for old in list_checkpoints(output_dir):
-            shutil.rmtree(old)
-        shutil.rmtree(output_dir / "generator", ignore_errors=True)
-        shutil.rmtree(output_dir / "discriminator", ignore_errors=True)
-        logger.warning(f"{output_dir}: --overwrite_output_dir: the earlier run's checkpoints and models were removed")
+    if used and not args.resume_from_checkpoint and not args.overwrite_output_dir:
+        handle.close()
+        raise ColorGANError(f"{output_dir}: holds an earlier run (checkpoints or generator/); resume it with "
+                            f"--resume_from_checkpoint latest, start over with --overwrite_output_dir, or choose another --output_dir")
+    if args.overwrite_output_dir and not args.resume_from_checkpoint:
+        removed = _remove_run_outputs(output_dir)
+        if removed:
+            logger.warning(f"{output_dir}: --overwrite_output_dir: removed the earlier run's {', '.join(removed)}")
     try:
         yield
     finally:
         handle.close()
 
 
-def resume_state(accelerator, args: argparse.Namespace, output_dir: Path) -> tuple[int, list[dict]]:
-    """Load the checkpoint ``--resume_from_checkpoint`` names (``latest``: the newest whole one); returns (step, history).
+def _remove_run_outputs(output_dir: Path) -> list[str]:
+    """Delete what a run writes into ``output_dir``: its checkpoints (and the damaged ones set aside) and
+    :data:`RUN_OUTPUTS`, then samples/ and logs/ unless something else is in them; returns what was removed."""
+    removed = []
+    for pattern in (*(path.name for path in list_checkpoints(output_dir)), f"{CHECKPOINT_PREFIX}*.damaged", *RUN_OUTPUTS):
+        paths = sorted(output_dir.glob(pattern))
+        for path in paths:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        if paths:
+            removed.append(pattern)
+    for folder in (SAMPLES_DIR, LOGS_DIR):
+        with contextlib.suppress(OSError):  # missing, or holding files the run did not write
+            (output_dir / folder).rmdir()
+    return removed
 
-    ``latest`` skips damaged checkpoints (a warning names each, and they are renamed
-    ``checkpoint-N.damaged`` so that they neither count against ``--checkpoints_total_limit``
-    nor come up again) and falls back to the newest whole one. It starts from step 0 only in
-    a folder with no checkpoint at all and no finished ``generator/``.
+
+def checkpoint_to_resume(args: argparse.Namespace, output_dir: Path) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """The checkpoint ``--resume_from_checkpoint`` names (``latest``: the newest whole one) and the damaged newer ones
+    skipped, with why; (None, []) to start from step 0. Called before anything loads, so a bad name costs no time.
+
+    ``latest`` skips damaged checkpoints (a warning names each) and falls back to the newest
+    whole one. It starts from step 0 only in a folder with no checkpoint at all and no
+    finished ``generator/``.
     """
     if not args.resume_from_checkpoint:
-        return 0, []
+        return None, []
     if args.resume_from_checkpoint == "latest":
         path, skipped = latest_checkpoint(output_dir)
         if path is None:
@@ -739,18 +856,29 @@ def resume_state(accelerator, args: argparse.Namespace, output_dir: Path) -> tup
                 raise ColorGANError(f"{output_dir}: no checkpoint to resume from, but a finished generator/ is there: "
                                     f"refusing to start over on top of it (use --overwrite_output_dir to do that)")
             logger.warning(f"no checkpoint in {output_dir}: starting a new run from step 0")
-            return 0, []
+            return None, []
         if skipped:
             logger.warning(f"resuming from {path.name} instead of the damaged {', '.join(p.name for p, _ in skipped)}")
-    else:
-        path = Path(args.resume_from_checkpoint)
-        if not path.is_dir():
-            raise ColorGANError(f"{path}: no such checkpoint folder")
-        problem = checkpoint_problem(path)
-        if problem is not None:
-            raise ColorGANError(f"{path}: cannot resume from this checkpoint: {problem} "
-                                f"(--resume_from_checkpoint latest falls back to the newest whole one)")
-        skipped = []
+        return path, skipped
+    path = Path(args.resume_from_checkpoint)
+    if not path.is_dir():
+        raise ColorGANError(f"--resume_from_checkpoint {path}: no such checkpoint folder "
+                            f"(give a checkpoint-N folder, or `latest` for the newest in --output_dir)")
+    problem = checkpoint_problem(path)
+    if problem is not None:
+        raise ColorGANError(f"{path}: cannot resume from this checkpoint: {problem} "
+                            f"(--resume_from_checkpoint latest falls back to the newest whole one)")
+    return path, []
+
+
+def resume_state(accelerator, path: Path | None, skipped: list[tuple[Path, str]] = ()) -> tuple[int, list[dict]]:
+    """Load the checkpoint :func:`checkpoint_to_resume` chose (None: a new run); returns (step, history).
+
+    The damaged checkpoints ``latest`` skipped are renamed ``checkpoint-N.damaged``, so that
+    they neither count against ``--checkpoints_total_limit`` nor come up again.
+    """
+    if path is None:
+        return 0, []
     accelerator.load_state(str(path))
     history = json.loads((path / HISTORY_FILE).read_text()) if (path / HISTORY_FILE).is_file() else []
     step = int(path.name[len(CHECKPOINT_PREFIX):])
@@ -780,7 +908,7 @@ def validate(generator, test_loader: DataLoader, fixed_batch: dict, args: argpar
     gen_input, _ = model.net.training_pair(fixed_batch)
     fake = model.net.to_rgb(gen_input[:8], model(gen_input[:8]))
     model.train()
-    grid = save_grid(fixed_batch["gray"][:8], fake, fixed_batch["rgb"][:8], output_dir / "samples" / f"step-{step:07d}.png")
+    grid = save_grid(fixed_batch["gray"][:8], fake, fixed_batch["rgb"][:8], output_dir / SAMPLES_DIR / f"step-{step:07d}.png")
     for tracker in accelerator.trackers:
         if tracker.name == "tensorboard":
             tracker.writer.add_image("samples", grid, step)
@@ -791,33 +919,49 @@ class RunLog:
 
     An epoch cut by a checkpoint or a stop is logged as a part (a row with its ``epoch_steps``):
     the parts' sums live in the history that travels with each checkpoint, so a resumed run
-    still gets the whole epoch's mean from :func:`epoch_means`.
+    still gets the whole epoch's mean from :func:`epoch_means`. The means are over every
+    process's samples (each process trains on its own share of the batch); the per-step
+    rows are the main process's.
     """
+
+    KEYS = ("g_pixel", "d_loss")
 
     def __init__(self, accelerator, history: list[dict], every: int, adversarial: bool) -> None:
         self.accelerator, self.history, self.every, self.adversarial = accelerator, history, every, adversarial
-        self.sums: dict[str, float] = {}
-        self.count = 0
+        self.sums: dict[str, float] = {}  # each loss times the samples of its step, summed
+        self.count = 0  # steps
+        self.samples = 0
 
-    def step(self, step: int, logs: dict[str, float], last: bool) -> None:
-        for key in ("g_pixel", "d_loss"):
-            self.sums[key] = self.sums.get(key, 0.0) + logs[key]
+    def step(self, step: int, logs: dict[str, float], last: bool, samples: int = 1) -> None:
+        """Add a step whose losses are means over this process's ``samples``; log them every ``every`` steps."""
+        for key in self.KEYS:
+            self.sums[key] = self.sums.get(key, 0.0) + logs[key] * samples
         self.count += 1
+        self.samples += samples
         if step % self.every == 0 or last:
             self.accelerator.log(logs, step=step)
             self.history.append({"step": step, **logs})
+
+    def pooled_means(self) -> dict[str, float]:
+        """The means of the losses since the last part, over the samples of every process (each process calls this)."""
+        totals = [*(self.sums[key] for key in self.KEYS), self.samples]
+        if self.accelerator.num_processes > 1:
+            local = torch.tensor(totals, dtype=torch.float64, device=self.accelerator.device)
+            totals = self.accelerator.reduce(local, reduction="sum").tolist()
+        *sums, samples = totals
+        return {key: value / samples for key, value in zip(self.KEYS, sums)}
 
     def end_epoch(self, epoch: int, step: int, pixel_loss_name: str, steps_per_epoch: int) -> None:
         """Log the steps made since the last part of this epoch; the epoch's mean when it is whole."""
         if not self.count:
             return
         self.history.append({"step": step, "epoch": epoch, "epoch_steps": self.count,
-                             **{f"epoch_{key}": value / self.count for key, value in self.sums.items()}})
-        self.sums, self.count = {}, 0
+                             **{f"epoch_{key}": value for key, value in self.pooled_means().items()}})
+        self.sums, self.count, self.samples = {}, 0, 0
         whole = epoch_means(self.history).get(epoch)
         if whole is None or whole["steps"] != steps_per_epoch:
             return
-        self.accelerator.log({f"epoch_{key}": whole[key] for key in ("g_pixel", "d_loss")}, step=step)
+        self.accelerator.log({f"epoch_{key}": whole[key] for key in self.KEYS}, step=step)
         d_part = f", discriminator BCE {whole['d_loss']:.4f}" if self.adversarial else ""
         logger.info(f"epoch {epoch}: generator {pixel_loss_name} {whole['g_pixel']:.5f}{d_part}")
 
@@ -861,7 +1005,7 @@ def finish_run(accelerator, generator, discriminator, args: argparse.Namespace, 
             save_pretrained_atomic(accelerator.unwrap_model(discriminator), output_dir / "discriminator")
         write_atomic(output_dir / HISTORY_FILE, json.dumps(history, indent=1))
         if history:
-            save_loss_plot(history, output_dir / "loss_curves.png")
+            save_loss_plot(history, output_dir / LOSS_PLOT)
     except OSError as error:
         raise ColorGANError(f"{output_dir}: could not save the run's final outputs ({error}); the final checkpoint is complete: "
                             f"free some space and run the same command with --resume_from_checkpoint latest to save them") from None

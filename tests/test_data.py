@@ -37,6 +37,18 @@ def test_build_counts_splits_and_pairs(photo_folder):
         assert np.array_equal(np.asarray(gray), np.asarray(color.convert("L"))), "gray must be the gray of its own colour image"
 
 
+def test_build_report_names_each_dropped_file_and_why(photo_folder, caplog):
+    with caplog.at_level("INFO", logger="colorgan_hf.data"):
+        _, report = build_pair_dataset([str(photo_folder)], size=96, min_size=64, test_fraction=0.25, seed=1)
+    expected = [{"file": str(photo_folder / "a" / "gray.jpg"), "reason": "grayscale"},
+                {"file": str(photo_folder / "b" / "corrupt.jpg"), "reason": "unreadable"},
+                {"file": str(photo_folder / "b" / "tiny.png"), "reason": "too_small"}]
+    assert sorted(report.as_dict()["dropped_files"], key=lambda row: row["file"]) == expected
+    assert report.as_dict()["dropped"] == report.dropped, "the counts keep their key"
+    summary = [r.getMessage() for r in caplog.records if "dropped 3 of 11" in r.getMessage()]
+    assert len(summary) == 1 and all(row["file"] in summary[0] and row["reason"] in summary[0] for row in expected), caplog.text
+
+
 def test_split_is_seeded(photo_folder):
     first, _ = build_pair_dataset([str(photo_folder)], size=64, test_fraction=0.25, seed=3)
     again, _ = build_pair_dataset([str(photo_folder)], size=64, test_fraction=0.25, seed=3)

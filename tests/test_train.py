@@ -106,6 +106,29 @@ def test_epoch_means_pool_the_parts_of_old_histories_by_their_steps():
     assert means[1]["d_loss"] == pytest.approx((0.5 * 1 + 0.7 * 3) / 4)
 
 
+def test_epoch_means_pool_every_process_weighted_by_its_samples():
+    # Two processes: the main one's 2 steps of 4 samples, the other's 2 steps of 2 (its share of an uneven batch).
+    class TwoProcesses:
+        num_processes, device = 2, torch.device("cpu")
+        other = torch.tensor([0.5 * 2 + 0.7 * 2, 1.0 * 2 + 1.0 * 2, 4.0], dtype=torch.float64)
+
+        def reduce(self, tensor, reduction):
+            assert reduction == "sum"
+            return tensor + self.other
+
+        def log(self, values, step):
+            pass
+
+    history = []
+    run_log = train_lib.RunLog(TwoProcesses(), history, every=100, adversarial=True)
+    run_log.step(1, {"g_pixel": 0.1, "d_loss": 2.0}, last=False, samples=4)
+    run_log.step(2, {"g_pixel": 0.3, "d_loss": 2.0}, last=False, samples=4)
+    run_log.end_epoch(0, 2, "l1", steps_per_epoch=2)
+    assert history[-1]["epoch_g_pixel"] == pytest.approx((0.1 * 4 + 0.3 * 4 + 0.5 * 2 + 0.7 * 2) / 12)
+    assert history[-1]["epoch_d_loss"] == pytest.approx((2.0 * 8 + 1.0 * 4) / 12)
+    assert history[-1]["epoch_steps"] == 2
+
+
 @pytest.mark.parametrize("kind", ["constant", "cosine"])
 def test_learning_rate_schedule_warms_up_then_holds_or_decays(kind):
     from training import train_script
@@ -127,6 +150,49 @@ def test_missing_dataset_is_a_clear_error(tmp_path):
         run(["--dataset_dir", str(tmp_path / "nothing"), "--output_dir", str(tmp_path / "o"), *TINY])
 
 
+def test_a_folder_of_photos_as_dataset_dir_says_how_to_use_it(train_image_dir, tmp_path):
+    from colorgan_hf.errors import ColorGANError
+
+    with pytest.raises(ColorGANError, match=rf"--dataset_dir {train_image_dir}: not a saved pair set: it looks like a folder of "
+                                            rf"photos;.*`colorgan build-dataset {train_image_dir} -o <pairs>`.*"
+                                            rf"--train_data_dir {train_image_dir}"):
+        run(["--dataset_dir", str(train_image_dir), "--output_dir", str(tmp_path / "o"), *TINY])
+
+
+def test_crops_larger_than_the_pair_sets_images_get_one_warning_naming_both_sizes(train_pair_dir, tmp_path, caplog):
+    common = ["--dataset_dir", str(train_pair_dir), "--max_train_steps", "1", "--validation_steps", "100", *TINY]
+    with caplog.at_level("WARNING"):
+        run(["--output_dir", str(tmp_path / "big"), "--resolution", "96", *common])
+    upscaled = [r.getMessage() for r in caplog.records if "upscaled" in r.getMessage()]
+    assert len(upscaled) == 1 and "--resolution 96" in upscaled[0] and "short side 64" in upscaled[0], upscaled
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        run(["--output_dir", str(tmp_path / "fits"), "--resolution", "64", *common])
+    assert "upscaled" not in caplog.text
+
+
+def test_help_states_every_default_and_every_shipped_model():
+    import re
+
+    from colorgan_hf.registry import shipped_models
+
+    text = subprocess.run([os.sys.executable, str(TRAIN_PY), "--help"], capture_output=True, text=True, check=True).stdout
+    indented = "\n".join(line for line in text.split("options:", 1)[1].splitlines() if line.startswith(" "))  # no group titles
+    entries = {block.split()[0].rstrip(","): " ".join(block.split()) for block in re.split(r"\n(?=  -)", indented)}
+    args = train_script.parse_args(["--dataset_dir", "pairs"])
+    defaults = {name: value for name, value in vars(args).items()  # the flags' own defaults: not the preset's values, which are named
+                if f"--{name}" in entries and name not in (*train_lib.PRESETS[args.preset], "dataset_dir")
+                and value is not None and value is not False}
+    assert {"num_epochs", "output_dir", "checkpointing_steps", "seed", "channels_last", "perceptual_blocks"} <= set(defaults)
+    for name, value in defaults.items():
+        shown = " ".join(map(str, value)) if isinstance(value, list) else "on" if value is True else str(value)
+        assert entries[f"--{name}"].endswith(f"(default: {shown})"), entries[f"--{name}"]
+    for name in ("gen_base_channels", "disc_base_channels"):  # set by the presets, which the help names
+        assert "(both presets: 32)" in entries[f"--{name}"]
+    assert f"a shipped name ({', '.join(shipped_models())})" in entries["--init_generator"]
+    assert set(shipped_models()) == {"default", "fast", "vivid", "paper"}
+
+
 def test_two_process_ddp_on_cpu_saves_once(train_pair_dir, tmp_path):
     accelerate = shutil.which("accelerate")
     if accelerate is None:
@@ -136,11 +202,19 @@ def test_two_process_ddp_on_cpu_saves_once(train_pair_dir, tmp_path):
     cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
            "--dynamo_backend", "no", str(TRAIN_PY), "--dataset_dir", str(train_pair_dir), "--resolution", "32",
            "--output_dir", str(out), "--max_train_steps", "2", "--checkpointing_steps", "2", "--validation_steps", "2",
-           "--adv_weight", "1", *TINY]  # both networks under DDP
+           "--logging_steps", "1", "--adv_weight", "1", *TINY]  # both networks under DDP
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = proc.stdout + proc.stderr
     assert log.count("saved the generator to") == 1, "only the main process saves the final model"
+    for line in ("training pairs,", f"saved {out / 'checkpoint-2'}", "epoch 0: generator l1"):
+        assert log.count(line) == 1, f"{line!r} is logged by the main process alone"
+    # The epoch's mean is over both processes' samples: not the main process's steps alone, which the step rows are.
+    history = json.loads((out / "history.json").read_text())
+    main_steps = [h["g_pixel"] for h in history if "g_total" in h]
+    epoch = next(h for h in history if "epoch_g_pixel" in h)
+    assert len(main_steps) == 2 and epoch["epoch_steps"] == 2
+    assert epoch["epoch_g_pixel"] != pytest.approx(np.mean(main_steps), rel=1e-6)
     assert ColorGenerator.from_pretrained(out / "generator").architecture == "unet"
     assert (out / "checkpoint-2" / "random_states_1.pkl").exists(), "the second process took part in the checkpoint"
 
@@ -164,6 +238,23 @@ def test_init_generator_fine_tunes_given_weights_and_refuses_a_mismatch(train_pa
     with pytest.raises(ColorGANError, match="cannot start a default run"):
         run(["--output_dir", str(tmp_path / "bad"), "--dataset_dir", str(train_pair_dir), "--resolution", "32",
              "--init_generator", str(paper), "--max_train_steps", "1", *TINY])
+
+
+def test_init_generator_names_the_weights_it_loads_and_the_flags_it_overrides(train_pair_dir, tmp_path, caplog):
+    start = tmp_path / "start"
+    ColorGenerator(architecture="unet", base_channels=8, depth=2).save_pretrained(start)
+    common = ["--dataset_dir", str(train_pair_dir), "--resolution", "32", "--init_generator", str(start), "--max_train_steps", "1",
+              "--validation_steps", "100", *TINY]
+    with caplog.at_level("INFO"):
+        run(["--output_dir", str(tmp_path / "wide"), *common, "--gen_base_channels", "16"])  # the last --gen_base_channels wins
+    assert f"loaded every weight of {start}: a unet generator (base_channels 8, depth 2)" in caplog.text
+    overridden = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "overrides" in r.getMessage()]
+    assert overridden == [f"--init_generator {start} overrides --gen_base_channels 16 (its width is 8): its weights are trained as saved"]
+    assert json.loads((tmp_path / "wide" / "generator" / "config.json").read_text())["base_channels"] == 8
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        run(["--output_dir", str(tmp_path / "same"), *common])  # TINY's width 8 is the start's own: nothing overridden
+    assert "loaded every weight" in caplog.text and "overrides" not in caplog.text
 
 
 @pytest.mark.parametrize("options", [

@@ -14,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
+from colorgan_hf import ColorGenerator
 from colorgan_hf.errors import ColorGANError
 
 from colorgan_hf import training as train_lib
@@ -105,6 +106,32 @@ def test_bad_counts_and_rates_are_refused_before_anything_runs(flag, value, tmp_
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("preset, resolution, stride, nearest", [
+    ("default", "70", 16, "64 or 80"), ("default", "16", 16, "32"), ("paper", "100", 8, "96 or 104"), ("paper", "1000", 8, "512"),
+])
+def test_a_resolution_the_generator_cannot_take_is_refused_before_anything_runs(preset, resolution, stride, nearest, tmp_path, capsys):
+    # Before: a tensor-size RuntimeError at the first step, after the data and networks had loaded.
+    with pytest.raises(SystemExit) as exit_info:
+        train_script.parse_args(["--dataset_dir", str(tmp_path), "--output_dir", str(tmp_path / "o"), "--preset", preset,
+                                 "--resolution", resolution])
+    assert exit_info.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"--resolution {resolution} does not fit a {preset if preset == 'paper' else 'unet'} generator" in err
+    assert f"multiples of its stride {stride}" in err and f"nearest valid: {nearest}" in err
+    assert ("from 16 to 512" in err) == (preset == "paper"), "the paper's networks are built for a bounded size"
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_resolution_is_checked_against_the_stride_of_the_init_generator(train_pair_dir, tmp_path):
+    start = tmp_path / "start"
+    ColorGenerator(architecture="unet", base_channels=8, depth=2).save_pretrained(start)  # stride 4
+    with pytest.raises(ColorGANError, match="--resolution 34 does not fit a unet generator: it takes multiples of its stride 4 "
+                                            ".*nearest valid: 32 or 36"):
+        run(["--dataset_dir", str(train_pair_dir), "--output_dir", str(tmp_path / "o"), "--init_generator", str(start),
+             *TINY_FLAGS, "--resolution", "34", "--max_train_steps", "1"])
+    assert not train_lib.list_checkpoints(tmp_path / "o")
+
+
 # ------------------------------------------------------------------- output folders (issue 16, item 4)
 
 
@@ -113,6 +140,10 @@ def test_a_new_run_into_an_old_runs_folder_is_refused_and_overwrite_starts_over(
 
     out = tmp_path / "run"
     run(_args(train_pair_dir, out, "--max_train_steps", "2", "--checkpointing_steps", "1"))
+    (out / "logs" / "colorgan").mkdir(parents=True)  # as TensorBoard leaves its runs
+    (out / "logs" / "colorgan" / "events.out.tfevents.old").write_bytes(b"old run")
+    (out / "notes.txt").write_text("mine")
+    (out / "samples" / "picked.png").write_bytes(b"mine too")
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and "logs" not in p.parts}
     with pytest.raises(ColorGANError, match="holds an earlier run.*--resume_from_checkpoint latest.*--overwrite_output_dir"):
         run(_args(train_pair_dir, out, "--max_train_steps", "1", "--seed", "7"))
@@ -123,6 +154,9 @@ def test_a_new_run_into_an_old_runs_folder_is_refused_and_overwrite_starts_over(
     assert result["global_step"] == 1
     assert [p.name for p in train_lib.list_checkpoints(out)] == ["checkpoint-1"], "the old run's checkpoints are gone"
     assert _steps_logged(out) == [1]
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["picked.png", "step-0000001.png"], "no old grid is left to push"
+    assert not (out / "logs").exists(), "the old run's TensorBoard runs are gone"
+    assert (out / "notes.txt").read_text() == "mine", "files the training did not write are left alone"
     new, last = load_file(out / "generator" / "model.safetensors"), load_file(out / "checkpoint-1" / "model.safetensors")
     assert all(torch.equal(new[k], last[k]) for k in new), "the generator is the new run's"
 
@@ -169,6 +203,15 @@ def test_two_runs_started_together_on_one_folder(train_pair_dir, tmp_path):
 # ------------------------------------------------------------ resume never silently starts over (issue 14, item 3)
 
 
+def test_a_missing_resume_checkpoint_is_refused_before_the_data_loads(train_pair_dir, tmp_path, monkeypatch):
+    def no_data(*args, **kwargs):
+        raise AssertionError("the data was loaded before the checkpoint was checked")
+
+    monkeypatch.setattr(train_script, "load_pairs", no_data)
+    with pytest.raises(ColorGANError, match="--resume_from_checkpoint .*nosuch: no such checkpoint folder"):
+        run(_args(train_pair_dir, tmp_path / "run", "--resume_from_checkpoint", str(tmp_path / "nosuch")))
+
+
 def test_a_finished_run_resumes_from_its_final_checkpoint(train_pair_dir, tmp_path, caplog):
     out = tmp_path / "run"
     run(_args(train_pair_dir, out, "--max_train_steps", "3", "--checkpointing_steps", "1000", "--logging_steps", "1"))
@@ -186,7 +229,10 @@ def test_a_finished_run_resumes_from_its_final_checkpoint(train_pair_dir, tmp_pa
         run(_args(train_pair_dir, out, "--max_train_steps", "5", "--resume_from_checkpoint", "latest"))
 
 
-def test_sigterm_checkpoints_the_step_reached_and_resume_continues_from_it(train_pair_dir, tmp_path, caplog):
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_checkpoints_the_step_reached_exits_as_stopped_and_resume_continues_from_it(signum, status, train_pair_dir, tmp_path,
+                                                                                            caplog):
+    # A stopped run is not a finished one: 128 + the signal (as a shell reports it), so `train.py && colorgan push` stops.
     import re
 
     out = tmp_path / "run"
@@ -203,18 +249,20 @@ def test_sigterm_checkpoints_the_step_reached_and_resume_continues_from_it(train
             if done and max(done) >= 2:
                 break
             time.sleep(0.2)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=120) == 0, log.read_text()[-3000:]
+        proc.send_signal(signum)
+        assert proc.wait(timeout=120) == status, log.read_text()[-3000:]
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     text = log.read_text()
-    assert "signal 15: saving a checkpoint" in text
+    assert f"signal {int(signum)}: saving a checkpoint" in text
     checkpoints = train_lib.list_checkpoints(out)
     assert len(checkpoints) == 1 and train_lib.checkpoint_problem(checkpoints[0]) is None
     step = int(checkpoints[0].name.split("-")[1])
     assert step >= 2 and f"saved {checkpoints[0]}" in text
+    assert f"stopped at step {step} of 100000; resume with --resume_from_checkpoint latest" in text
+    assert "Traceback" not in text
     assert not (out / "generator").exists(), "a stopped run is not a finished one"
     with caplog.at_level("INFO"):
         result = run(_args(train_pair_dir, out, "--max_train_steps", str(step + 2), "--checkpointing_steps", "100000",
@@ -222,6 +270,21 @@ def test_sigterm_checkpoints_the_step_reached_and_resume_continues_from_it(train
     assert result["global_step"] == step + 2
     assert f"resumed from {checkpoints[0]} at step {step}" in caplog.text
     assert (out / "generator" / "model.safetensors").is_file()
+
+
+def test_a_failed_push_at_the_end_is_one_error_line_and_status_1(train_pair_dir, tmp_path, monkeypatch, caplog):
+    # As the Hub mixin's push reports an unreachable Hub: a ColorGANError, which the script turns into one line.
+    def unreachable(model, repo_id, **kwargs):
+        raise ColorGANError(f"cannot reach the Hub: nothing pushed to {repo_id}")
+
+    monkeypatch.setattr(ColorGenerator, "push_to_hub", unreachable)
+    out = tmp_path / "run"
+    with caplog.at_level("INFO"):
+        status = train_script.cli(_args(train_pair_dir, out, "--max_train_steps", "1", "--push_to_hub", "--hub_model_id", "me/x"))
+    assert status == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == ["cannot reach the Hub: nothing pushed to me/x"]
+    assert (out / "generator" / "model.safetensors").is_file(), "the run was saved before the push"
 
 
 # ------------------------------------------------------- damaged checkpoints do not block latest (issue 16, item 5)

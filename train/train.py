@@ -4,8 +4,8 @@
     accelerate launch train/train.py --train_data_dir my_photos/ --preset default --output_dir runs/default
 
 One CPU, several GPUs or several nodes: the launcher decides, the script is the same.
-Stop it at any time (Ctrl-C or SIGTERM save a checkpoint first) and resume with
-``--resume_from_checkpoint latest``. Everything it trains is imported from
+Stop it at any time (Ctrl-C or SIGTERM save a checkpoint first, then exit with 130 or 143)
+and resume with ``--resume_from_checkpoint latest``. Everything it trains is imported from
 ``colorgan_hf.training``.
 """
 
@@ -25,16 +25,29 @@ from tqdm.auto import tqdm
 
 from colorgan_hf.errors import ColorGANError
 from colorgan_hf.models import GENERATORS, GANLoss
-from colorgan_hf.training import (PRESETS, DeviceBatches, LossWeights, NonFiniteLossError, PerceptualLoss, RunLog, StopRequest,
-                                  build_networks, claim_output_dir, epoch_batches,
-                                  estimate_rebalancer, finish_run, list_checkpoints, load_pairs, lr_factor, make_loaders, resume_state,
-                                  save_checkpoint, train_step, validate)
+from colorgan_hf.registry import shipped_models
+from colorgan_hf.training import (LOGS_DIR, PRESETS, RUN_OUTPUTS, TRACKER_PROJECT, DeviceBatches, LossWeights, NonFiniteLossError,
+                                  PerceptualLoss, RunLog, StopRequest, build_networks, checkpoint_to_resume, claim_output_dir,
+                                  epoch_batches, estimate_rebalancer, finish_run, list_checkpoints, load_pairs, lr_factor, make_loaders,
+                                  resolution_problem, resume_state, save_checkpoint, train_step, validate)
 
 logger = logging.getLogger("colorgan_hf.train")
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The description as written, and each flag's default after its help; unset flags (None: the preset's value,
+    which the help gives) and switches that are off by default say nothing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        default = action.default
+        if default is None or default is False or default == argparse.SUPPRESS or not action.option_strings:
+            return action.help
+        shown = " ".join(map(str, default)) if isinstance(default, list) else ("on" if default is True else default)
+        return f"{action.help} (default: {str(shown).replace('%', '%%')})"
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     data = parser.add_argument_group("data")
     data.add_argument("--dataset_dir", type=str, default=None, help="A pair set saved by `colorgan build-dataset` (a DatasetDict with train/test).")
     data.add_argument("--train_data_dir", type=str, nargs="+", default=None, help="Image folders (or Hub dataset ids) to build the pair set from on the fly, instead of --dataset_dir.")
@@ -53,14 +66,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     recipe.add_argument("--preset", choices=sorted(PRESETS), default="default", help="`paper`: the paper's networks and losses as written. `default`: ours.")
     recipe.add_argument("--resolution", type=int, default=None, help="Training crop side (paper: 120, the whole squashed image; default: 128 random crops).")
     recipe.add_argument("--init_generator", type=str, default=None,
-                        help="Start the generator from these weights instead of from scratch: a shipped name (default, paper), a "
-                             "folder saved by save_pretrained, or a Hub id. Every weight whose name and shape match is taken, so a "
-                             "`unet` generator can start the trunk of a `unet_bins` one.")
+                        help=f"Start the generator from these weights instead of from scratch: a shipped name "
+                             f"({', '.join(shipped_models())}), a folder saved by save_pretrained, or a Hub id. Every weight whose name and shape match is taken, so a "
+                             "`unet` generator can start the trunk of a `unet_bins` one; the architecture and width are the "
+                             "weights' own (a --gen_base_channels or --architecture they override gets a warning).")
     recipe.add_argument("--init_encoder", type=str, default=None,
                         help="For `unet_semantic` and `semantic_bins`: the safetensors file of their frozen MobileNetV2 encoder, written by "
                              "train/import_encoder.py (needed unless --init_generator is a generator that has one already).")
-    recipe.add_argument("--gen_base_channels", type=int, default=None, help="Generator width.")
-    recipe.add_argument("--disc_base_channels", type=int, default=None, help="Discriminator width.")
+    recipe.add_argument("--gen_base_channels", type=int, default=None, help="Generator width (both presets: 32).")
+    recipe.add_argument("--disc_base_channels", type=int, default=None, help="Discriminator width (both presets: 32).")
     recipe.add_argument("--pixel_loss", choices=["l1", "mse"], default=None, help="Pixel loss of the generator (paper: mse, default: l1), on the decoded colours.")
     recipe.add_argument("--pixel_weight", type=float, default=None, help="Weight of the pixel loss (paper: 1, default: 100; 10 beside the cross-entropy of unet_bins).")
     recipe.add_argument("--class_weight", type=float, default=None, help="Weight of the architecture's own loss: the cross-entropy over a*b* bins of `unet_bins` and `semantic_bins` (default: 0; use 1 with them).")
@@ -82,7 +96,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "`train/import_encoder.py --rgb`.")
     recipe.add_argument("--perceptual_blocks", type=int, nargs="+", default=list(PerceptualLoss.BLOCKS),
                         help="Which MobileNetV2 blocks (0-16, Keras's block numbers; 0 is expanded_conv) the perceptual loss "
-                             "compares (default: 2 5 9, the last block at strides 4 and 8 and one at 16); blocks 0-10 hold Keras's "
+                             "compares (by default the last block at strides 4 and 8 and one at 16); blocks 0-10 hold Keras's "
                              "ImageNet weights, 11-16 were tuned by nsfwjs's authors.")
     recipe.add_argument("--architecture", choices=sorted(GENERATORS), default=None, help="Generator architecture (paper: paper, default: unet, the Lab U-Net regressing a*b*; unet_bins: the same trunk classifying a*b* into bins; unet_semantic: the U-Net reading a frozen ImageNet encoder's features, see --init_encoder; semantic_bins: unet_semantic with the bins head of unet_bins).")
     recipe.add_argument("--rebalance_batches", type=int, default=20, help="Training batches whose ab histogram sets the re-balancing weights.")
@@ -106,7 +120,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     out.add_argument("--output_dir", type=str, default="colorgan-run", help="Where checkpoints, samples, plots and the final models go.")
     out.add_argument("--checkpointing_steps", type=int, default=500, help="Save the full training state every N steps.")
     out.add_argument("--checkpoints_total_limit", type=int, default=3, help="Keep at most this many checkpoints (oldest removed).")
-    out.add_argument("--overwrite_output_dir", action="store_true", help="Start a new run in a folder that holds an earlier one (its checkpoints and models are removed first).")
+    out.add_argument("--overwrite_output_dir", action="store_true",
+                     help="Start a new run in a folder that holds an earlier one: everything a run writes there is removed first "
+                          f"(checkpoints, {', '.join(RUN_OUTPUTS)}); other files in it are left alone.")
     out.add_argument("--resume_from_checkpoint", type=str, default=None, help="A checkpoint folder, or `latest` for the newest in --output_dir.")
     out.add_argument("--validation_steps", type=int, default=500, help="Every N steps: test loss and a gray/predicted/true grid.")
     out.add_argument("--logging_steps", type=int, default=10, help="Log the training losses every N steps.")
@@ -115,9 +131,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     out.add_argument("--hub_model_id", type=str, default=None, help="Hub repository id for --push_to_hub.")
     args = parser.parse_args(argv)
 
-    for key, value in PRESETS[args.preset].items():
-        if getattr(args, key, None) is None:
-            setattr(args, key, value)
+    # Which flags took the preset's value (so that a warning can name only those given on the command line).
+    args.preset_values = sorted(key for key in PRESETS[args.preset] if getattr(args, key, None) is None)
+    for key in args.preset_values:
+        setattr(args, key, PRESETS[args.preset][key])
     if (args.dataset_dir is None) == (args.train_data_dir is None):
         parser.error("give exactly one of --dataset_dir and --train_data_dir")
     # Counts: zero or negative ones divided by zero, trained nothing, or deleted every checkpoint.
@@ -151,6 +168,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      "and the encoder is only for the loss")
     if args.push_to_hub and not args.hub_model_id:
         parser.error("--push_to_hub needs --hub_model_id")
+    if not args.init_generator:  # the starting weights bring their own stride: checked once they are loaded
+        problem = resolution_problem(args.resolution, args.architecture, GENERATORS[args.architecture]().stride, bool(args.adv_weight))
+        if problem:
+            parser.error(problem)
     return args
 
 
@@ -160,11 +181,14 @@ def main(args: argparse.Namespace) -> dict:
     accelerator = Accelerator(
         mixed_precision=args.mixed_precision,
         log_with=None if args.report_to == "none" else args.report_to,
-        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / LOGS_DIR)),
         # The shuffle order of an epoch depends on (seed, epoch) alone, so a resumed run
         # skips into exactly the batches the interrupted one would have seen.
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
     )
+    if not accelerator.is_main_process:
+        # The other processes repeat the main one's progress lines; their warnings and errors are their own.
+        logging.getLogger().setLevel(max(logging.getLogger().getEffectiveLevel(), logging.WARNING))
     set_seed(args.seed)
     with claim_output_dir(output_dir, args, accelerator):
         return train(accelerator, args, output_dir)
@@ -172,6 +196,7 @@ def main(args: argparse.Namespace) -> dict:
 
 def train(accelerator: Accelerator, args: argparse.Namespace, output_dir: Path) -> dict:
     """The training loop: data, networks, one prepare, then train_step until max steps or a stop signal."""
+    resume_from = checkpoint_to_resume(args, output_dir)
     pairs = load_pairs(args, accelerator.main_process_first)
     train_loader, test_loader, train_transform = make_loaders(pairs, args.resolution, args.train_batch_size, args.seed,
                                                              args.balance_sources, args.dataloader_num_workers)
@@ -203,8 +228,8 @@ def train(accelerator: Accelerator, args: argparse.Namespace, output_dir: Path) 
         perceptual = PerceptualLoss(args.perceptual_encoder, tuple(args.perceptual_blocks)).to(accelerator.device)
     rebalancer = estimate_rebalancer(train_loader, args, accelerator)
     if accelerator.is_main_process:
-        accelerator.init_trackers("colorgan", config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
-    global_step, history = resume_state(accelerator, args, output_dir)
+        accelerator.init_trackers(TRACKER_PROJECT, config={k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))})
+    global_step, history = resume_state(accelerator, *resume_from)
     first_epoch, skip = divmod(global_step, steps_per_epoch)
     fixed_batch = next(iter(test_loader))
     run_log = RunLog(accelerator, history, args.logging_steps, adversarial=bool(args.adv_weight))
@@ -227,7 +252,7 @@ def train(accelerator: Accelerator, args: argparse.Namespace, output_dir: Path) 
                 progress.update(1)
                 logs = {key: value.item() for key, value in logs.items()} | {"epoch": epoch, "lr": schedulers[0].get_last_lr()[0]}
                 progress.set_postfix({"g": f"{logs['g_total']:.4f}", **({"d": f"{logs['d_loss']:.3f}"} if args.adv_weight else {})})
-                run_log.step(global_step, logs, last=global_step == max_steps)
+                run_log.step(global_step, logs, last=global_step == max_steps, samples=len(batch["rgb"]))
                 if global_step % args.validation_steps == 0 or global_step == max_steps:
                     validate(generator, test_loader, fixed_batch, args, accelerator, global_step, history, output_dir)
                 # A checkpoint that falls on an epoch's last step waits for that epoch's means (Table 1).
@@ -245,15 +270,28 @@ def train(accelerator: Accelerator, args: argparse.Namespace, output_dir: Path) 
     accelerator.wait_for_everyone()
     if not stop.requested:
         finish_run(accelerator, generator, discriminator, args, history, output_dir)
+    elif accelerator.is_main_process:
+        logger.warning(f"stopped at step {global_step} of {max_steps}; resume with --resume_from_checkpoint latest")
     accelerator.end_training()
-    return {"global_step": global_step, "output_dir": str(output_dir), "stopped": stop.requested}
+    return {"global_step": global_step, "output_dir": str(output_dir), "stopped": stop.requested, "signal": stop.signal}
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """The script: train, and return its exit status. A stopped run is not a finished one: 128 + the signal's
+    number (130 for Ctrl-C, 143 for SIGTERM, as a shell reports it), so that `train.py && colorgan push` stops there."""
+    args = parse_args(argv)
+    try:
+        result = main(args)
+    except ColorGANError as error:
+        logger.error(str(error))
+        return 1
+    except KeyboardInterrupt:  # before the loop's handler is in place, or after it (the final save)
+        logger.error("interrupted; resume with --resume_from_checkpoint latest (from the newest complete checkpoint, if any)")
+        return 130
+    return 128 + result["signal"] if result["stopped"] else 0
 
 
 if __name__ == "__main__":
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     logging.getLogger("accelerate").setLevel(logging.WARNING)  # 11 INFO lines per checkpoint otherwise
-    try:
-        main(parse_args())
-    except ColorGANError as error:
-        logger.error(str(error))
-        sys.exit(1)
+    sys.exit(cli())
