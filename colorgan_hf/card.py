@@ -8,6 +8,7 @@ model's row of the evaluation tables, draws the sample grid and writes the card 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -21,10 +22,13 @@ from .hub import HUB_METADATA
 from .tables import GRAY_BASELINE, HUE_CLASSES_TITLE, format_hue_classes, grid_legend, row_name
 from .tables import sample_rule as grid_rule
 
+logger = logging.getLogger(__name__)
 TEMPLATE_PATH = Path(__file__).parent / "card_template.md"
 # The Training section of a card whose training was not described.
 NOT_RECORDED = "Not recorded."
 DEFAULT_REPO_ID = "colorgan-hf/colorgan-default"
+# The logged losses a training run writes beside generator/ (training.HISTORY_FILE; not imported: it needs the train extra).
+HISTORY_FILE = "history.json"
 # Metrics that go into the Hub's model-index: (result key, metric type, display name).
 MODEL_INDEX_METRICS = (
     ("psnr", "psnr", "PSNR (dB)"),
@@ -44,13 +48,21 @@ MODEL_INDEX_METRICS = (
 SET_METRICS_KEY = "hue_recall"
 
 
-def eval_results(evaluations: Sequence[dict], model_row: str) -> list[EvalResult]:
-    """`colorgan evaluate` results -> EvalResult entries for ``model_row`` of each table.
+def eval_results(evaluations: Sequence[dict], model_rows: str | Sequence[str | None]) -> list[EvalResult]:
+    """`colorgan evaluate` results -> EvalResult entries for the model's row of each table
+    (``model_rows``: one per table, None for none; a single name for every table).
 
     A metric missing from a table (a file written before it existed) or undefined (nan) is left out.
     """
+    if isinstance(model_rows, str):
+        model_rows = [model_rows] * len(evaluations)
     results = []
-    for evaluation in evaluations:
+    for evaluation, model_row in zip(evaluations, model_rows):
+        if model_row is None:
+            continue
+        if model_row not in evaluation["rows"]:
+            raise ColorGANError(f"the evaluation of {evaluation['data']} has no row {model_row!r} "
+                                f"(its rows: {', '.join(evaluation['rows'])})")
         row = evaluation["rows"][model_row]
         name = Path(str(evaluation["data"]).rstrip("/")).name or str(evaluation["data"])
         for key, metric_type, metric_name in MODEL_INDEX_METRICS:
@@ -63,14 +75,68 @@ def eval_results(evaluations: Sequence[dict], model_row: str) -> list[EvalResult
     return results
 
 
-def choose_row(evaluations: Sequence[dict], name: str | None = None) -> str | None:
-    """The model's row of the evaluation tables: the one called ``name``, else the first that is not the gray baseline."""
-    if not evaluations:
+def choose_rows(evaluations: Sequence[dict], model: str | None = None) -> list[str | None]:
+    """The model's row of each evaluation table (None for a table with the gray row alone).
+
+    ``model``: the model as `colorgan evaluate --model` may have named it (a shipped name, a folder,
+    a Hub id; "default" for the shipped default), None when it is not known. Rows are matched by
+    :func:`colorgan_hf.registry.model_key`, so a folder matches however its path was spelled and a
+    training run's folder matches its generator/. A table's only model row is taken even when it
+    matches nothing (with a warning: it may be this model evaluated from another folder); among
+    several, none of them this model's, none is taken: another model's numbers must not go into
+    the card.
+    """
+    from .registry import model_key  # it loads models, which import this module
+
+    key = None if model is None else model_key(model)
+    chosen: list[str | None] = []
+    for evaluation in evaluations:
+        candidates = [row for row in evaluation["rows"] if row != GRAY_BASELINE]
+        matching = [row for row in candidates if key is not None and model_key(row) == key]
+        if matching:
+            chosen.append(matching[0])
+            continue
+        if len(candidates) > 1:
+            raise ColorGANError(
+                f"the evaluation of {evaluation['data']} has {len(candidates)} model rows ({', '.join(candidates)}) and none is "
+                f"{'the model ' + model if model is not None else 'known to be this model'}: name the model as it was given "
+                f"to `colorgan evaluate --model`, or use an evaluation of this model alone")
+        if candidates and key is not None:
+            logger.warning(f"the evaluation of {evaluation['data']}: its one model row {candidates[0]!r} is not recognisably "
+                           f"{model}; its numbers go into the card")
+        chosen.append(candidates[0] if candidates else None)
+    return chosen
+
+
+def read_run_history(folder: str | os.PathLike | None) -> tuple[Path, list[dict]] | None:
+    """(path, rows) of the training history of the run ``folder`` (or the run whose generator/ it is), if it has one."""
+    if folder is None or not Path(folder).is_dir():
         return None
-    rows = evaluations[0]["rows"]
-    if name is not None and name in rows:
-        return name
-    return next((row for row in rows if row != GRAY_BASELINE), None)
+    folder = Path(folder)
+    for run in (folder, folder.parent) if folder.name == "generator" else (folder,):
+        path = run / HISTORY_FILE
+        if path.is_file():
+            try:
+                history = json.loads(path.read_text())
+                steps = [int(row["step"]) for row in history]
+            except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError):
+                logger.warning(f"{path}: not a readable training history; left out")
+                return None
+            return (path, history) if steps else None
+    return None
+
+
+def training_from_history(folder: str | os.PathLike | None, show_path: bool = True) -> str:
+    """The Training section of a card given no notes: how long the run of ``folder`` trained and where its
+    history is (``show_path=False``: not the local path, for a card that goes to the Hub), or NOT_RECORDED without one."""
+    found = read_run_history(folder)
+    if found is None:
+        return NOT_RECORDED
+    path, history = found
+    epochs = {row["epoch"] for row in history if "epoch" in row}
+    span = f"{max(row['step'] for row in history):,} steps" + (f" over {len(epochs)} epoch{'s' * (len(epochs) != 1)}" if epochs else "")
+    where = f"history ({path})" if show_path else f"{HISTORY_FILE}"
+    return f"Not described (no training notes were given). The run's {where} logs {span}."
 
 
 def make_card(
@@ -87,20 +153,23 @@ def make_card(
     datasets: Sequence[str] = (),
     limitations: str = "",
     sections: Sequence[str] = (),
+    model_name: str | None = None,
 ) -> ModelCard:
     """Render the card of a generator with ``config`` from the template.
 
-    ``model_row`` names the row of ``evaluations`` whose numbers go into the model-index;
-    by default the first that is not the gray baseline. ``sections``: markdown sections (each
-    with its own heading) placed before the limitations, e.g. the colour-hints table.
+    ``model_row`` names the row of ``evaluations`` whose numbers go into the model-index (or
+    one per table); by default the only one that is not the gray baseline (:func:`choose_rows`).
+    ``model_name``: the model-index's name (default: ``repo_id``'s last part). ``sections``:
+    markdown sections (each with its own heading) placed before the limitations, e.g. the
+    colour-hints table.
     """
     architecture = config.get("architecture", "unet")
-    row = model_row or choose_row(evaluations)
+    rows = model_row if model_row is not None else choose_rows(evaluations)
     data = ModelCardData(
         library_name=HUB_METADATA["library_name"], license=HUB_METADATA["license"], pipeline_tag=HUB_METADATA["pipeline_tag"],
         tags=list(HUB_METADATA["tags"]) + [f"architecture-{architecture}"], datasets=list(datasets) or None,
-        model_name=repo_id.split("/")[-1],
-        eval_results=eval_results(evaluations, row) if evaluations and row else None,
+        model_name=model_name or repo_id.split("/")[-1],
+        eval_results=eval_results(evaluations, rows) or None,
     )
     tables = [{**evaluation, "set_metrics": all(SET_METRICS_KEY in r for r in evaluation["rows"].values())}
               for evaluation in evaluations]
@@ -115,8 +184,34 @@ def make_card(
         repo_id=repo_id, architecture=architecture, config=config, params=f"{params:,}",
         config_args=", ".join(f"{k}={v!r}" for k, v in sorted(config.items())), training=training,
         evaluations=tables, any_set_metrics=any(t["set_metrics"] for t in tables), samples=list(samples),
-        sample_rule=sample_rule, limitations=limitations, sections=[s.strip() for s in sections if s.strip()], **extra,
+        sample_rule=sample_rule, limitations=limitations, sections=[s.strip() for s in sections if s.strip()],
+        cell=table_cell, **extra,
     )
+
+
+def table_cell(value: float | None, spec: str) -> str:
+    """A number of the results tables; "-" for an undefined one (nan: the gray row's hue precision), as the hue classes."""
+    return "-" if value is None or math.isnan(float(value)) else spec % value
+
+
+def card_names(model: str | None, repo_id: str | None = None) -> tuple[str, str]:
+    """(the id the card's usage snippet loads, the model-index name) of ``model`` (as ``colorgan card --model``).
+
+    From ``repo_id`` when given; else a shipped model's Hub id, a folder's own path (it loads as it
+    is) and name (the run's name for a run's generator/), or the Hub id the model came from.
+    """
+    from .registry import SHIPPED_MODELS, run_generator  # it loads models, which import this module
+
+    if repo_id:
+        return repo_id, repo_id.split("/")[-1]
+    name = row_name(model)
+    if name in SHIPPED_MODELS:
+        return f"colorgan-hf/colorgan-{name}", f"colorgan-{name}"
+    folder = Path(run_generator(name))
+    if folder.is_dir():
+        absolute = folder.resolve()
+        return str(folder), (absolute.parent.name if absolute.name == "generator" else absolute.name)
+    return name, name.split("/")[-1]
 
 
 def read_evaluations(paths: Sequence[str | os.PathLike] | None) -> list[dict]:
@@ -147,7 +242,7 @@ def write_card(
     grid_data: str | os.PathLike | None = None,
     grid_compare: Sequence[str] = (),
     grid_count: int = 12,
-    repo_id: str = DEFAULT_REPO_ID,
+    repo_id: str | None = None,
     title: str | None = None,
     summary: str = "",
     datasets: Sequence[str] = (),
@@ -161,8 +256,9 @@ def write_card(
     :func:`colorgan_hf.evaluation.sample_grid` bound to the generator): the card itself never
     loads a model, so the models can render their card without an import circle.
 
-    The model-index takes the row of the ``eval_json`` tables called like the model (as
-    `colorgan evaluate --model` calls it), else the first that is not the gray baseline. With
+    The model-index takes the model's row of the ``eval_json`` tables (:func:`choose_rows`), and
+    is named, as the usage snippet loads it, by :func:`card_names`. Without ``training_file`` the
+    Training section summarises the run's history when the model is a run's folder. With
     ``grid_data``, a gray | ``grid_compare``... | model | original grid of every k-th photo is
     saved beside the card as ``<stem>_samples.jpg`` and shown, its columns named in the rule.
     Each of ``section_files`` (markdown) becomes a section before the limitations.
@@ -170,11 +266,14 @@ def write_card(
     """
     from .files import write_atomic
     from .images import save_image_atomic
+    from .registry import SHIPPED_MODELS, run_generator
 
-    training = read_text_or(training_file, NOT_RECORDED)
+    model = model or None  # "" names the default model too
+    folder = None if row_name(model) in SHIPPED_MODELS else run_generator(model)  # load_model reads a shipped name first
+    training = read_text_or(training_file, "") or training_from_history(folder)
     limitations = read_text_or(limitations_file, "")
     out = Path(output)
-    model = model or None  # "" names the default model too
+    snippet_id, model_name = card_names(model, repo_id)
     samples, rule = list(samples), sample_rule
     if grid_data and make_grid is not None:
         grid_path = out.parent / f"{out.stem}_samples.jpg"
@@ -184,8 +283,8 @@ def write_card(
         rule = rule or f"{grid_rule(grid_data, grid_count)}; columns: {grid_legend(model, compare)}"
     evaluations = read_evaluations(eval_json)
     card = generator.generate_model_card(
-        evaluations=evaluations, model_row=choose_row(evaluations, row_name(model)), training=training, samples=samples,
-        sample_rule=rule, repo_id=repo_id, title=title, summary=summary, datasets=list(datasets), limitations=limitations,
-        sections=[Path(path).read_text() for path in section_files],
+        evaluations=evaluations, model_row=choose_rows(evaluations, row_name(model)), training=training, samples=samples,
+        sample_rule=rule, repo_id=snippet_id, model_name=model_name, title=title, summary=summary, datasets=list(datasets),
+        limitations=limitations, sections=[Path(path).read_text() for path in section_files],
     )
     return write_atomic(out, str(card))

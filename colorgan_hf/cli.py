@@ -108,10 +108,10 @@ def _remove_stale_tmp(target: Path) -> None:
 
 
 def _resolve_model(model: str | None) -> str | None:
-    """A training run's folder (holding generator/) stands for its generator."""
-    if model and not (Path(model) / "config.json").is_file() and (Path(model) / "generator" / "config.json").is_file():
-        return str(Path(model) / "generator")
-    return model
+    """A training run's folder (holding generator/) stands for its generator (registry.run_generator)."""
+    from .registry import run_generator
+
+    return run_generator(model)
 
 
 @contextlib.contextmanager
@@ -314,7 +314,7 @@ def cmd_build_dataset(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_models, format_confusion, format_table, save_json
 
-    models = args.model or [None]
+    models = [_resolve_model(model) for model in args.model] if args.model else [None]
     result = evaluate_models(models, args.data, size=args.size, limit=args.limit, progress=not args.quiet,
                              saturation=args.saturation, vividness=args.vividness)
     if args.output:
@@ -337,7 +337,7 @@ def cmd_card(args: argparse.Namespace) -> int:
     from .evaluation import sample_grid
     from .registry import load_model
 
-    generator = load_model(args.model)
+    generator = load_model(_resolve_model(args.model))
     out = write_card(
         args.output, generator, model=args.model, eval_json=args.eval_json or [], training_file=args.training,
         limitations_file=args.limitations, samples=args.sample or [], sample_rule=args.sample_rule, grid_data=args.grid_data,
@@ -351,10 +351,9 @@ def cmd_card(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    from .card import NOT_RECORDED
     from .push import push_model
 
-    training = Path(args.training).read_text() if args.training else NOT_RECORDED
+    training = Path(args.training).read_text() if args.training else None
     url = push_model(args.model, args.repo_id, evaluations=_read_evaluations(args.eval_json), training=training, private=args.private)
     print(url)
     return 0
@@ -462,7 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "get, and score it with the shipped `evaluate` metrics (PSNR, SSIM, CIEDE2000, colourfulness and "
                                    "its ratio to the truth, mean a*/b* shift, ab AuC, the paper's MSE). A `gray` row (chroma removed) "
                                    "is the baseline.")
-    e.add_argument("--model", action="append", default=None, help="Shipped name, folder or Hub id; repeat for several rows. Default: the shipped default.")
+    e.add_argument("--model", action="append", default=None,
+                   help="Shipped name, generator folder, training run folder (its generator/) or Hub id; repeat for several rows. "
+                        "Default: the shipped default.")
     e.add_argument("--data", required=True, help="A folder of colour photos (recursive), a pair set saved by build-dataset (its test split), or a Hub dataset id.")
     e.add_argument("--size", type=int, default=DEFAULT_SIZE, help=f"Working resolution (short side) of the pipeline (default {DEFAULT_SIZE}).")
     e.add_argument("--limit", type=int, default=None, help="Score only the first N photos.")
@@ -483,7 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("card", help="Write a model card with measured results.",
                        description="Render the model card of a generator (Hub YAML with a model-index of the numbers in "
                                    "`colorgan evaluate --output` files, usage, training, results tables, samples, limitations).")
-    c.add_argument("--model", default=None, help="Shipped name, folder or Hub id (default: the shipped default).")
+    c.add_argument("--model", default=None,
+                   help="Shipped name, generator folder, training run folder or Hub id (default: the shipped default).")
     c.add_argument("--eval-json", action="append", help="A `colorgan evaluate --output` file; repeat for several data sets.")
     c.add_argument("--training", default=None, help="A text/markdown file describing how the model was trained.")
     c.add_argument("--limitations", default=None, help="A markdown file with extra limitations.")
@@ -496,7 +498,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--grid-compare", action="append", metavar="MODEL",
                    help="Another generator (name or path) whose colorization gets a column of the grid before this model's; repeatable.")
     c.add_argument("--grid-count", type=int, default=12, help="Photos in the sample grid (default 12).")
-    c.add_argument("--repo-id", default="colorgan-hf/colorgan-default", help="Hub id shown in the usage snippet.")
+    c.add_argument("--repo-id", default=None,
+                   help="Hub id shown in the usage snippet, its last part the model-index name (default: a shipped model's "
+                        "own id; for a folder, its path and its name, a run's name for a run's generator/).")
     c.add_argument("--title", default=None, help="Card title.")
     c.add_argument("--summary", default="", help="One paragraph under the title.")
     c.add_argument("--dataset", action="append", help="Dataset id for the metadata; repeatable.")

@@ -30,3 +30,10 @@ class MissingExtraError(ColorGANError, ImportError):
 
     The message names the feature and the extra to install.
     """
+
+
+class HubError(ColorGANError, OSError):
+    """The Hugging Face Hub could not be reached, or refused a push (no login, no write access).
+
+    The message names the repository and says that nothing was pushed.
+    """

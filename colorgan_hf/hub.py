@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import typing
+from typing import Iterator
 
 import torch
 from huggingface_hub import PyTorchModelHubMixin, constants, hf_hub_download
-from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError,
-                                    RevisionNotFoundError)
+from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, HFValidationError, LocalEntryNotFoundError,
+                                    LocalTokenNotFoundError, OfflineModeIsEnabled, RepositoryNotFoundError, RevisionNotFoundError)
+from huggingface_hub.utils import validate_repo_id
 from torch.overrides import TorchFunctionMode
 
-from .errors import ModelLoadError
+from .errors import HubError, ModelLoadError
 
 HUB_METADATA = dict(
     library_name="colorgan-hf",
@@ -55,8 +58,22 @@ def _hub_unreachable(model_id: str, filename: str, download: dict) -> Exception 
 
 
 def _unreachable_error(model_id: str, filename: str, reason: object) -> ModelLoadError:
-    return ModelLoadError(f"{model_id}: the Hugging Face Hub could not be reached ({reason}) and {filename} is not in the local "
-                          f"cache; {offline_help()}")
+    return ModelLoadError(f"{model_id}: {_typo_note(model_id)}the Hugging Face Hub could not be reached ({reason}) and {filename} "
+                          f"is not in the local cache; {offline_help()}")
+
+
+def _looks_local(model_id: str) -> bool:
+    """Whether ``model_id`` can only be a path: a Hub id is "name" or "namespace/name", never absolute, never
+    relative to ".", ".." or "~", never deeper."""
+    parts = model_id.replace(os.sep, "/").split("/")
+    return os.path.isabs(model_id) or parts[0] in (".", "..") or model_id.startswith("~") or len(parts) > 2
+
+
+def _typo_note(model_id: str) -> str:
+    """For a "namespace/name" whose namespace is a folder here ("runs/nosuch"): a mistyped path is likelier
+    than a Hub id, so the error says it is no folder before what the Hub said. Empty otherwise."""
+    parent, _, name = model_id.replace(os.sep, "/").partition("/")
+    return f"no such folder ({parent}/ holds no {name}); as a Hub id: " if name and os.path.isdir(parent) else ""
 
 
 def resolve_file(model_id: str, filename: str, why: str = "", **download) -> str:
@@ -71,6 +88,16 @@ def resolve_file(model_id: str, filename: str, why: str = "", **download) -> str
         if not os.path.isfile(path):
             raise ModelLoadError(f"{model_id}: no {filename}{why}")
         return path
+    # A path that does not exist must say so, not fail as a malformed Hub id (HFValidationError) or "the Hub could
+    # not be reached"; a well-formed id goes on to the Hub (or its cache), even when its namespace is a folder here.
+    if os.path.exists(model_id):
+        raise ModelLoadError(f"{model_id}: not a folder; expected a folder saved with save_pretrained, a shipped name or a Hub id")
+    if _looks_local(model_id):
+        raise ModelLoadError(f"{model_id}: no such folder (and not a Hub id)")
+    try:
+        validate_repo_id(model_id)
+    except HFValidationError as error:
+        raise ModelLoadError(f"{model_id}: no such folder, and not a Hub id ({error})") from None
     options = dict(repo_id=model_id, filename=filename, revision=download.get("revision"), cache_dir=download.get("cache_dir"),
                    force_download=download.get("force_download", False), token=download.get("token"))
     local_only = download.get("local_files_only", False)
@@ -94,6 +121,46 @@ def resolve_file(model_id: str, filename: str, why: str = "", **download) -> str
     except RepositoryNotFoundError:
         raise ModelLoadError(f"{model_id}: no such folder, and no such model repository on the Hub (or it is private or "
                              f"gated: log in with `hf auth login`)") from None
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """What the Hub client raises when no answer comes: offline mode and the connection errors of its HTTP library."""
+    from huggingface_hub import utils
+
+    http = getattr(utils, "httpx", None)  # the httpx module of huggingface_hub >= 1.0; older ones use requests
+    if http is not None:
+        transport = http.TransportError
+    else:
+        import requests
+
+        transport = requests.RequestException
+    return OfflineModeIsEnabled, ConnectionError, TimeoutError, transport
+
+
+@contextlib.contextmanager
+def push_errors(repo_id: str) -> Iterator[None]:
+    """Around an upload to ``repo_id``: an unreachable Hub, a missing or refused login and any refusal of the Hub
+    become one-line :class:`HubError` s (the CLI and train.py print those without a traceback)."""
+    nothing = "nothing was pushed"
+    try:
+        yield
+    except HfHubHTTPError as error:  # before the network errors: it is an OSError, and the HTTP library's error too
+        status = getattr(getattr(error, "response", None), "status_code", None)
+        if status == 401:
+            raise HubError(f"{repo_id}: the Hugging Face Hub refused the login (401: no token, or an invalid or expired one): "
+                           f"log in with `hf auth login` (a token with write access) or set HF_TOKEN; {nothing}") from None
+        if status == 403:
+            raise HubError(f"{repo_id}: this login may not write to the repository (403): log in with `hf auth login` using a "
+                           f"token with write access to it; {nothing}") from None
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise HubError(f"{repo_id}: the Hugging Face Hub refused the push ({first_line}); {nothing}") from None
+    except LocalTokenNotFoundError:
+        raise HubError(f"{repo_id}: not logged in to the Hugging Face Hub: log in with `hf auth login` (a token with write "
+                       f"access) or set HF_TOKEN; {nothing}") from None
+    except _network_errors() as error:
+        reason = ("offline: HF_HUB_OFFLINE=1 is set" if isinstance(error, OfflineModeIsEnabled) or constants.is_offline_mode()
+                  else f"network error: {type(error).__name__}: {error}")
+        raise HubError(f"{repo_id}: cannot reach the Hugging Face Hub ({reason}): {nothing}") from None
 
 
 def read_config(model_id: str, **download) -> dict:
@@ -244,3 +311,8 @@ class SafetensorsHubMixin(PyTorchModelHubMixin):
         except RuntimeError as error:
             raise ModelLoadError(f"{weights}: weights do not match config.json ({options}): {error}") from None
         return model
+
+    def push_to_hub(self, repo_id: str, *args, **kwargs):
+        """``PyTorchModelHubMixin.push_to_hub``, its failures to reach the Hub or log in as one-line :class:`HubError` s."""
+        with push_errors(repo_id):
+            return super().push_to_hub(repo_id, *args, **kwargs)

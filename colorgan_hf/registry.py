@@ -42,3 +42,22 @@ def load_model(model: str | os.PathLike | ColorGenerator | None) -> ColorGenerat
     if str(model) in SHIPPED_MODELS:
         return load_default(str(model))
     return ColorGenerator.from_pretrained(model).eval()
+
+
+def run_generator(model: str | None) -> str | None:
+    """A training run's folder (holding generator/) stands for its generator; anything else is returned as it is."""
+    if model and not (Path(model) / "config.json").is_file() and (Path(model) / "generator" / "config.json").is_file():
+        return str(Path(model) / "generator")
+    return model
+
+
+def model_key(model: str | os.PathLike | None) -> str:
+    """One name per model however it is spelled, to find a model's row in an evaluation table.
+
+    As :func:`load_model` reads them: None and a shipped name (before any folder of that name) as
+    the shipped folder, a folder (a training run's as its generator/) by its absolute path, anything
+    else (a Hub id) as it is.
+    """
+    name = "default" if model is None else str(model)
+    folder = WEIGHTS_DIR / name if name in SHIPPED_MODELS else Path(run_generator(name))
+    return str(folder.resolve()) if folder.is_dir() else name

@@ -1,4 +1,5 @@
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -292,3 +293,103 @@ def test_probe_chroma_scores_as_evaluate_does(tmp_path):
         assert rows["as is"][key] == pytest.approx(expected[key], abs=1e-4), key
     assert rows["c - 6"]["colorfulness_ratio"] < rows["as is"]["colorfulness_ratio"]
     assert rows["c - 6"]["hue_recall"] <= rows["as is"]["hue_recall"]
+
+
+# ------------------------------------------------------------------ review s4 (training): evaluate and card of your own runs
+
+def save_run(root: Path, model, history: list[dict] | None = None) -> Path:
+    """A training run's folder: generator/ and, given one, its history.json."""
+    model.save_pretrained(root / "generator")
+    if history is not None:
+        (root / "history.json").write_text(json.dumps(history))
+    return root
+
+
+def card_metadata(path: Path) -> dict:
+    return yaml.safe_load(path.read_text().split("---")[1])
+
+
+def card_psnr(path: Path) -> float:
+    return {m["type"]: m["value"] for m in card_metadata(path)["model-index"][0]["results"][0]["metrics"]}["psnr"]
+
+
+@pytest.mark.parametrize("command", ["evaluate", "card"])
+def test_a_model_folder_that_does_not_exist_is_one_error_line(tmp_path, command, caplog):
+    """Review s4 (training), 1: `colorgan evaluate/card --model /tmp/nosuch` ended in an HFValidationError traceback."""
+    missing = tmp_path / "nosuch"
+    argv = {"evaluate": ["evaluate", "--data", str(tmp_path), "--model", str(missing)],
+            "card": ["card", "--model", str(missing), "-o", str(tmp_path / "card.md")]}[command]
+    assert main(["-q", *argv]) == 1
+    assert [record.getMessage() for record in caplog.records] == [f"{missing}: no such folder (and not a Hub id)"]
+
+
+def test_evaluate_and_card_take_a_training_run_folder(tmp_path, photo_paths, tiny_unet):
+    """Review s4 (training), 6: evaluate and card said "no config.json" for a run's folder, which colorize, export-onnx
+    and push take for its generator/."""
+    run = save_run(tmp_path / "runs" / "mine", tiny_unet)
+    photos = copy_photos(tmp_path, photo_paths[:1])
+    result_file = tmp_path / "result.json"
+    assert main(["-q", "evaluate", "--model", str(run), "--data", str(photos), "--size", "64", "--output", str(result_file)]) == 0
+    rows = json.loads(result_file.read_text())["rows"]
+    assert list(rows) == ["gray", str(run / "generator")]
+    card_path = tmp_path / "card.md"
+    assert main(["card", "--model", str(run), "--eval-json", str(result_file), "-o", str(card_path)]) == 0
+    assert card_psnr(card_path) == round(rows[str(run / "generator")]["psnr"], 5)
+
+
+def test_card_takes_its_own_models_row_however_the_path_is_spelled(tmp_path, photo_paths, tiny_unet, tiny_paper, monkeypatch,
+                                                                   caplog):
+    """Review s4 (training), 4: with two models evaluated by relative paths, `card --model /abs/runs/int/generator`
+    took the first row's numbers (the other model's). A table where none of several rows is the model is refused."""
+    monkeypatch.chdir(tmp_path)
+    save_run(tmp_path / "runs" / "def", tiny_unet)
+    save_run(tmp_path / "runs" / "int", tiny_paper)
+    photos = copy_photos(tmp_path, photo_paths[:1])
+    result_file = tmp_path / "result.json"
+    assert main(["-q", "evaluate", "--model", "runs/def/generator", "--model", "runs/int/generator", "--data", str(photos),
+                 "--size", "64", "--output", str(result_file)]) == 0
+    rows = json.loads(result_file.read_text())["rows"]
+    assert round(rows["runs/int/generator"]["psnr"], 5) != round(rows["runs/def/generator"]["psnr"], 5)
+    card_path = tmp_path / "card.md"
+    for spelling in (str(tmp_path / "runs" / "int" / "generator"), "./runs/int", "runs/def/../int/"):
+        assert main(["card", "--model", spelling, "--eval-json", str(result_file), "-o", str(card_path)]) == 0, spelling
+        assert card_psnr(card_path) == round(rows["runs/int/generator"]["psnr"], 5), spelling
+
+    caplog.clear()
+    assert main(["card", "--model", "default", "--eval-json", str(result_file), "-o", str(tmp_path / "refused.md")]) == 1
+    assert [record.getMessage() for record in caplog.records] == [
+        f"the evaluation of {photos} has 2 model rows (runs/def/generator, runs/int/generator) and none is the model default: "
+        "name the model as it was given to `colorgan evaluate --model`, or use an evaluation of this model alone"]
+    assert not (tmp_path / "refused.md").exists()
+
+
+def test_card_of_your_own_run_names_it_and_its_history(tmp_path, photo_paths, tiny_unet):
+    """Review s4 (training), 15: the card of one's own run was named colorgan-default with a usage snippet loading
+    colorgan-hf/colorgan-default, said "Training: Not recorded." beside the run's history.json, and printed the gray
+    row's undefined hue precision as nan."""
+    history = [{"step": 10, "g_pixel": 0.3, "epoch": 0}, {"step": 12, "epoch": 0, "epoch_steps": 12, "epoch_g_pixel": 0.3},
+               {"step": 20, "test_pixel": 0.2}, {"step": 24, "epoch": 1, "epoch_steps": 12, "epoch_g_pixel": 0.25}]
+    run = save_run(tmp_path / "runs" / "mine", tiny_unet, history)
+    generator = str(run / "generator")
+    photos = copy_photos(tmp_path, photo_paths[:1])
+    result_file = tmp_path / "result.json"
+    assert main(["-q", "evaluate", "--model", generator, "--data", str(photos), "--size", "64", "--output", str(result_file)]) == 0
+    assert math.isnan(json.loads(result_file.read_text())["rows"]["gray"]["hue_precision"])
+
+    card_path = tmp_path / "card.md"
+    assert main(["card", "--model", generator, "--eval-json", str(result_file), "-o", str(card_path)]) == 0
+    text = card_path.read_text()
+    assert card_metadata(card_path)["model-index"][0]["name"] == "mine"
+    assert f'ColorGenerator.from_pretrained("{run / "generator"}")' in text and "colorgan-hf/colorgan-default" not in text
+    assert (f"## Training\n\nNot described (no training notes were given). The run's history ({run / 'history.json'}) "
+            f"logs 24 steps over 2 epochs.\n") in text
+    gray = next(line for line in text.splitlines() if line.startswith("| gray |"))
+    assert gray.endswith(" | - | " + gray.split(" | ")[-1]) and "nan" not in gray, gray
+
+    assert main(["card", "--model", str(run), "--repo-id", "me/colorgan-mine", "-o", str(card_path)]) == 0
+    text = card_path.read_text()
+    assert 'ColorGenerator.from_pretrained("me/colorgan-mine")' in text and "logs 24 steps over 2 epochs" in text
+    # A shipped model, or a folder without history, still says "Not recorded."
+    assert main(["card", "--model", "fast", "-o", str(card_path)]) == 0
+    assert "## Training\n\nNot recorded.\n" in card_path.read_text()
+    assert 'from_pretrained("colorgan-hf/colorgan-fast")' in card_path.read_text()
