@@ -23,7 +23,7 @@ from . import __version__
 from .batch import DEFAULT_BATCH_SIZE, resolve_device
 from .errors import ColorGANError, OptionError
 from .extras import missing_extra
-from .files import check_output_folder
+from .files import check_output_folder, write_atomic
 from .images import WRITABLE_FORMATS, find_images
 from .models import vividness_architectures
 from .pipeline import DEFAULT_SIZE, MAX_SIZE, check_options, warn_if_vividness_ignored
@@ -304,8 +304,11 @@ def cmd_build_dataset(args: argparse.Namespace) -> int:
         max_photos=args.max_photos,
     )
     pairs.save_to_disk(str(out))
-    (out / "build_report.json").write_text(json.dumps(report.as_dict(), indent=2))
-    print(json.dumps(report.as_dict(), indent=2))
+    write_atomic(out / "build_report.json", json.dumps(report.as_dict(), indent=2))
+    # The counts on stdout; the list of dropped files (thousands, on a large folder) stays in the report.
+    print(json.dumps(report.summary(), indent=2))
+    if report.dropped_files:
+        logger.info("each dropped file, and why: %s (dropped_files)", out / "build_report.json")
     if args.push_to_hub:
         pairs.push_to_hub(args.push_to_hub)
     return 0
@@ -570,6 +573,8 @@ def main(argv: list[str] | None = None) -> int:
     handler = logging.StreamHandler()
     handler.setFormatter(_LowerCaseLevels("colorgan: %(levelname)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
+    # The HTTP client logs every request at INFO: a push would print a line per upload.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     try:
         # Checked once for every command that takes them, before any model or photo is loaded.
