@@ -529,20 +529,24 @@ def estimate_rebalancer(loader: DataLoader, args: argparse.Namespace, accelerato
 
 
 @torch.no_grad()
-def evaluate_generator(generator, loader: DataLoader, kind: str, accelerator) -> tuple[list[float], float]:
-    """Pixel loss of the generator per test batch and their size-weighted mean (the paper's Table 2)."""
+def evaluate_generator(generator, loader: DataLoader, kind: str, accelerator) -> tuple[list[float], float, int]:
+    """Pixel loss of the generator per test batch (one step of every process together), their size-weighted
+    mean (the paper's Table 2), and the number of test pairs scored."""
     g_net = accelerator.unwrap_model(generator).net
     generator.eval()
     per_batch, sizes = [], []
     for batch in loader:
         gen_input, target = g_net.training_pair(batch)
-        loss = pixel_loss(g_net.image(generator(gen_input)), target, kind, None)
-        gathered = accelerator.gather_for_metrics((loss.reshape(1), torch.tensor([len(target)], device=loss.device)))
-        per_batch.extend(gathered[0].tolist())
-        sizes.extend(gathered[1].tolist())
+        output = g_net.image(generator(gen_input))
+        # One loss a pair: gather_for_metrics drops the pairs repeated to even out the last batch across
+        # processes only from per-pair values (each pair has as many pixels, so their mean is the batch's loss).
+        losses = torch.stack([pixel_loss(output[i:i + 1], target[i:i + 1], kind, None) for i in range(len(target))])
+        gathered = accelerator.gather_for_metrics(losses)  # (pairs of this step, every process,)
+        per_batch.append(gathered.mean().item())
+        sizes.append(len(gathered))
     generator.train()
     mean = sum(value * n for value, n in zip(per_batch, sizes)) / max(sum(sizes), 1)
-    return per_batch, mean
+    return per_batch, mean, sum(sizes)
 
 
 GRID_COLUMNS = ("gray input", "predicted", "original")
@@ -897,9 +901,9 @@ def resume_state(accelerator, path: Path | None, skipped: list[tuple[Path, str]]
 def validate(generator, test_loader: DataLoader, fixed_batch: dict, args: argparse.Namespace, accelerator, step: int,
              history: list[dict], output_dir: Path) -> None:
     """Test loss per batch and its weighted mean (logged), and a gray | predicted | true grid of the fixed batch."""
-    per_batch, mean = evaluate_generator(generator, test_loader, args.pixel_loss, accelerator)
+    per_batch, mean, pairs = evaluate_generator(generator, test_loader, args.pixel_loss, accelerator)
     accelerator.log({"test_pixel": mean}, step=step)
-    history.append({"step": step, "test_pixel": mean, "test_pixel_per_batch": per_batch})
+    history.append({"step": step, "test_pixel": mean, "test_pixel_per_batch": per_batch, "test_pairs": pairs})
     logger.info(f"step {step}: test {args.pixel_loss} per batch {[round(v, 5) for v in per_batch]}, weighted mean {mean:.5f}")
     if not accelerator.is_main_process:
         return

@@ -202,7 +202,8 @@ def test_two_process_ddp_on_cpu_saves_once(train_pair_dir, tmp_path):
     cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
            "--dynamo_backend", "no", str(TRAIN_PY), "--dataset_dir", str(train_pair_dir), "--resolution", "32",
            "--output_dir", str(out), "--max_train_steps", "2", "--checkpointing_steps", "2", "--validation_steps", "2",
-           "--logging_steps", "1", "--adv_weight", "1", *TINY]  # both networks under DDP
+           "--logging_steps", "1", "--adv_weight", "1", *TINY,  # both networks under DDP
+           "--max_eval_samples", "3"]  # 3 test pairs over 2 processes of batch 2: the last batch is evened out with a repeat
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = proc.stdout + proc.stderr
@@ -215,6 +216,9 @@ def test_two_process_ddp_on_cpu_saves_once(train_pair_dir, tmp_path):
     epoch = next(h for h in history if "epoch_g_pixel" in h)
     assert len(main_steps) == 2 and epoch["epoch_steps"] == 2
     assert epoch["epoch_g_pixel"] != pytest.approx(np.mean(main_steps), rel=1e-6)
+    test = next(h for h in history if "test_pixel" in h)
+    assert test["test_pairs"] == 3, "each test pair is scored once: the repeat that evens out the processes is not"
+    assert test["test_pixel"] == pytest.approx(np.mean(test["test_pixel_per_batch"]), rel=1e-6)  # one step of both
     assert ColorGenerator.from_pretrained(out / "generator").architecture == "unet"
     assert (out / "checkpoint-2" / "random_states_1.pkl").exists(), "the second process took part in the checkpoint"
 

@@ -119,7 +119,7 @@ def score_test_split(generator_dirs: dict[str | None, Path], data: str, batch_si
         if size not in loaders:
             loaders[size] = accelerator.prepare(make_loaders(pairs, size, batch_size)[1])
         with torch.no_grad():
-            scores[label] = evaluate_generator(generator, loaders[size], "mse", accelerator)
+            scores[label] = evaluate_generator(generator, loaders[size], "mse", accelerator)[:2]
     return scores, len(pairs["test"])
 
 
