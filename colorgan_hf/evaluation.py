@@ -49,7 +49,8 @@ COLUMNS = (
 TABLE_LEGEND = (
     f"hue rec: hue recall pooled over the set, mean over the classes with > {HUE_MIN_PIXELS} truth pixels of chroma >= "
     f"{TRUTH_CHROMA_MIN:g}; {HUE_CLASSES_TITLE}: per class ({', '.join(HUE_CLASS_LABELS)}; -: left out of the mean); "
-    f"hue prec: hue precision of predicted pixels with chroma >= {PRED_CHROMA_MIN:g}; ab hist: a*b* histogram intersection."
+    f"hue prec: hue precision of predicted pixels with chroma >= {PRED_CHROMA_MIN:g}; ab hist: a*b* histogram intersection; "
+    "any other -: undefined (the gray row paints no colour)."
 )
 
 
@@ -213,9 +214,9 @@ def _cell(row: dict, key: str, fmt) -> str:
     if callable(fmt):
         return fmt(row)
     value = row.get(key)
-    if value is None:
-        return "-"  # a result saved before this column existed
-    return "nan" if isinstance(value, float) and math.isnan(value) else fmt.format(value)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"  # undefined (the gray row's hue precision), or a result saved before this column existed
+    return fmt.format(value)
 
 
 def _aligned(header: list[str], lines: list[list[str]]) -> list[str]:

@@ -185,6 +185,17 @@ def test_hue_classes_left_out_of_the_mean_print_a_dash_not_a_zero():
     assert format_hue_classes(older) == "0/97/0/50/-", "rows without the pixel counts show what they hold"
 
 
+def test_an_undefined_metric_prints_a_dash_in_the_table():
+    """The gray row's hue precision is undefined (it paints nothing): "-" in the table, as in the card; nan stays in the JSON."""
+    import math
+
+    rows = {"gray": {"psnr": 21.5, "hue_precision": float("nan")}, "default": {"psnr": 23.1, "hue_precision": 0.411}}
+    table = format_table({"data": "d", "images": 1, "size": 256, "saturation": 1.0, "truth_colorfulness": 40.0, "rows": rows})
+    default = next(line for line in table.splitlines() if line.startswith("default "))
+    assert "nan" not in table and "0.411" in default
+    assert math.isnan(rows["gray"]["hue_precision"])
+
+
 # ------------------------------------------------------------- one bad photo is that photo's error (issue 16, item 9)
 
 
