@@ -45,10 +45,8 @@ WORKING = (256, 256)
 
 
 SLOW_SECONDS = 2.0
-
-
-
 ALL_PARTS = {"end_to_end", "forward", "training", "onnx", "paper_training"}
+
 
 def timed(fn, repeats: int, warmup: int = 1, best: bool = False) -> float:
     """Median (or, with ``best``, minimum) seconds of ``fn()`` over ``repeats`` runs after ``warmup`` runs.
@@ -262,9 +260,7 @@ def main() -> None:
     previous = json.loads(Path(args.json).read_text()) if Path(args.json).is_file() and parts != ALL_PARTS else {}
     now = time.strftime("%Y-%m-%d %H:%M")
     # A run of some parts keeps the others' figures: each part carries the date it was measured.
-    dates = {part: previous["date"] for part in ALL_PARTS if part in previous and "date" in previous}
-    dates.update(previous.get("dates", {}))
-    dates.update({part: now for part in parts})
+    dates = {**previous.get("dates", {}), **{part: now for part in parts}}
     results: dict = {**previous, "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
                      "date": now, "dates": dates}
     print(f"torch {results['torch']}, {results['threads']} threads, {results['cpu_count']} CPUs")
