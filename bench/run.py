@@ -244,7 +244,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="Fewer repeats (for a smoke run).")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results.json"), help="Where to write the figures.")
     parser.add_argument("--parts", default=",".join(sorted(ALL_PARTS)),
-                        help="Comma-separated parts to run (end_to_end, forward, training, onnx, paper_training); the others keep their figures from --json.")
+                        help=f"Comma-separated parts to run ({', '.join(sorted(ALL_PARTS))}); the others keep their figures from --json.")
     parser.add_argument("--child", nargs=3, metavar=("MODEL", "PHOTO", "REPEATS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

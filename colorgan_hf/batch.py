@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 
 from . import pipeline
-from .errors import ColorGANError, OptionError
+from .errors import ColorGANError, OptionError, first_line
 from .extras import require
 from .images import ImageMetadata, load_image, read_metadata, save_image_atomic
 
@@ -449,14 +449,9 @@ def resolve_device(device: str | torch.device) -> torch.device:
     try:
         torch.empty(0, device=resolved)
     except (RuntimeError, AssertionError, NotImplementedError) as error:  # no such backend in this torch, no such GPU
-        raise OptionError(f"--device {device}: not available here ({_first_sentence(error)})") from None
+        # torch's complaint can run to several sentences: the first says it.
+        raise OptionError(f"--device {device}: not available here ({first_line(error).split('. ')[0]})") from None
     return resolved
-
-
-def _first_sentence(error: Exception) -> str:
-    """The gist of torch's (often many-line) complaint."""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return text.split(". ")[0]
 
 
 class Processes:
@@ -468,6 +463,7 @@ class Processes:
 
     def __init__(self, device: str | None = None) -> None:
         self._state = None
+        chosen = resolve_device(device) if device else None
         if launched_processes() > 1:
             PartialState = require("accelerate", "running as several processes (accelerate launch)").PartialState
             # On CPUs (ACCELERATE_USE_CPU, --cpu, or no GPU at all) the processes talk over gloo.
@@ -476,10 +472,10 @@ class Processes:
         if self._state is not None:
             self.rank, self.world = self._state.process_index, self._state.num_processes
             self.local_world = int(os.environ.get("LOCAL_WORLD_SIZE", self.world))
-            self.device = resolve_device(device) if device else self._state.device
+            self.device = chosen or self._state.device
         else:
             self.rank, self.world, self.local_world = 0, 1, 1
-            self.device = resolve_device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+            self.device = chosen or torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     @property
     def is_main(self) -> bool:

@@ -19,7 +19,8 @@ from PIL import Image
 
 from .errors import ColorGANError
 from .hub import HUB_METADATA
-from .tables import GRAY_BASELINE, HUE_CLASSES_TITLE, format_hue_classes, grid_legend, row_name
+from .registry import SHIPPED_MODELS, model_key, run_generator
+from .tables import GRAY_BASELINE, HUE_CLASSES_TITLE, format_hue_classes, grid_legend, row_name, undefined
 from .tables import sample_rule as grid_rule
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def eval_results(evaluations: Sequence[dict], model_rows: str | Sequence[str | N
         row = evaluation["rows"][model_row]
         name = Path(str(evaluation["data"]).rstrip("/")).name or str(evaluation["data"])
         for key, metric_type, metric_name in MODEL_INDEX_METRICS:
-            if row.get(key) is None or math.isnan(float(row[key])):
+            if undefined(row.get(key)):
                 continue
             results.append(EvalResult(
                 task_type="image-to-image", task_name="Image colorization", dataset_type=name, dataset_name=name,
@@ -86,8 +87,6 @@ def choose_rows(evaluations: Sequence[dict], model: str | None = None) -> list[s
     several, none of them this model's, none is taken: another model's numbers must not go into
     the card.
     """
-    from .registry import model_key  # it loads models, which import this module
-
     key = None if model is None else model_key(model)
     chosen: list[str | None] = []
     for evaluation in evaluations:
@@ -191,7 +190,7 @@ def make_card(
 
 def table_cell(value: float | None, spec: str) -> str:
     """A number of the results tables; "-" for an undefined one (nan: the gray row's hue precision), as the hue classes."""
-    return "-" if value is None or math.isnan(float(value)) else spec % value
+    return "-" if undefined(value) else spec % value
 
 
 def card_names(model: str | None, repo_id: str | None = None) -> tuple[str, str]:
@@ -200,8 +199,6 @@ def card_names(model: str | None, repo_id: str | None = None) -> tuple[str, str]
     From ``repo_id`` when given; else a shipped model's Hub id, a folder's own path (it loads as it
     is) and name (the run's name for a run's generator/), or the Hub id the model came from.
     """
-    from .registry import SHIPPED_MODELS, run_generator  # it loads models, which import this module
-
     if repo_id:
         return repo_id, repo_id.split("/")[-1]
     name = row_name(model)
@@ -266,7 +263,6 @@ def write_card(
     """
     from .files import write_atomic
     from .images import save_image_atomic
-    from .registry import SHIPPED_MODELS, run_generator
 
     model = model or None  # "" names the default model too
     folder = None if row_name(model) in SHIPPED_MODELS else run_generator(model)  # load_model reads a shipped name first

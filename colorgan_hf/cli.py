@@ -27,6 +27,7 @@ from .files import check_output_folder, write_atomic
 from .images import WRITABLE_FORMATS, find_images
 from .models import vividness_architectures
 from .pipeline import DEFAULT_SIZE, MAX_SIZE, check_options, warn_if_vividness_ignored
+from .registry import run_generator
 from .video import DEFAULT_STABILITY as VIDEO_STABILITY
 from .video import DEFAULT_VIDEO_SIZE as VIDEO_SIZE
 
@@ -107,13 +108,6 @@ def _remove_stale_tmp(target: Path) -> None:
                 leftover.unlink()
 
 
-def _resolve_model(model: str | None) -> str | None:
-    """A training run's folder (holding generator/) stands for its generator (registry.run_generator)."""
-    from .registry import run_generator
-
-    return run_generator(model)
-
-
 @contextlib.contextmanager
 def _stop_on_signals():
     """SIGTERM and SIGHUP stop the run as Ctrl-C does: the file being written is removed
@@ -182,7 +176,7 @@ def cmd_colorize(args: argparse.Namespace) -> int:
         return 1
     args.hint_list = _load_hints(args, len(jobs))
     try:
-        model = _generator(_resolve_model(args.model))  # an .onnx file runs with onnxruntime
+        model = _generator(run_generator(args.model))  # an .onnx file runs with onnxruntime
     except (ColorGANError, OSError, ValueError) as error:
         logger.error("cannot load model %s: %s", args.model or "default", error)
         return 1
@@ -273,7 +267,7 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
 
     if args.vividness is not None and not 0.0 <= args.vividness <= 1.0:
         raise ColorGANError(f"--vividness must be in [0, 1], got {args.vividness}")
-    path = export_onnx(_resolve_model(args.model), args.output, vividness=args.vividness)
+    path = export_onnx(run_generator(args.model), args.output, vividness=args.vividness)
     tqdm.write(f"wrote {path} (and {path.name}.json): colorgan colorize PHOTOS -o OUT --model {path}", file=sys.stderr)
     return 0
 
@@ -317,7 +311,7 @@ def cmd_build_dataset(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_models, format_confusion, format_table, save_json
 
-    models = [_resolve_model(model) for model in args.model] if args.model else [None]
+    models = [run_generator(model) for model in args.model] if args.model else [None]
     result = evaluate_models(models, args.data, size=args.size, limit=args.limit, progress=not args.quiet,
                              saturation=args.saturation, vividness=args.vividness)
     if args.output:
@@ -340,7 +334,7 @@ def cmd_card(args: argparse.Namespace) -> int:
     from .evaluation import sample_grid
     from .registry import load_model
 
-    generator = load_model(_resolve_model(args.model))
+    generator = load_model(run_generator(args.model))
     out = write_card(
         args.output, generator, model=args.model, eval_json=args.eval_json or [], training_file=args.training,
         limitations_file=args.limitations, samples=args.sample or [], sample_rule=args.sample_rule, grid_data=args.grid_data,

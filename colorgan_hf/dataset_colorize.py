@@ -266,7 +266,7 @@ def run_from_cli(args: Any) -> int:
     from tqdm.auto import tqdm
 
     from .batch import default_batch_size, default_threads, place_generator
-    from .cli import _resolve_model
+    from .registry import run_generator
     from .pipeline import MAX_SIZE, _generator, warn_if_vividness_ignored
 
     if not 1 <= args.size <= MAX_SIZE:
@@ -281,7 +281,7 @@ def run_from_cli(args: Any) -> int:
     if args.threads or processes.local_world > 1:
         torch.set_num_threads(args.threads or default_threads(processes.local_world))
     try:
-        generator = _generator(_resolve_model(args.model))
+        generator = _generator(run_generator(args.model))
     except (ColorGANError, OSError, ValueError) as error:
         raise ColorGANError(f"cannot load model {args.model or 'default'}: {error}") from None
     warn_if_vividness_ignored(generator, args.vividness, args.model)

@@ -37,3 +37,9 @@ class HubError(ColorGANError, OSError):
 
     The message names the repository and says that nothing was pushed.
     """
+
+
+def first_line(error: BaseException) -> str:
+    """The gist of an error for a one-line message: its text's first line, else its type's name."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -27,7 +27,7 @@ from .metrics.functional import (CONFUSION_LABELS, HUE_CLASS_LABELS, HUE_MIN_PIX
 from .metrics.modules import load_metric, to_array
 from .pipeline import DEFAULT_SIZE, colorize, warn_if_vividness_ignored
 from .registry import load_model
-from .tables import GRAY_BASELINE, HUE_CLASSES_TITLE, format_hue_classes, row_name  # noqa: F401 (format_hue_classes: public here too)
+from .tables import GRAY_BASELINE, HUE_CLASSES_TITLE, format_hue_classes, row_name, undefined  # noqa: F401 (format_hue_classes: public here too)
 
 logger = logging.getLogger(__name__)
 # Table columns: (result key, header, format string or a function of the whole row).
@@ -214,9 +214,7 @@ def _cell(row: dict, key: str, fmt) -> str:
     if callable(fmt):
         return fmt(row)
     value = row.get(key)
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"  # undefined (the gray row's hue precision), or a result saved before this column existed
-    return fmt.format(value)
+    return "-" if undefined(value) else fmt.format(value)
 
 
 def _aligned(header: list[str], lines: list[list[str]]) -> list[str]:

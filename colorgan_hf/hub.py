@@ -16,7 +16,7 @@ from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, HFValida
 from huggingface_hub.utils import validate_repo_id
 from torch.overrides import TorchFunctionMode
 
-from .errors import HubError, ModelLoadError
+from .errors import HubError, ModelLoadError, first_line
 
 HUB_METADATA = dict(
     library_name="colorgan-hf",
@@ -152,8 +152,7 @@ def push_errors(repo_id: str) -> Iterator[None]:
         if status == 403:
             raise HubError(f"{repo_id}: this login may not write to the repository (403): log in with `hf auth login` using a "
                            f"token with write access to it; {nothing}") from None
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise HubError(f"{repo_id}: the Hugging Face Hub refused the push ({first_line}); {nothing}") from None
+        raise HubError(f"{repo_id}: the Hugging Face Hub refused the push ({first_line(error)}); {nothing}") from None
     except LocalTokenNotFoundError:
         raise HubError(f"{repo_id}: not logged in to the Hugging Face Hub: log in with `hf auth login` (a token with write "
                        f"access) or set HF_TOKEN; {nothing}") from None

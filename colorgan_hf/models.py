@@ -451,7 +451,6 @@ class UNetPairGenerator(GeneratorNet):
     encode = UNetGenerator.encode
     training_pair = UNetGenerator.training_pair
     decode_ab = UNetGenerator.decode_ab
-    to_rgb = UNetGenerator.to_rgb
 
 
 @register_generator("unet_semantic")
@@ -774,7 +773,7 @@ class ColorGenerator(nn.Module, SafetensorsHubMixin, **HUB_METADATA):
     @property
     def takes_vividness(self) -> bool:
         """Whether ``vividness`` changes this model's colours (see :func:`vividness_architectures`)."""
-        return self.architecture in vividness_architectures()
+        return "vividness" in self.net.BOUNDS
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

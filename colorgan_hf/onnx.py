@@ -80,7 +80,7 @@ class OnnxGenerator:
     ``predict_ab``)."""
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
-        require("onnxruntime", "an .onnx model")
+        self._ort = require("onnxruntime", "an .onnx model")
         path = Path(path)
         if not path.is_file():
             raise ModelLoadError(f"{path}: no such ONNX file")
@@ -97,8 +97,7 @@ class OnnxGenerator:
 
     def set_threads(self, threads: int) -> None:
         """Run on ``threads`` threads (a new onnxruntime session if that changes)."""
-        import onnxruntime
-
+        onnxruntime = self._ort
         if threads == self.threads:
             return
         options = onnxruntime.SessionOptions()

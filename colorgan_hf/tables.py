@@ -22,6 +22,12 @@ HUE_CLASS_KEYS = tuple(f"hue_recall_{name}" for name in HUE_CLASSES)
 HUE_CLASSES_TITLE = "/".join(name[0] for name in HUE_CLASSES) + " %"  # "r/y/g/b/p %"
 
 
+def undefined(value: object) -> bool:
+    """A result that every table shows as "-": missing (a file written before the metric existed) or nan
+    (undefined, e.g. the gray row's hue precision)."""
+    return value is None or (isinstance(value, (int, float)) and math.isnan(value))
+
+
 def format_hue_classes(row: dict) -> str:
     """The per-class hue recalls of a result row in one compact cell, in percent: "62/10/55/31/-".
 
@@ -34,7 +40,7 @@ def format_hue_classes(row: dict) -> str:
         value = row.get(key, math.nan)
         # Rows written before the pixel counts were recorded show every class with a value.
         excluded = row.get(f"hue_truth_pixels_{name}", math.inf) <= HUE_MIN_PIXELS
-        cells.append("-" if value is None or math.isnan(value) or excluded else f"{100 * value:.0f}")
+        cells.append("-" if undefined(value) or excluded else f"{100 * value:.0f}")
     return "/".join(cells)
 
 

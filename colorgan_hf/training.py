@@ -379,9 +379,14 @@ def training_ab_counts(loader: DataLoader, batches: int) -> torch.Tensor:
 # -------------------------------------------------------------------------------- losses
 
 
+def pixel_error(output: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    """The L1 or squared error of each value (``kind``: "l1" or "mse"), in float32."""
+    return (output.float() - target.float()).abs() if kind == "l1" else (output.float() - target.float()) ** 2
+
+
 def pixel_loss(output: torch.Tensor, target: torch.Tensor, kind: str, weights: torch.Tensor | None) -> torch.Tensor:
     """Mean L1 or squared error, each pixel weighted by ``weights`` (B, 1, H, W) when given."""
-    error = (output.float() - target.float()).abs() if kind == "l1" else (output.float() - target.float()) ** 2
+    error = pixel_error(output, target, kind)
     return (error * weights).mean() if weights is not None else error.mean()
 
 
@@ -540,7 +545,7 @@ def evaluate_generator(generator, loader: DataLoader, kind: str, accelerator) ->
         output = g_net.image(generator(gen_input))
         # One loss a pair: gather_for_metrics drops the pairs repeated to even out the last batch across
         # processes only from per-pair values (each pair has as many pixels, so their mean is the batch's loss).
-        losses = torch.stack([pixel_loss(output[i:i + 1], target[i:i + 1], kind, None) for i in range(len(target))])
+        losses = pixel_error(output, target, kind).flatten(1).mean(1)  # (B,)
         gathered = accelerator.gather_for_metrics(losses)  # (pairs of this step, every process,)
         per_batch.append(gathered.mean().item())
         sizes.append(len(gathered))
@@ -738,12 +743,14 @@ class StopRequest:
     """Turns SIGINT/SIGTERM into a flag the loop checks between steps, so a stop ends in a checkpoint."""
 
     def __init__(self) -> None:
-        self.requested = False
         self.signal: int | None = None  # the number of the signal that asked to stop
         self._previous: dict[int, object] = {}
 
+    @property
+    def requested(self) -> bool:
+        return self.signal is not None
+
     def _handle(self, signum, frame) -> None:
-        self.requested = True
         self.signal = signum
         logger.warning(f"signal {signum}: saving a checkpoint after this step, then stopping")
 

@@ -993,14 +993,15 @@ def run_cli(args: Any, videos: list[tuple[Path, Path]]) -> int:
     from tqdm.auto import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from .cli import _resolve_model, _stop_on_signals
+    from .cli import _stop_on_signals
+    from .registry import run_generator
     from .pipeline import warn_if_vividness_ignored
 
     out_dir = Path(args.output_dir)
     if not 0.0 <= args.stability <= 1.0:
         raise ColorGANError(f"--stability must be in [0, 1], got {args.stability}")
     try:
-        model = video_generator(_resolve_model(args.model))
+        model = video_generator(run_generator(args.model))
     except (ColorGANError, OSError, ValueError) as error:
         logger.error("cannot load model %s: %s", args.model or DEFAULT_VIDEO_MODEL, error)
         return 1

@@ -378,7 +378,7 @@ def make_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage
             # is, without a copy): concurrent uploads of same-named photos never share a file.
             request_dir = storage.new_result_dir(session, pixels * DISK_BYTES_PER_PIXEL)
             with storage.using(request_dir):
-                after = colorize(image, models[model_name], size=int(size), saturation=float(saturation), max_pixels=MAX_PIXELS)
+                after = colorize(image, models[model_name], size=int(size), saturation=saturation, max_pixels=MAX_PIXELS)
                 width, height = after.size
                 stem = Path(image).stem
                 # The slider's "after" and the download are the same full-resolution PNG.
@@ -419,7 +419,7 @@ def make_batch_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: S
         with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_STORED) as bundle:
             for path in files:
                 try:
-                    result = colorize(path, models[model_name], size=int(size), saturation=float(saturation), max_pixels=MAX_PIXELS)
+                    result = colorize(path, models[model_name], size=int(size), saturation=saturation, max_pixels=MAX_PIXELS)
                 except ColorGANError as error:
                     failures.append(readable(error, path))
                     continue
@@ -501,7 +501,7 @@ def make_hints_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: S
         photo, hints = editor_hints(editor)
         height, width = photo.shape[:2]
         try:
-            after = colorize(photo, models[model_name], size=int(size), saturation=float(saturation), hints=hints or None,
+            after = colorize(photo, models[model_name], size=int(size), saturation=saturation, hints=hints or None,
                              max_pixels=MAX_PIXELS)
         except ColorGANError as error:
             raise gr.Error(str(error), print_exception=False) from None
@@ -600,7 +600,7 @@ def make_video_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: S
                 request_dir = storage.new_result_dir(session_of(request), need)
                 with storage.using(request_dir):
                     result = colorize_video(video, request_dir / f"{Path(video).stem}_color.mp4", models[model_name],
-                                            size=DEFAULT_VIDEO_SIZE, stability=float(stability), saturation=float(saturation),
+                                            size=DEFAULT_VIDEO_SIZE, stability=float(stability), saturation=saturation,
                                             max_seconds=VIDEO_MAX_SECONDS, max_frames=VIDEO_MAX_FRAMES, max_pixels=VIDEO_MAX_PIXELS)
             except ColorGANError as error:
                 raise gr.Error(readable(error, video), print_exception=False) from None

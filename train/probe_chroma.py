@@ -17,15 +17,15 @@ from __future__ import annotations
 import argparse
 from typing import Callable
 
-import numpy as np
 import torch
 
 from colorgan_hf import colorize
 from colorgan_hf.color import lab_to_rgb, rgb_to_lab
 from colorgan_hf.evaluation import gray_baseline, iter_references
-from colorgan_hf.metrics.functional import HUE_CLASSES, PooledColorStats, all_metrics
-from colorgan_hf.metrics.modules import to_array
+from colorgan_hf.metrics.functional import PooledColorStats, all_metrics
+from colorgan_hf.metrics.modules import to_array, to_batch
 from colorgan_hf.registry import load_model
+from colorgan_hf.tables import format_hue_classes
 
 # c -> the new chroma, on (1, 1, H, W) chroma maps.
 VARIANTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -47,9 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def rescale_chroma(rgb: torch.Tensor, new_chroma: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """(3, H, W) sRGB in [0, 1] -> (1, 3, H, W), its chroma replaced by ``new_chroma(chroma)``, as 8-bit values."""
-    lab = rgb_to_lab(rgb[None])
+def rescale_chroma(lab: torch.Tensor, new_chroma: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """(1, 3, H, W) CIELAB -> (1, 3, H, W) sRGB in [0, 1], its chroma replaced by ``new_chroma(chroma)``, as 8-bit values."""
     ab = lab[:, 1:]
     chroma = ab.norm(dim=1, keepdim=True)
     scale = torch.where(chroma > 1e-6, new_chroma(chroma) / chroma.clamp_min(1e-6), torch.zeros_like(chroma))
@@ -65,14 +64,14 @@ def main(args: argparse.Namespace) -> dict[str, dict[str, float]]:
         if isinstance(reference, Exception):
             raise reference
         gray = to_array(gray_baseline(reference))
-        output = torch.from_numpy(np.array(colorize(gray, generator))).permute(2, 0, 1).float() / 255
-        pairs.append((output, reference))
+        output = to_batch([colorize(gray, generator)])  # (1, 3, H, W) in [0, 1]
+        pairs.append((rgb_to_lab(output), reference))  # converted once, for every variant
     print(f"{args.data}: {len(pairs)} photos, model {args.model}")
     results = {}
     for name, new_chroma in VARIANTS.items():
         stats, rows = PooledColorStats(), []
-        for output, reference in pairs:
-            rows.append(all_metrics(rescale_chroma(output, new_chroma), reference[None], stats))
+        for lab, reference in pairs:
+            rows.append(all_metrics(rescale_chroma(lab, new_chroma), reference[None], stats))
         pooled = stats.result()
 
         def mean(key: str) -> float:
@@ -81,9 +80,9 @@ def main(args: argparse.Namespace) -> dict[str, dict[str, float]]:
         results[name] = {"psnr": mean("psnr"), "ciede2000": mean("ciede2000"),
                          "colorfulness_ratio": mean("colorfulness_pred") / mean("colorfulness_true"),
                          **{k: pooled[k] for k in ("hue_recall", "hue_precision", "ab_hist")}}
-        classes = "/".join(f"{100 * pooled[f'hue_recall_{k}']:.0f}" for k in HUE_CLASSES)
-        print(f"{name:16s} {mean('psnr'):.2f} / {mean('ciede2000'):.2f} / {mean('colorfulness_pred') / mean('colorfulness_true'):.2f} / "
-              f"{pooled['hue_recall']:.3f} ({classes}) / {pooled['hue_precision']:.3f} / {pooled['ab_hist']:.3f}", flush=True)
+        r = results[name]
+        print(f"{name:16s} {r['psnr']:.2f} / {r['ciede2000']:.2f} / {r['colorfulness_ratio']:.2f} / {r['hue_recall']:.3f} "
+              f"({format_hue_classes(pooled)}) / {r['hue_precision']:.3f} / {r['ab_hist']:.3f}", flush=True)
     return results
 
 
