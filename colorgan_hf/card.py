@@ -19,7 +19,7 @@ from PIL import Image
 
 from .errors import ColorGANError
 from .hub import HUB_METADATA
-from .registry import SHIPPED_MODELS, model_key, run_generator
+from .registry import HISTORY_FILE, SHIPPED_MODELS, model_key, run_generator
 from .tables import GRAY_BASELINE, HUE_CLASSES_TITLE, format_hue_classes, grid_legend, row_name, undefined
 from .tables import sample_rule as grid_rule
 
@@ -28,8 +28,6 @@ TEMPLATE_PATH = Path(__file__).parent / "card_template.md"
 # The Training section of a card whose training was not described.
 NOT_RECORDED = "Not recorded."
 DEFAULT_REPO_ID = "colorgan-hf/colorgan-default"
-# The logged losses a training run writes beside generator/ (training.HISTORY_FILE; not imported: it needs the train extra).
-HISTORY_FILE = "history.json"
 # Metrics that go into the Hub's model-index: (result key, metric type, display name).
 MODEL_INDEX_METRICS = (
     ("psnr", "psnr", "PSNR (dB)"),
@@ -128,7 +126,11 @@ def read_run_history(folder: str | os.PathLike | None) -> tuple[Path, list[dict]
 def training_from_history(folder: str | os.PathLike | None, show_path: bool = True) -> str:
     """The Training section of a card given no notes: how long the run of ``folder`` trained and where its
     history is (``show_path=False``: not the local path, for a card that goes to the Hub), or NOT_RECORDED without one."""
-    found = read_run_history(folder)
+    return describe_history(read_run_history(folder), show_path)
+
+
+def describe_history(found: tuple[Path, list[dict]] | None, show_path: bool = True) -> str:
+    """:func:`training_from_history` of a history already read (:func:`read_run_history`)."""
     if found is None:
         return NOT_RECORDED
     path, history = found

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Sequence
 
 from huggingface_hub import CommitOperationAdd, HfApi
 
-from .card import choose_rows, read_run_history, training_from_history
+from .card import choose_rows, describe_history, read_run_history
 from .errors import ModelLoadError
 from .hub import push_errors
 from .models import ColorGenerator
+from .registry import SAMPLE_PATTERN, SAMPLES_DIR
 
 GENERATOR_FILES = ("config.json", "model.safetensors")
 MAX_SAMPLES = 4
-# The validation grids of a run: samples/step-NNNNNNN.png (training.run_validation).
-SAMPLE_STEP = re.compile(r"step-(\d+)\.png")
 
 
 def resolve_run(path: str | Path) -> tuple[Path, Path | None, list[Path]]:
@@ -27,17 +25,21 @@ def resolve_run(path: str | Path) -> tuple[Path, Path | None, list[Path]]:
     logged (its test loss) in the run's history, and a grid of a later step is an earlier run's,
     left by --overwrite_output_dir. Without a history every grid counts.
     """
+    return _resolve_run(path, read_run_history(path))
+
+
+def _resolve_run(path: str | Path, history: tuple[Path, list[dict]] | None) -> tuple[Path, Path | None, list[Path]]:
+    """:func:`resolve_run` given the run's history, already read."""
     root = Path(path)
     generator_dir = root / "generator" if (root / "generator" / "config.json").is_file() else root
     for name in GENERATOR_FILES:
         if not (generator_dir / name).is_file():
             raise ModelLoadError(f"{generator_dir}: no {name}; expected a generator saved with save_pretrained or a training output folder")
     discriminator_dir = root / "discriminator" if (root / "discriminator" / "config.json").is_file() else None
-    samples = sorted((root / "samples").glob("*.png")) if (root / "samples").is_dir() else []
-    history = read_run_history(root) if samples else None
-    if history is not None:
+    samples = sorted((root / SAMPLES_DIR).glob("*.png")) if (root / SAMPLES_DIR).is_dir() else []
+    if samples and history is not None:
         last = max(int(row["step"]) for row in history[1])
-        steps = [SAMPLE_STEP.fullmatch(p.name) for p in samples]
+        steps = [SAMPLE_PATTERN.fullmatch(p.name) for p in samples]
         samples = [p for p, step in zip(samples, steps) if step is None or int(step.group(1)) <= last]
     return generator_dir, discriminator_dir, samples[-MAX_SAMPLES:]
 
@@ -50,11 +52,12 @@ def push_model(path: str | Path, repo_id: str, evaluations: Sequence[dict] = (),
     ``training``: the card's Training section (default: what the run's history says, else "Not recorded.").
     Returns the commit URL; a Hub that cannot be reached or refuses the login is a :class:`HubError`.
     """
-    generator_dir, discriminator_dir, samples = resolve_run(path)
+    history = read_run_history(path)  # read once: it picks the samples and, without notes, writes the Training section
+    generator_dir, discriminator_dir, samples = _resolve_run(path, history)
     generator = ColorGenerator.from_pretrained(generator_dir)
-    sample_paths = [f"samples/{p.name}" for p in samples]
+    sample_paths = [f"{SAMPLES_DIR}/{p.name}" for p in samples]
     if training is None:
-        training = training_from_history(path, show_path=False)  # the card goes to the Hub: no local path in it
+        training = describe_history(history, show_path=False)  # the card goes to the Hub: no local path in it
     card = generator.generate_model_card(evaluations=list(evaluations), model_row=choose_rows(evaluations, str(path)),
                                          training=training, samples=sample_paths,
                                          sample_rule="the training run's validation grids, the newest last", repo_id=repo_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from .errors import ModelLoadError
@@ -42,6 +43,14 @@ def load_model(model: str | os.PathLike | ColorGenerator | None) -> ColorGenerat
     if str(model) in SHIPPED_MODELS:
         return load_default(str(model))
     return ColorGenerator.from_pretrained(model).eval()
+
+
+# What a training run (train/train.py) writes beside its generator/: the logged history and the
+# validation grids, samples/step-NNNNNNN.png. The card, push and training all read these names here.
+HISTORY_FILE = "history.json"
+SAMPLES_DIR = "samples"
+SAMPLE_NAME = "step-{step:07d}.png"
+SAMPLE_PATTERN = re.compile(r"step-(\d+)\.png")
 
 
 def run_generator(model: str | None) -> str | None:

@@ -36,6 +36,7 @@ from .files import atomic_path, write_atomic
 from .images import find_images, save_image_atomic, to_pil
 from .models import DISCRIMINATORS, GENERATORS, ColorDiscriminator, ColorGenerator, GANLoss, SemanticUNetGenerator
 from .rebalance import NUM_BINS, ChromaRebalancer, ab_histogram
+from .registry import HISTORY_FILE, SAMPLE_NAME, SAMPLES_DIR, load_model
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +64,6 @@ PRESETS: dict[str, dict] = {
                     target_saturation=1.0, colourfulness_weight=0.0, perceptual_weight=0.0, gen_base_channels=32, disc_base_channels=32),
 }
 CHECKPOINT_PREFIX = "checkpoint-"
-HISTORY_FILE = "history.json"
-SAMPLES_DIR = "samples"  # the validation grids
 LOGS_DIR = "logs"  # the trackers' runs
 TRACKER_PROJECT = "colorgan"  # the trackers' project: TensorBoard writes under logs/colorgan
 LOSS_PLOT = "loss_curves.png"
@@ -113,8 +112,6 @@ def build_networks(args: argparse.Namespace) -> tuple[ColorGenerator, ColorDiscr
     The starting weights bring their architecture and sizes: an explicit ``--gen_base_channels``
     (or an ``--architecture`` trained as the start's own) that they override gets a warning.
     """
-    from .registry import load_model
-
     # Only the paper's networks have a fixed input size; the U-Nets and the PatchGAN take any.
     fixed_size = GENERATORS[args.architecture].size_options(args.resolution)
     if not args.init_generator:
@@ -919,7 +916,7 @@ def validate(generator, test_loader: DataLoader, fixed_batch: dict, args: argpar
     gen_input, _ = model.net.training_pair(fixed_batch)
     fake = model.net.to_rgb(gen_input[:8], model(gen_input[:8]))
     model.train()
-    grid = save_grid(fixed_batch["gray"][:8], fake, fixed_batch["rgb"][:8], output_dir / SAMPLES_DIR / f"step-{step:07d}.png")
+    grid = save_grid(fixed_batch["gray"][:8], fake, fixed_batch["rgb"][:8], output_dir / SAMPLES_DIR / SAMPLE_NAME.format(step=step))
     for tracker in accelerator.trackers:
         if tracker.name == "tensorboard":
             tracker.writer.add_image("samples", grid, step)
