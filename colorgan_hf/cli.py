@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import signal
 import sys
 import time
@@ -21,6 +22,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from . import __version__
 from .batch import DEFAULT_BATCH_SIZE, resolve_device
+from .data import TINT_MINOR_SPREAD
 from .errors import ColorGANError, OptionError
 from .extras import missing_extra
 from .files import check_output_folder, write_atomic
@@ -289,13 +291,15 @@ def cmd_build_dataset(args: argparse.Namespace) -> int:
     check_output_folder(out, "-o")
     if not 0.0 < args.test_fraction < 1.0:  # NaN fails this too
         raise OptionError(f"--test-fraction must be between 0 and 1 (exclusive), got {args.test_fraction}")
+    if not math.isfinite(args.tint_spread) or args.tint_spread < 0:
+        raise OptionError(f"--tint-spread must be a finite number >= 0 (0 keeps tinted photos), got {args.tint_spread}")
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         logger.error("%s exists and is not empty (pass --overwrite to replace it)", out)
         return 1
     pairs, report = build_pair_dataset(
         args.sources, size=args.size, resize_mode=args.resize_mode, min_size=args.min_size,
         test_fraction=args.test_fraction, seed=args.seed, image_column=args.image_column, num_proc=args.num_proc,
-        max_photos=args.max_photos,
+        max_photos=args.max_photos, tint_spread=args.tint_spread,
     )
     pairs.save_to_disk(str(out))
     write_atomic(out / "build_report.json", json.dumps(report.as_dict(), indent=2))
@@ -547,6 +551,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0, help="Seed of the split shuffle (and of the --max-photos draw).")
     b.add_argument("--max-photos", type=int, default=None,
                    help="Keep a random N of the usable photos (seeded by --seed), e.g. 3000 for the paper's scale.")
+    b.add_argument("--tint-spread", type=float, default=TINT_MINOR_SPREAD, metavar="LAB_UNITS",
+                   help="Drop a photo as a tinted print (sepia, cyanotype, a colour cast) when its colours spread less than "
+                        f"this across their main hue line, in Lab units (default {TINT_MINOR_SPREAD}). Photos of one "
+                        "colour (snow, fog, sea) sit near the line too: lower it to keep more of them, 0 keeps every tinted "
+                        "photo. train/probe_tint.py measures what a value drops on your folder.")
     b.add_argument("--image-column", default="image", help="Image column of Hub datasets.")
     b.add_argument("--num-proc", type=int, default=None, help="Worker processes for decoding.")
     b.add_argument("--push-to-hub", default=None, metavar="REPO_ID", help="Also push the pair set to this Hub dataset repo.")

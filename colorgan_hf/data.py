@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 import random
 from collections import Counter
@@ -90,17 +91,28 @@ def list_images(folder: str | os.PathLike) -> tuple[list[str], list[str]]:
     return paths, sources
 
 
-def classify_color(image: Image.Image) -> Literal["ok", "grayscale", "tinted"]:
-    """Whether an RGB photo has real colour, or is gray or a one-hue tint."""
+def colour_spread(image: Image.Image) -> tuple[float, float]:
+    """(mean chroma, spread across the main hue line) of a photo's 64 px thumbnail, in Lab units.
+
+    The spread is the square root of the smaller eigenvalue of the a*b* covariance: a one-hue
+    tint has next to none, whatever its strength.
+    """
     thumb = image.convert("RGB")
     thumb.thumbnail((64, 64))
     rgb = torch.from_numpy(np.array(thumb)).permute(2, 0, 1).float().div(255.0)
     ab = rgb_to_lab(rgb)[1:].flatten(1)  # (2, N)
-    if ab.norm(dim=0).mean() < GRAY_CHROMA:
-        return "grayscale"
     centered = ab - ab.mean(dim=1, keepdim=True)
     minor_variance = torch.linalg.eigvalsh(centered @ centered.T / centered.shape[1])[0]
-    if minor_variance.clamp_min(0).sqrt() < TINT_MINOR_SPREAD:
+    return ab.norm(dim=0).mean().item(), minor_variance.clamp_min(0).sqrt().item()
+
+
+def classify_color(image: Image.Image, tint_spread: float = TINT_MINOR_SPREAD) -> Literal["ok", "grayscale", "tinted"]:
+    """Whether an RGB photo has real colour, or is gray or a one-hue tint (spread below
+    ``tint_spread``; 0 never calls a photo tinted)."""
+    chroma, spread = colour_spread(image)
+    if chroma < GRAY_CHROMA:
+        return "grayscale"
+    if spread < tint_spread:
         return "tinted"
     return "ok"
 
@@ -114,12 +126,13 @@ def resize_image(image: Image.Image, size: int, mode: ResizeMode) -> Image.Image
     return image.resize(new, Image.Resampling.BICUBIC, reducing_gap=3.0)
 
 
-def make_pair(image: Image.Image, size: int, mode: ResizeMode, min_size: int) -> tuple[str, dict | None, Image.Image | None]:
+def make_pair(image: Image.Image, size: int, mode: ResizeMode, min_size: int,
+              tint_spread: float = TINT_MINOR_SPREAD) -> tuple[str, dict | None, Image.Image | None]:
     """One photo -> (status, colour as stored JPEG bytes, gray). The gray is made from the
     colour exactly as stored (decoded from those bytes), so the pair matches exactly."""
     if min(image.size) < min_size:
         return "too_small", None, None
-    status = classify_color(image)
+    status = classify_color(image, tint_spread)
     if status != "ok":
         return status, None, None
     color = resize_image(image.convert("RGB"), size, mode)
@@ -130,7 +143,8 @@ def make_pair(image: Image.Image, size: int, mode: ResizeMode, min_size: int) ->
     return "ok", {"bytes": data, "path": None}, gray
 
 
-def _process_rows(batch: dict[str, list], size: int, mode: ResizeMode, min_size: int, image_column: str) -> dict[str, list]:
+def _process_rows(batch: dict[str, list], size: int, mode: ResizeMode, min_size: int, image_column: str,
+                  tint_spread: float = TINT_MINOR_SPREAD) -> dict[str, list]:
     out: dict[str, list] = {"status": [], "color": [], "gray": []}
     for item in batch[image_column]:
         try:
@@ -138,7 +152,7 @@ def _process_rows(batch: dict[str, list], size: int, mode: ResizeMode, min_size:
                 source: Any = Image.open(io.BytesIO(item["bytes"]))
             else:
                 source = item["path"]
-            status, color, gray = make_pair(to_pil(load_image(source).rgb), size, mode, min_size)
+            status, color, gray = make_pair(to_pil(load_image(source).rgb), size, mode, min_size, tint_spread)
         except (ImageLoadError, OSError, ValueError, SyntaxError):
             status, color, gray = "unreadable", None, None
         out["status"].append(status)
@@ -183,6 +197,7 @@ def build_pair_dataset(
     hub_split: str = "train",
     num_proc: int | None = None,
     max_photos: int | None = None,
+    tint_spread: float = TINT_MINOR_SPREAD,
 ):
     """Build a ``DatasetDict`` of ``train``/``test`` pairs with columns ``color``, ``gray``, ``source``.
 
@@ -198,19 +213,23 @@ def build_pair_dataset(
         num_proc: worker processes for decoding.
         max_photos: keep a random ``max_photos`` of the usable photos (drawn with ``seed``,
             before the split): the paper's 3,000-photo scale without hand-picking.
+        tint_spread: photos whose colours spread less than this across their main hue line
+            (Lab units, :func:`colour_spread`) are dropped as tinted prints; 0 keeps them all.
 
     Returns:
         ``(DatasetDict, BuildReport)``.
     """
     import datasets
 
+    if not math.isfinite(tint_spread) or tint_spread < 0:
+        raise ColorGANError(f"tint_spread must be a finite number >= 0 (got {tint_spread})")
     table = _source_dataset(sources, image_column, hub_split)
     report = BuildReport(total=len(table))
     features = datasets.Features({"image": datasets.Image(decode=False), "source": datasets.Value("string"),
                                   "status": datasets.Value("string"), "color": datasets.Image(), "gray": datasets.Image()})
     processed = table.map(
         _process_rows, batched=True, batch_size=32, num_proc=num_proc, features=features,
-        fn_kwargs=dict(size=size, mode=resize_mode, min_size=min_size, image_column="image"),
+        fn_kwargs=dict(size=size, mode=resize_mode, min_size=min_size, image_column="image", tint_spread=tint_spread),
         desc="Building gray/colour pairs",
     )
     statuses = processed["status"]

@@ -349,6 +349,16 @@ def test_build_dataset_refuses_a_nan_test_fraction_before_any_work(tmp_path, pho
     assert "--test-fraction must be between 0 and 1 (exclusive), got nan" in caplog.text
 
 
+@pytest.mark.parametrize("value", ["-1", "nan"])
+def test_build_dataset_refuses_a_bad_tint_spread_before_any_work(tmp_path, photo_paths, caplog, monkeypatch, value):
+    from colorgan_hf import data
+
+    monkeypatch.setattr(data, "build_pair_dataset", lambda *args, **kwargs: pytest.fail("the pair set was built"))
+    assert main(["-q", "build-dataset", str(photo_paths[0].parent), "-o", str(tmp_path / "pairs"), "--tint-spread", value]) == 1
+    assert f"--tint-spread must be a finite number >= 0 (0 keeps tinted photos), got {value}" in caplog.text
+    assert not (tmp_path / "pairs").exists()
+
+
 @pytest.mark.parametrize("device, reason", [("banana", "not a device name"), ("cuda:7", "not available here")])
 def test_a_bad_or_unavailable_device_is_one_error_before_any_work(tmp_path, photo_paths, caplog, monkeypatch, device, reason):
     """Review s4, 2: --device cuda (a CPU-only torch) or banana ended in a traceback once the run had started."""

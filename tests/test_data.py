@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from colorgan_hf.data import PairTransform, build_pair_dataset, classify_color, with_row_index
+from colorgan_hf.data import PairTransform, build_pair_dataset, classify_color, colour_spread, with_row_index
 from colorgan_hf.errors import ColorGANError
 
 
@@ -81,6 +81,42 @@ def test_grayscale_and_tinted_detection(photo):
     assert classify_color(photo.convert("L").convert("RGB")) == "grayscale"
     sepia = ImageOps.colorize(photo.convert("L"), black="#2b1d0e", white="#f0dcb4")
     assert classify_color(sepia) == "tinted"
+
+
+def test_tint_spread_sets_what_counts_as_tinted(photo_folder, photo):
+    """--tint-spread: the default drops a sepia print, 0 keeps it (a folder of snow or sea photos may want that); the
+    genuine photos are kept either way, and a threshold that is not a number >= 0 is refused before any work."""
+    sepia = ImageOps.colorize(photo.convert("L"), black="#2b1d0e", white="#f0dcb4")
+    assert classify_color(sepia, tint_spread=0) == "ok"
+    _, spread = colour_spread(photo)
+    assert classify_color(photo, tint_spread=spread + 0.01) == "tinted", "the genuine photo falls below a threshold above its spread"
+    sepia.save(photo_folder / "a" / "sepia.jpg", quality=95)
+    _, report = build_pair_dataset([str(photo_folder)], size=64, test_fraction=0.25)
+    assert report.dropped["tinted"] == 1 and report.kept == 8
+    assert {"file": str(photo_folder / "a" / "sepia.jpg"), "reason": "tinted"} in report.dropped_files
+    _, report = build_pair_dataset([str(photo_folder)], size=64, test_fraction=0.25, tint_spread=0)
+    assert report.dropped["tinted"] == 0 and report.kept == 9
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ColorGANError, match="tint_spread must be a finite number >= 0"):
+            build_pair_dataset([str(photo_folder / "nowhere")], tint_spread=bad)
+
+
+def test_probe_tint_measures_both_sides_of_the_threshold(photo_folder, capsys):
+    """train/probe_tint.py: the share of genuine photos a spread drops and of tinted prints it catches, both rising
+    with the spread, from none at 0 to every one at a spread above any photo's."""
+    import training  # noqa: F401  (puts train/ on the path)
+    import probe_tint
+
+    result = probe_tint.main(probe_tint.parse_args([str(photo_folder), "--prints", "5", "--spreads", "0", "1", "100"]))
+    dropped, caught = result["genuine dropped"], result["prints caught"]
+    assert dropped[0] == 0 and caught[0] < 1
+    # 10 readable photos (the corrupt one is skipped; the tiny one counts here), one of them gray: the other 9 fall
+    # under a spread of 100.
+    assert dropped[100] == pytest.approx(9 / 10) and caught[100] == 1
+    assert dropped[0] <= dropped[1] <= dropped[100] and caught[0] <= caught[1] <= caught[100]
+    printed = capsys.readouterr().out
+    assert "10 photos as they are (10.0% dropped as grayscale at any spread), 5 made into tinted prints" in printed
+    assert "          100                     90.0%                100.0%" in printed
 
 
 def test_zero_usable_images_is_a_clear_error(tmp_path, photo):
