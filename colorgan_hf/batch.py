@@ -55,6 +55,8 @@ class ColorizeSettings:
     size: int = pipeline.DEFAULT_SIZE
     saturation: float = 1.0
     vividness: float | None = None
+    # Stretch each photo's tones for the network (faded scans): pipeline.colorize's auto_contrast.
+    auto_contrast: bool = False
     quality: int | None = None
     skip_existing: bool = False
     overwrite: bool = False
@@ -198,7 +200,7 @@ def run_batches(
         loaded = load_image(source)
         if per_photo:
             return _Item(job, loaded, metadata, loaded.size[0] * loaded.size[1])
-        prepared = pipeline._prepare(loaded, generator, settings.size, None)
+        prepared = pipeline._prepare(loaded, generator, settings.size, None, settings.auto_contrast)
         return _Item(job, prepared, metadata, prepared.l_full.numel())
 
     @torch.inference_mode()
@@ -211,7 +213,7 @@ def run_batches(
     def alone(item: _Item) -> Any:
         """colorize() on one photo with the extra options (the per-photo path)."""
         return pipeline.colorize(item.prepared, generator, size=settings.size, saturation=settings.saturation,
-                                 vividness=settings.vividness, **settings.colorize_kwargs)
+                                 vividness=settings.vividness, auto_contrast=settings.auto_contrast, **settings.colorize_kwargs)
 
     @torch.inference_mode()
     def whole(job: Any) -> bool:

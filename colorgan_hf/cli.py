@@ -169,6 +169,9 @@ def cmd_colorize(args: argparse.Namespace) -> int:
 
         videos, photos = split_video_inputs(args.inputs, out_dir)
         if videos:
+            if args.auto_contrast:
+                logger.warning("--auto-contrast applies to photos: videos are colorized with their own tones "
+                               "(a stretch measured frame by frame would flicker)")
             status = run_cli(args, videos)
             args.inputs, args.videos_done = photos, True
             return max(status, cmd_colorize(args)) if photos else status
@@ -208,8 +211,9 @@ def _colorize_jobs(args: argparse.Namespace, model, jobs: list[tuple[Path, Path]
             and len(jobs) >= BF16_HINT_PHOTOS and native_bf16_cpu()):
         logger.info("this CPU does bfloat16 arithmetic itself: --bf16 runs the network about twice as fast here, "
                     "colours within a just-noticeable difference of float32's (README, Archive scale)")
-    settings = ColorizeSettings(size=args.size, saturation=args.saturation, vividness=args.vividness, quality=args.quality,
-                                skip_existing=args.skip_existing, overwrite=args.overwrite, bf16=args.bf16,
+    settings = ColorizeSettings(size=args.size, saturation=args.saturation, vividness=args.vividness,
+                                auto_contrast=args.auto_contrast, quality=args.quality, skip_existing=args.skip_existing,
+                                overwrite=args.overwrite, bf16=args.bf16,
                                 colorize_kwargs={"hints": args.hint_list} if getattr(args, "hint_list", None) else {})
 
     def report(message: str) -> None:
@@ -384,6 +388,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vividness", type=float, default=None,
                    help=f"0-1, for {VIVIDNESS_MODELS}. 0 takes the distribution's mean (muted, safe), 1 its most likely "
                         "colour (vivid, sometimes wrong); default: the model's own.")
+    p.add_argument("--auto-contrast", action="store_true",
+                   help="For faded or low-contrast scans: show the network each photo's tones stretched to the whole range "
+                        "(its darkest 0.5%% to black, its lightest to white), which it colours more truly; the output keeps "
+                        "the photo's own tones. Photos only (README, Faded photos).")
     p.add_argument("--format", default=None,
                    help=f"Output format: {', '.join(sorted(WRITABLE_FORMATS))}; default: the input's (PNG for GIF and BMP).")
     p.add_argument("--quality", type=int, default=None,
@@ -446,6 +454,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--size", type=int, default=DEFAULT_SIZE, help=f"Working resolution's short side (default {DEFAULT_SIZE}).")
     d.add_argument("--saturation", type=float, default=1.0, help="Multiply the predicted chroma (default 1.0).")
     d.add_argument("--vividness", type=float, default=None, help=f"0-1, for {VIVIDNESS_MODELS} (default: the model's own).")
+    d.add_argument("--auto-contrast", action="store_true",
+                   help="Show the network each photo's tones stretched to the whole range, for faded scans (as colorize --auto-contrast).")
     d.add_argument("--quality", type=int, default=None, help="JPEG/WebP quality 1-100 (default: a JPEG row's own quantization, else 95).")
     d.add_argument("--batch-size", type=int, default=None,
                    help=f"Photos of the same working shape that go through the network together (default: {DEFAULT_BATCH_SIZE} "

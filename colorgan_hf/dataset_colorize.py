@@ -286,8 +286,8 @@ def run_from_cli(args: Any) -> int:
         raise ColorGANError(f"cannot load model {args.model or 'default'}: {error}") from None
     warn_if_vividness_ignored(generator, args.vividness, args.model)
     generator = place_generator(generator, processes.device)
-    settings = ColorizeSettings(size=args.size, saturation=args.saturation, vividness=args.vividness, quality=args.quality,
-                                bf16=args.bf16)
+    settings = ColorizeSettings(size=args.size, saturation=args.saturation, vividness=args.vividness,
+                                auto_contrast=args.auto_contrast, quality=args.quality, bf16=args.bf16)
     from datasets.utils.logging import disable_progress_bar
 
     disable_progress_bar()  # one bar, ours, rather than one for each map, cast and save

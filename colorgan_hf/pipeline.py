@@ -37,6 +37,11 @@ MAX_ASPECT = 4
 MAX_SIZE = 2048
 # Reductions beyond this factor are averaged over areas first (see working_lightness).
 MAX_ANTIALIAS_FACTOR = 64
+# auto_contrast: the share of the working image's pixels left darker (and lighter) than the
+# stretched range, as PIL's ImageOps.autocontrast(cutoff=0.5) leaves of a photo.
+AUTO_CONTRAST_CUTOFF = 0.005
+# ... and a photo whose lightness spans less than this (L* units: a flat gray card) is left as it is.
+AUTO_CONTRAST_MIN_SPAN = 1.0
 
 logger = logging.getLogger("colorgan")
 
@@ -87,7 +92,8 @@ class _Prepared:
     l_small: torch.Tensor  # (1, 1, h, w) the same at the working resolution
 
 
-def _prepare(source: ImageInput, model: ColorGenerator, size: int, max_pixels: int | None) -> _Prepared:
+def _prepare(source: ImageInput, model: ColorGenerator, size: int, max_pixels: int | None,
+             auto_contrast: bool = False) -> _Prepared:
     loaded = load_image(source, max_pixels=max_pixels)
     # A colour photo becomes gray by dropping its chroma: only L goes on.
     # A band of rows at a time: the 8-bit lookups index with int64 (8 bytes a channel and a pixel).
@@ -96,7 +102,25 @@ def _prepare(source: ImageInput, model: ColorGenerator, size: int, max_pixels: i
     for top in range(0, pixels.shape[1], BAND_ROWS):
         l_full[0, :, top : top + BAND_ROWS] = lightness(pixels[:, top : top + BAND_ROWS])
     shape = working_shape(l_full.shape[2], l_full.shape[3], model, size)
-    return _Prepared(loaded.name, loaded.alpha, l_full, working_lightness(l_full, shape))
+    l_small = working_lightness(l_full, shape)
+    return _Prepared(loaded.name, loaded.alpha, l_full, stretch_lightness(l_small) if auto_contrast else l_small)
+
+
+def stretch_lightness(l_small: torch.Tensor) -> torch.Tensor:
+    """(1, 1, h, w) L* in [0, 100] -> the same, its tones stretched to the whole range: the
+    AUTO_CONTRAST_CUTOFF darkest pixels to 0 and as many lightest to 100, linearly between.
+
+    What the network sees of a faded or low-contrast scan (the photo's own lightness is kept
+    in the output). The networks learned from photos with real blacks and whites: shown a
+    faded one as it is, they paint it less truly (the README's "Faded photos").
+    """
+    values = l_small.flatten()
+    k = int(AUTO_CONTRAST_CUTOFF * values.numel())  # kthvalue, not quantile: quantile refuses 2**24 values
+    low = values.kthvalue(k + 1).values.item()
+    high = values.kthvalue(values.numel() - k).values.item()
+    if high - low < AUTO_CONTRAST_MIN_SPAN:
+        return l_small
+    return ((l_small - low) * (100.0 / (high - low))).clamp_(0.0, 100.0)
 
 
 def working_lightness(l_full: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
@@ -248,6 +272,7 @@ def colorize(
     batch_size: int = 8,
     max_pixels: int | None = None,
     hints: Sequence | None = None,
+    auto_contrast: bool = False,
 ) -> Image.Image | list[Image.Image]:
     """Colorize a photo (or a list of photos) of any size and mode.
 
@@ -273,6 +298,9 @@ def colorize(
             masks ``{"mask", "color"}`` in pixels of the photo after EXIF rotation, colours in
             sRGB (``"#aa2233"``, ``(170, 34, 51)``); their chroma is spread over the region
             each belongs to, the photo's lightness is kept. ``None`` or ``[]``: none.
+        auto_contrast: show the network the photo's tones stretched to the whole range
+            (:func:`stretch_lightness`): for faded or low-contrast scans, whose colours it
+            otherwise paints less truly. The output keeps the photo's own lightness either way.
 
     Returns:
         a PIL image of exactly the input's size (after EXIF rotation): RGB, or RGBA when
@@ -294,7 +322,7 @@ def colorize(
     with _eval_mode(generator) if isinstance(generator, torch.nn.Module) else contextlib.nullcontext():
         # Photos are read batch_size at a time so a long list never sits in memory at once.
         for start in range(0, len(sources), batch_size):
-            prepared = [_prepare(s, generator, size, max_pixels) for s in sources[start : start + batch_size]]
+            prepared = [_prepare(s, generator, size, max_pixels, auto_contrast) for s in sources[start : start + batch_size]]
             if parsed_hints:  # a hint off the photo is refused before the network runs
                 _check_photo_hints(prepared[0], parsed_hints)
             by_shape: dict[tuple[int, int], list[int]] = defaultdict(list)

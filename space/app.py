@@ -42,6 +42,8 @@ HERE = Path(__file__).resolve().parent
 EXAMPLES_DIR = HERE / "examples"
 API_NAME = "colorize"
 BATCH_API_NAME = "colorize_batch"
+AUTO_CONTRAST_INFO = ("For a faded or low-contrast print: the model is shown its tones stretched from black to white, "
+                      "which it colours more truly. The result keeps the photo's own tones.")
 MB = 1024 * 1024
 
 
@@ -360,16 +362,18 @@ def session_of(request: gr.Request | None) -> str | None:
 
 
 def make_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage):
-    def run(image: str | None, size: int, saturation: float, model_name: str, request: gr.Request = None):
+    def run(image: str | None, size: int, saturation: float, model_name: str, auto_contrast: bool = False,
+            request: gr.Request = None):
         start = time.perf_counter()
         if not image:
             raise gr.Error(NO_PHOTO, print_exception=False)
         check_model(models, model_name)
         saturation = checked_saturation(saturation)
         with storage.using(image):
-            return colorize_one(image, size, saturation, model_name, session_of(request), start)
+            return colorize_one(image, size, saturation, model_name, bool(auto_contrast), session_of(request), start)
 
-    def colorize_one(image: str, size: int, saturation: float, model_name: str, session: str | None, start: float):
+    def colorize_one(image: str, size: int, saturation: float, model_name: str, auto_contrast: bool, session: str | None,
+                     start: float):
         try:
             pixels = pixels_of(image)
             if not 0 < pixels <= MAX_PIXELS:
@@ -378,7 +382,8 @@ def make_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage
             # is, without a copy): concurrent uploads of same-named photos never share a file.
             request_dir = storage.new_result_dir(session, pixels * DISK_BYTES_PER_PIXEL)
             with storage.using(request_dir):
-                after = colorize(image, models[model_name], size=int(size), saturation=saturation, max_pixels=MAX_PIXELS)
+                after = colorize(image, models[model_name], size=int(size), saturation=saturation, max_pixels=MAX_PIXELS,
+                                 auto_contrast=auto_contrast)
                 width, height = after.size
                 stem = Path(image).stem
                 # The slider's "after" and the download are the same full-resolution PNG.
@@ -398,7 +403,8 @@ def make_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage
 
 
 def make_batch_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage):
-    def run_batch(files: list[str] | None, size: int, saturation: float, model_name: str, request: gr.Request = None):
+    def run_batch(files: list[str] | None, size: int, saturation: float, model_name: str, auto_contrast: bool = False,
+                  request: gr.Request = None):
         start = time.perf_counter()
         if not files:
             raise gr.Error("Upload one or more photos first.", print_exception=False)
@@ -410,16 +416,18 @@ def make_batch_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: S
         with storage.using(*files):
             request_dir = storage.new_result_dir(session_of(request), need)
             with storage.using(request_dir):
-                return colorize_all(files, request_dir, size, saturation, model_name, start)
+                return colorize_all(files, request_dir, size, saturation, model_name, bool(auto_contrast), start)
 
-    def colorize_all(files: list[str], request_dir: Path, size: int, saturation: float, model_name: str, start: float):
+    def colorize_all(files: list[str], request_dir: Path, size: int, saturation: float, model_name: str, auto_contrast: bool,
+                     start: float):
         archive = request_dir / "colorized.zip"
         done, failures, names = 0, [], set()
         # One photo at a time: the memory of a batch is that of its largest photo.
         with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_STORED) as bundle:
             for path in files:
                 try:
-                    result = colorize(path, models[model_name], size=int(size), saturation=saturation, max_pixels=MAX_PIXELS)
+                    result = colorize(path, models[model_name], size=int(size), saturation=saturation, max_pixels=MAX_PIXELS,
+                                      auto_contrast=auto_contrast)
                 except ColorGANError as error:
                     failures.append(readable(error, path))
                     continue
@@ -670,6 +678,7 @@ def build_demo(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage,
                     size = gr.Slider(64, 1024, value=DEFAULT_SIZE, step=16, label="Working resolution (short side)",
                                      info="The network sees the photo at this size; the output keeps full resolution.")
                     saturation = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Saturation")
+                    auto_contrast = gr.Checkbox(False, label="Faded photo", info=AUTO_CONTRAST_INFO, elem_id="auto-contrast")
                     button = gr.Button("Colorize", variant="primary", elem_id="colorize-button")
                 with gr.Column(scale=2):
                     slider = gr.ImageSlider(label="Before / after (the download gives the full-resolution PNG)", type="filepath",
@@ -688,6 +697,8 @@ def build_demo(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage,
                     batch_model = gr.Radio(list(models), value=DEFAULT_LABEL, label="Model", info=MODEL_INFO)
                     batch_size = gr.Slider(64, 1024, value=DEFAULT_SIZE, step=16, label="Working resolution (short side)")
                     batch_saturation = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Saturation")
+                    batch_auto_contrast = gr.Checkbox(False, label="Faded photos", info=AUTO_CONTRAST_INFO,
+                                                      elem_id="batch-auto-contrast")
                     batch_button = gr.Button("Colorize all", variant="primary", elem_id="batch-button")
                 with gr.Column(scale=2):
                     batch_zip = gr.File(label="The colorized photos (zip of full-resolution PNGs)", elem_id="batch-zip")
@@ -697,12 +708,13 @@ def build_demo(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage,
 
         button.click(lambda: CLEAR, None, [slider, download, timing], queue=False, show_progress="hidden",
                      js=START_CLOCK_JS, api_name=False).then(
-            make_handler(models, storage), inputs=[image, size, saturation, model_name], outputs=[slider, download, timing],
+            make_handler(models, storage), inputs=[image, size, saturation, model_name, auto_contrast],
+            outputs=[slider, download, timing],
             api_name=API_NAME, concurrency_id="colorize",
         ).success(None, inputs=[timing], outputs=[timing], js=SHOW_WAIT_JS, api_name=False)
         batch_button.click(lambda: (None, ""), None, [batch_zip, batch_info], queue=False, show_progress="hidden",
                            js=START_CLOCK_JS, api_name=False).then(
-            make_batch_handler(models, storage), inputs=[batch_files, batch_size, batch_saturation, batch_model],
+            make_batch_handler(models, storage), inputs=[batch_files, batch_size, batch_saturation, batch_model, batch_auto_contrast],
             outputs=[batch_zip, batch_info], api_name=BATCH_API_NAME, concurrency_id="colorize",
         ).success(None, inputs=[batch_info], outputs=[batch_info], js=SHOW_WAIT_JS, api_name=False)
 

@@ -495,3 +495,23 @@ def test_the_extras_table_names_extras_that_bring_those_packages():
     for module, (extra, package) in OPTIONAL_MODULES.items():
         assert extra in extras, f"{module}: extra {extra!r} is not in pyproject.toml"
         assert package.lower() in packages(extra), f"{module}: pip install colorgan-hf[{extra}] does not bring {package}"
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_auto_contrast_reaches_every_photo_of_a_run(tmp_path, photo_paths, workers):
+    """colorgan colorize --auto-contrast: each photo is what colorize(..., auto_contrast=True) gives, on the batched path
+    (workers) and the one-photo path alike; without the flag the faded photos come out otherwise."""
+    from colorgan_hf import colorize, load_default
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for index in range(2):
+        gray = np.asarray(Image.open(photo_paths[index]).convert("L").resize((96, 64)), dtype=np.float32)
+        Image.fromarray((70 + 0.4 * gray).round().astype(np.uint8)).save(src / f"faded{index}.png")
+    assert main(["-q", "colorize", str(src), "-o", str(tmp_path / "on"), "--auto-contrast", "--workers", workers]) == 0
+    assert main(["-q", "colorize", str(src), "-o", str(tmp_path / "off"), "--workers", workers]) == 0
+    model = load_default()
+    for index in range(2):
+        on = np.asarray(Image.open(tmp_path / "on" / f"faded{index}_color.png"))
+        assert np.array_equal(on, np.asarray(colorize(src / f"faded{index}.png", model, auto_contrast=True)))
+        assert not np.array_equal(on, np.asarray(Image.open(tmp_path / "off" / f"faded{index}_color.png")))

@@ -336,3 +336,60 @@ def test_working_lightness_on_a_huge_reduction_keeps_a_ramp():
     # Each output row is the mean of its band of input rows: a ramp stays a ramp.
     expected = torch.linspace(0.0, 100.0, 9600).reshape(16, -1).mean(dim=1)
     assert torch.allclose(out[0, 0, :, 0], expected, atol=1.0)
+
+
+def ab_of(image: Image.Image) -> torch.Tensor:
+    rgb = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).float() / 255
+    return rgb_to_lab(rgb)[1:]
+
+
+def test_auto_contrast_colours_a_faded_photo_as_its_unfaded_self(model, photo):
+    """A faded print (its tones squeezed into the middle) shown as it is gets other colours than the same photo with
+    its blacks and whites; auto_contrast stretches what the network sees back, so it gets nearly the unfaded photo's
+    colours, while the output keeps the faded photo's own lightness."""
+    gray = photo.convert("L")
+    faded = Image.fromarray((60 + 0.5 * np.asarray(gray, dtype=np.float32)).round().astype(np.uint8))
+    plain = colorize(faded, model)
+    stretched = colorize(faded, model, auto_contrast=True)
+    # The fade is linear, so the stretch undoes it (to 8-bit rounding): the network sees the gray photo stretched.
+    off_stretched = (ab_of(stretched) - ab_of(colorize(gray, model, auto_contrast=True))).norm(dim=0).mean().item()
+    off_plain = (ab_of(plain) - ab_of(colorize(gray, model))).norm(dim=0).mean().item()
+    assert off_stretched < 1.5 and off_plain > 5 * off_stretched, (off_plain, off_stretched)
+    # The lightness is the faded photo's (a vivid colour at a light tone may leave the sRGB gamut: the median, not the max).
+    assert (lightness(stretched) - lightness(faded)).abs().median() < 0.5
+
+
+def test_stretch_lightness_maps_the_cutoffs_to_black_and_white_and_leaves_a_flat_photo(tiny_unet):
+    from colorgan_hf.pipeline import AUTO_CONTRAST_CUTOFF, stretch_lightness
+
+    ramp = torch.linspace(30.0, 70.0, 10_000).reshape(1, 1, 100, 100)
+    out = stretch_lightness(ramp)
+    assert out.min() == 0 and out.max() == 100
+    assert (out == 0).float().mean() == pytest.approx(AUTO_CONTRAST_CUTOFF, abs=2e-4)
+    assert torch.all(out.flatten()[1:] >= out.flatten()[:-1]), "the order of the tones is kept"
+    flat = torch.full((1, 1, 8, 8), 40.0)
+    assert torch.equal(stretch_lightness(flat), flat)
+    card = Image.new("L", (64, 48), 120)
+    assert np.array_equal(np.asarray(colorize(card, tiny_unet, auto_contrast=True)), np.asarray(colorize(card, tiny_unet)))
+
+
+def test_bench_faded_scores_the_colours_and_auto_contrast_undoes_a_linear_fade(tmp_path, photo_paths, capsys):
+    """bench/faded.py (the README's "Faded photos" table): a fade is a linear map of L, which auto_contrast undoes, so
+    its rows come out (nearly) alike whatever the fade, while a strong fade shown as it is costs colour accuracy."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("bench_faded", Path(__file__).resolve().parents[1] / "bench" / "faded.py")
+    faded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(faded)
+    for path in photo_paths[:3]:
+        Image.open(path).convert("RGB").save(tmp_path / f"{path.stem}.png")
+    out = tmp_path / "faded.json"
+    result = faded.main(faded.parse_args(["--data", str(tmp_path), "--json", str(out)]))
+    rows = result["rows"]
+    assert result["images"] == 3 and json.loads(out.read_text())["rows"] == rows
+    stretched = [rows[fade]["auto_contrast"]["ciede2000"] for fade in faded.FADES]
+    assert max(stretched) - min(stretched) < 0.3, stretched
+    assert rows["strong fade"]["as is"]["ciede2000"] > rows["strong fade"]["auto_contrast"]["ciede2000"] + 0.5, rows
+    assert "strong fade  auto_contrast" in capsys.readouterr().out

@@ -507,3 +507,27 @@ def test_browser_paper_model_is_labelled_as_the_reproduction(space_url, browser)
     default_choice = page.get_by_label("default (ours)").first
     assert default_choice.is_checked(), "the default is the model selected when the page opens"
     page.close()
+
+
+def test_faded_photo_box_reaches_colorize_in_the_photo_and_batch_tabs(space_url, photo_paths, tmp_path):
+    """The "Faded photo(s)" checkbox is colorize(..., auto_contrast=True): the photo tab's download and the batch tab's
+    PNG are exactly the package's result with it, and without it (the API's default, as older clients call it) the
+    package's plain result."""
+    import zipfile
+
+    from gradio_client import Client, handle_file
+
+    from colorgan_hf import colorize, load_default
+
+    gray = np.asarray(Image.open(photo_paths[0]).convert("L"), dtype=np.float32)
+    faded = tmp_path / "faded.png"
+    Image.fromarray((70 + 0.4 * gray).round().astype(np.uint8)).save(faded)
+    model = load_default()
+    client = Client(space_url, verbose=False)
+    _, on, _ = client.predict(handle_file(str(faded)), 128, 1.0, "default (ours)", True, api_name="/colorize")
+    _, off, _ = client.predict(handle_file(str(faded)), 128, 1.0, "default (ours)", api_name="/colorize")
+    assert np.array_equal(np.asarray(Image.open(on)), np.asarray(colorize(faded, model, size=128, auto_contrast=True)))
+    assert np.array_equal(np.asarray(Image.open(off)), np.asarray(colorize(faded, model, size=128)))
+    archive, _ = client.predict([handle_file(str(faded))], 128, 1.0, "default (ours)", True, api_name="/colorize_batch")
+    with zipfile.ZipFile(archive) as bundle:
+        assert np.array_equal(np.asarray(Image.open(bundle.open("faded_color.png"))), np.asarray(Image.open(on)))
