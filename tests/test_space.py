@@ -92,6 +92,12 @@ def call_api(space_url: str, data: list, api_name: str = "colorize") -> tuple[st
     return last.get("event", ""), last.get("data", "")
 
 
+def differ(first: Image.Image, second: Image.Image) -> float:
+    """Mean absolute difference of two RGB images of one size, in 8-bit levels."""
+    assert first.size == second.size
+    return float(np.abs(np.asarray(first.convert("RGB"), dtype=np.int16) - np.asarray(second.convert("RGB"), dtype=np.int16)).mean())
+
+
 def chroma(image: Image.Image) -> float:
     import torch
 
@@ -258,7 +264,7 @@ def test_api_payload_without_meta_cannot_read_server_files(space_url, photo_path
                str(outside_link), f"{app_cache()}/../{secret.name}", str(app_cache()), "http://127.0.0.1:1/x.jpg"]
     answers = set()
     for target in targets:
-        event, data = call_api(space_url, [{"path": target}, 256, 0, "default (ours)"])
+        event, data = call_api(space_url, [{"path": target}, 256, 0, "default (ours)", False])
         assert event == "error", (target, data[:300])
         for word in ("secret", "missing", "a_folder", "notes", "passwd", "shadow", "link_to", "directory", "no such", "not an image"):
             assert word not in data, (target, data)
@@ -271,7 +277,8 @@ def test_api_payload_without_meta_cannot_read_server_files(space_url, photo_path
     # symlink inside the cache) gets the app's message. Two fixed answers, neither depending on the path.
     meta_answers = set()
     for target in targets:
-        event, data = call_api(space_url, [{"path": target, "meta": {"_type": "gradio.FileData"}}, 256, 0, "default (ours)"])
+        event, data = call_api(space_url, [{"path": target, "meta": {"_type": "gradio.FileData"}}, 256, 0, "default (ours)",
+                                           False])
         assert event == "error", (target, data[:300])
         meta_answers.add(data)
     assert meta_answers <= {'{"error": null}', answer}, meta_answers
@@ -293,7 +300,7 @@ def test_api_payload_without_meta_naming_a_real_upload_still_works(space_url, ph
     import json
 
     (path,) = upload(space_url, photo_paths[2])
-    event, data = call_api(space_url, [{"path": path}, 128, 1.0, "default (ours)"])
+    event, data = call_api(space_url, [{"path": path}, 128, 1.0, "default (ours)", False])
     assert event == "complete", data[:500]
     assert "Colorized" in json.loads(data)[2]
 
@@ -351,7 +358,7 @@ def test_a_session_keeps_only_its_latest_result_and_the_disk_stays_bounded(space
 def test_colorize_without_a_photo_is_a_message_and_no_traceback(space_url):
     """Issue 14.7: Colorize with no photo printed a traceback in the server log."""
     log_start = len(SPACE["log"].read_text())
-    event, data = call_api(space_url, [None, 256, 1.0, "default (ours)"])
+    event, data = call_api(space_url, [None, 256, 1.0, "default (ours)", False])
     assert event == "error" and "Upload a photo first" in data, data
     time.sleep(0.5)
     assert "Traceback" not in SPACE["log"].read_text()[log_start:]
@@ -454,6 +461,26 @@ def test_two_concurrent_large_requests_hold_the_memory_bound_and_exit_removes_ev
     assert folder_bytes(cache_base) == 0, list(cache_base.rglob("*"))  # (Gradio makes an empty vibe_edit_history at import)
 
 
+def test_browser_faded_photo_box_gives_the_auto_contrast_result(space_url, browser, photo_paths, tmp_path):
+    """Ticking "Faded photo" in the page colorizes with auto_contrast: the slider's PNG is the package's result."""
+    from colorgan_hf import colorize, load_default
+
+    gray = np.asarray(Image.open(photo_paths[1]).convert("L"), dtype=np.float32)
+    faded = tmp_path / "faded.png"
+    Image.fromarray((70 + 0.4 * gray).round().astype(np.uint8)).save(faded)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(space_url)
+    page.locator("#input-image input[type=file]").set_input_files(str(faded))
+    page.wait_for_timeout(500)
+    page.locator("#auto-contrast input[type=checkbox]").check()
+    page.locator("#colorize-button").click()
+    page.locator("#timing").get_by_text("You waited").wait_for(timeout=60_000)
+    after_src = page.locator("#result-slider img").nth(1).get_attribute("src")
+    body = page.request.get(after_src if after_src.startswith("http") else space_url + after_src).body()
+    assert differ(Image.open(io.BytesIO(body)), colorize(faded, load_default(), auto_contrast=True)) < 0.2
+    page.close()
+
+
 def test_browser_error_clears_the_previous_result_line(space_url, browser, photo_paths, tmp_path):
     """Issue 14.7: after an error the previous "Colorized ... s" line stayed under it."""
     fake = tmp_path / "shopping.jpg"
@@ -526,8 +553,11 @@ def test_faded_photo_box_reaches_colorize_in_the_photo_and_batch_tabs(space_url,
     client = Client(space_url, verbose=False)
     _, on, _ = client.predict(handle_file(str(faded)), 128, 1.0, "default (ours)", True, api_name="/colorize")
     _, off, _ = client.predict(handle_file(str(faded)), 128, 1.0, "default (ours)", api_name="/colorize")
-    assert np.array_equal(np.asarray(Image.open(on)), np.asarray(colorize(faded, model, size=128, auto_contrast=True)))
-    assert np.array_equal(np.asarray(Image.open(off)), np.asarray(colorize(faded, model, size=128)))
+    expected_on = colorize(faded, model, size=128, auto_contrast=True)
+    # The server's torch threads may sum in another order than this process's: a level at most, here and there.
+    assert differ(Image.open(on), expected_on) < 0.2
+    assert differ(Image.open(off), colorize(faded, model, size=128)) < 0.2
+    assert differ(Image.open(off), expected_on) > 2, "without the box the faded photo is coloured otherwise"
     archive, _ = client.predict([handle_file(str(faded))], 128, 1.0, "default (ours)", True, api_name="/colorize_batch")
     with zipfile.ZipFile(archive) as bundle:
-        assert np.array_equal(np.asarray(Image.open(bundle.open("faded_color.png"))), np.asarray(Image.open(on)))
+        assert differ(Image.open(bundle.open("faded_color.png")), expected_on) < 0.2
