@@ -456,7 +456,7 @@ HINT_COLORS = ["#c0392b", "#e67e22", "#f1c40f", "#27ae60", "#2e86c1", "#8e44ad",
 HINTS_HELP = """Upload a photo, then paint on it with the brush: a stroke (or a click, for a point) in a colour
 says "this was that colour". Only the colour's chroma is used; the photo keeps its own lightness, and each hint
 fills the region it belongs to, up to its lightness edges. The result updates after each stroke; **Clear hints**
-removes them; changing the model, working resolution or saturation keeps them."""
+removes them; changing the model, working resolution, saturation or the Faded photo box keeps them."""
 
 
 class UploadedEditor(gr.ImageEditor):
@@ -498,7 +498,8 @@ def make_hints_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: S
     """Colorize the editor's photo with its painted hints. ``live`` (on each stroke or setting
     change): no photo yet gives an empty result rather than an error."""
 
-    def run_hints(editor: dict | None, size: int, saturation: float, model_name: str, request: gr.Request = None):
+    def run_hints(editor: dict | None, size: int, saturation: float, model_name: str, auto_contrast: bool = False,
+                  request: gr.Request = None):
         start = time.perf_counter()
         if not editor or editor.get("background") is None:
             if live:
@@ -510,7 +511,7 @@ def make_hints_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: S
         height, width = photo.shape[:2]
         try:
             after = colorize(photo, models[model_name], size=int(size), saturation=saturation, hints=hints or None,
-                             max_pixels=MAX_PIXELS)
+                             max_pixels=MAX_PIXELS, auto_contrast=bool(auto_contrast))
         except ColorGANError as error:
             raise gr.Error(str(error), print_exception=False) from None
         request_dir = storage.new_result_dir(session_of(request), width * height * DISK_BYTES_PER_PIXEL)
@@ -538,6 +539,7 @@ def hints_tab(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage) -
                 model_name = gr.Radio(list(models), value=DEFAULT_LABEL, label="Model")
                 size = gr.Slider(64, 1024, value=DEFAULT_SIZE, step=16, label="Working resolution (short side)", elem_id="hints-size")
                 saturation = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Saturation")
+                auto_contrast = gr.Checkbox(False, label="Faded photo", info=AUTO_CONTRAST_INFO, elem_id="hints-auto-contrast")
                 with gr.Row():
                     button = gr.Button("Colorize with hints", variant="primary", elem_id="hints-button")
                     clear = gr.Button("Clear hints", elem_id="hints-clear")
@@ -545,7 +547,7 @@ def hints_tab(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage) -
                 slider = gr.ImageSlider(label="Before / after", type="filepath", format="png", elem_id="hints-slider")
                 download = gr.File(label="Download the colorized photo (original size, PNG)", elem_id="hints-download")
                 info = gr.Markdown(elem_id="hints-info")
-    inputs, outputs = [editor, size, saturation, model_name], [slider, download, info]
+    inputs, outputs = [editor, size, saturation, model_name, auto_contrast], [slider, download, info]
     button.click(make_hints_handler(models, storage), inputs, outputs, api_name=HINTS_API_NAME, concurrency_id="colorize")
     live = make_hints_handler(models, storage, live=True)
     # Each stroke, and each change of a setting, re-runs with the hints the editor holds (the
@@ -554,7 +556,8 @@ def hints_tab(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage) -
                   show_progress="minimal")
     for control in (size, saturation):
         control.release(live, inputs, outputs, api_name=False, trigger_mode="always_last", concurrency_id="colorize")
-    model_name.change(live, inputs, outputs, api_name=False, trigger_mode="always_last", concurrency_id="colorize")
+    for control in (model_name, auto_contrast):
+        control.change(live, inputs, outputs, api_name=False, trigger_mode="always_last", concurrency_id="colorize")
     clear.click(lambda value: None if not value or value.get("background") is None else
                 {"background": value["background"], "layers": [], "composite": value["background"]},
                 [editor], [editor], api_name=False, queue=False)

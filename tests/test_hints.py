@@ -237,7 +237,7 @@ def test_browser_red_stroke_makes_its_region_red(tmp_path):
         # The hints endpoint reads only files uploaded to the app, as the others do.
         for meta in ({}, {"meta": {"_type": "gradio.FileData"}}):
             editor = {"background": {"path": "/etc/passwd", **meta}, "layers": [], "composite": None, "id": None}
-            event, data = call_api(url, [editor, 256, 1.0, "default (ours)"], api_name="colorize_hints")
+            event, data = call_api(url, [editor, 256, 1.0, "default (ours)", False], api_name="colorize_hints")
             assert event == "error" and "passwd" not in data, (event, data)
         if not os.path.exists(CHROMIUM):
             pytest.skip("Debian's chromium is not installed (apt-get install chromium chromium-driver)")
@@ -343,3 +343,14 @@ def test_card_section_goes_before_the_limitations(tiny_unet, tmp_path):
     card = write_card(tmp_path / "card.md", tiny_unet, section_files=[section]).read_text()
     assert "## Colour hints" in card and card.index("## Colour hints") < card.index("## Limitations and biases")
     assert "| 0 | 11.66 |" in card
+
+
+def test_hints_and_auto_contrast_together():
+    """A faded photo with hints: auto_contrast changes what the network paints elsewhere, the hinted region still takes
+    the hint's colour."""
+    faded = (60 + 0.45 * three_regions(120, 180).astype(np.float32)).round().astype(np.uint8)
+    hint = [{"x": 150, "y": 60, "color": RED}]
+    plain = colorize(faded, hints=hint)
+    stretched = colorize(faded, hints=hint, auto_contrast=True)
+    assert de_to_hint(lab_of(stretched), RED)[50:70, 140:160].mean() < 3.0
+    assert not np.array_equal(np.asarray(plain), np.asarray(stretched))
