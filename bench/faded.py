@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from tqdm.auto import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +36,7 @@ from colorgan_hf.color import gray_from_l, lab_to_rgb, rgb_to_lab  # noqa: E402
 from colorgan_hf.evaluation import iter_references  # noqa: E402
 from colorgan_hf.files import write_atomic  # noqa: E402
 from colorgan_hf.metrics.functional import PooledColorStats, ciede2000_map  # noqa: E402
+from colorgan_hf.metrics.modules import to_batch  # noqa: E402
 from colorgan_hf.registry import load_model  # noqa: E402
 
 # name -> (offset, gain): the faded lightness is offset + gain * L (L in [0, 100]).
@@ -62,9 +64,9 @@ def faded_gray(lab: torch.Tensor, offset: float, gain: float) -> np.ndarray:
     return (to_8bit(gray)[0, 0] * 255).to(torch.uint8).numpy()
 
 
-def colour_on_truth(output: np.ndarray, lab: torch.Tensor) -> torch.Tensor:
+def colour_on_truth(output: Image.Image, lab: torch.Tensor) -> torch.Tensor:
     """The output's a*b* on the truth's lightness, as 8-bit sRGB -> Lab (1, 3, H, W)."""
-    out_lab = rgb_to_lab(torch.from_numpy(np.array(output)).permute(2, 0, 1).float()[None] / 255)
+    out_lab = rgb_to_lab(to_batch([output]))
     return rgb_to_lab(to_8bit(lab_to_rgb(torch.cat([lab[:, :1], out_lab[:, 1:]], dim=1))))
 
 
@@ -83,7 +85,7 @@ def main(args: argparse.Namespace) -> dict:
         for fade, (offset, gain) in FADES.items():
             gray = faded_gray(truth, offset, gain)
             for mode, flag in modes.items():
-                lab = colour_on_truth(np.asarray(colorize(gray, model, auto_contrast=flag)), truth)
+                lab = colour_on_truth(colorize(gray, model, auto_contrast=flag), truth)
                 errors[fade, mode].append(ciede2000_map(lab, truth).mean().item())
                 pooled[fade, mode].add(lab, truth)
         count += 1

@@ -15,14 +15,22 @@ def model():
     return load_default()
 
 
-def lightness(image: Image.Image) -> torch.Tensor:
+def lab_of(image: Image.Image) -> torch.Tensor:
+    """(3, H, W) CIELAB of a PIL image."""
     rgb = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).float() / 255
-    return rgb_to_lab(rgb)[0]
+    return rgb_to_lab(rgb)
+
+
+def lightness(image: Image.Image) -> torch.Tensor:
+    return lab_of(image)[0]
 
 
 def chroma(image: Image.Image) -> float:
-    rgb = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).float() / 255
-    return rgb_to_lab(rgb)[1:].norm(dim=0).mean().item()
+    return lab_of(image)[1:].norm(dim=0).mean().item()
+
+
+def ab_of(image: Image.Image) -> torch.Tensor:
+    return lab_of(image)[1:]
 
 
 def test_default_model_loads_offline_and_is_a_unet_pair_whose_first_is_the_fast_model(model):
@@ -336,11 +344,6 @@ def test_working_lightness_on_a_huge_reduction_keeps_a_ramp():
     # Each output row is the mean of its band of input rows: a ramp stays a ramp.
     expected = torch.linspace(0.0, 100.0, 9600).reshape(16, -1).mean(dim=1)
     assert torch.allclose(out[0, 0, :, 0], expected, atol=1.0)
-
-
-def ab_of(image: Image.Image) -> torch.Tensor:
-    rgb = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).float() / 255
-    return rgb_to_lab(rgb)[1:]
 
 
 def test_auto_contrast_colours_a_faded_photo_as_its_unfaded_self(model, photo):

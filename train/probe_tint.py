@@ -26,7 +26,7 @@ import random
 from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
-from colorgan_hf.data import GRAY_CHROMA, TINT_MINOR_SPREAD, colour_spread, list_images
+from colorgan_hf.data import GRAY_CHROMA, TINT_MINOR_SPREAD, colour_spread, list_images, resize_image
 from colorgan_hf.errors import ImageLoadError
 from colorgan_hf.images import load_image, to_pil
 
@@ -52,9 +52,7 @@ def tinted_print(photo: Image.Image, rng: random.Random) -> Image.Image:
     """``photo`` as a tinted print: its gray in one print tone, shrunk and saved as JPEG (decoded back)."""
     shadow, highlight = rng.choice(PRINT_TONES)
     tinted = ImageOps.colorize(photo.convert("L"), shadow, highlight)
-    side = rng.choice(PRINT_SIDES)
-    scale = side / min(tinted.size)
-    tinted = tinted.resize((max(1, round(tinted.width * scale)), max(1, round(tinted.height * scale))), Image.Resampling.BICUBIC)
+    tinted = resize_image(tinted, rng.choice(PRINT_SIDES), "short_side")
     buffer = io.BytesIO()
     tinted.save(buffer, format="JPEG", quality=rng.choice(PRINT_QUALITIES))
     return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
