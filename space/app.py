@@ -69,9 +69,10 @@ DISK_BYTES_PER_PIXEL = 4
 # Multipart framing around the files of one upload request.
 MULTIPART_SLACK = 64 * 1024
 DEFAULT_LABEL = "default (ours)"
+VIVID_LABEL = "vivid (bolder colours, more often wrong)"
 PAPER_LABEL = "paper's reproduction (for comparison)"
-MODEL_INFO = ("Use the default: the paper's reproduction (its recipe as written, trained as far as our compute allowed) "
-              "is shown only for comparison.")
+MODEL_INFO = ("Use the default. Vivid paints bolder colours, more of them wrong; the paper's reproduction (its recipe as "
+              "written, trained as far as our compute allowed) is shown only for comparison.")
 
 DESCRIPTION = f"""
 # colorgan-hf: colorize black-and-white photos
@@ -298,6 +299,8 @@ class UploadLimit:
 def load_models(default: str | None) -> dict[str, colorgan_hf.ColorGenerator]:
     """The generators the page offers, loaded once at start-up."""
     models = {DEFAULT_LABEL: load_model(default or "default")}
+    if "vivid" in shipped_models():
+        models[VIVID_LABEL] = load_model("vivid")
     if "paper" in shipped_models():
         models[PAPER_LABEL] = load_model("paper")
     return models
@@ -305,9 +308,13 @@ def load_models(default: str | None) -> dict[str, colorgan_hf.ColorGenerator]:
 
 def load_video_models(default: str | None, models: dict[str, colorgan_hf.ColorGenerator]) -> dict[str, colorgan_hf.ColorGenerator]:
     """The video tab's generators: with the shipped default, its wider network alone (``vivid``, what
-    ``colorize_video`` uses unless told, two-thirds of the pair's FLOPs per frame); the others as the page's."""
+    ``colorize_video`` uses unless told, two-thirds of the pair's FLOPs per frame), and then no
+    separate vivid choice (it would be the same network twice); the others as the page's."""
     if default in (None, "default") and DEFAULT_VIDEO_MODEL in shipped_models():
-        return {**models, DEFAULT_LABEL: load_model(DEFAULT_VIDEO_MODEL)}
+        others = {label: model for label, model in models.items() if label != DEFAULT_LABEL}
+        if DEFAULT_VIDEO_MODEL == "vivid":
+            others.pop(VIVID_LABEL, None)
+        return {DEFAULT_LABEL: load_model(DEFAULT_VIDEO_MODEL), **others}
     return models
 
 

@@ -533,7 +533,27 @@ def test_browser_paper_model_is_labelled_as_the_reproduction(space_url, browser)
     page.get_by_text("is shown only for comparison").first.wait_for(timeout=10_000)
     default_choice = page.get_by_label("default (ours)").first
     assert default_choice.is_checked(), "the default is the model selected when the page opens"
+    assert not page.get_by_label("vivid (bolder colours, more often wrong)").first.is_checked()
     page.close()
+
+
+def test_vivid_choice_gives_the_vivid_models_colours(space_url, photo_paths):
+    """The page's "vivid" choice is the shipped vivid generator: the download is colorize(photo, "vivid")'s result,
+    more colourful than the default's."""
+    from gradio_client import Client, handle_file
+
+    from colorgan_hf import colorize, load_default
+
+    client = Client(space_url, verbose=False)
+    photo = photo_paths[0]
+    _, vivid, _ = client.predict(handle_file(str(photo)), 128, 1.0, "vivid (bolder colours, more often wrong)",
+                                 api_name="/colorize")
+    _, default, _ = client.predict(handle_file(str(photo)), 128, 1.0, "default (ours)", api_name="/colorize")
+    expected = colorize(photo, load_default("vivid"), size=128)
+    # The server's torch threads may sum in another order than this process's: a level at most, here and there.
+    assert differ(Image.open(vivid), expected) < 0.2
+    assert differ(Image.open(default), expected) > 1, "the two choices are different networks"
+    assert chroma(Image.open(vivid)) > chroma(Image.open(default))
 
 
 def test_faded_photo_box_reaches_colorize_in_the_photo_and_batch_tabs(space_url, photo_paths, tmp_path):

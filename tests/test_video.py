@@ -592,6 +592,13 @@ def test_videos_use_the_vivid_model_unless_told(clips, tmp_path, monkeypatch):
     assert chosen[app.DEFAULT_LABEL].architecture == "unet" and default.architecture == "unet_pair"
     assert chosen[app.DEFAULT_LABEL].net.base_channels == default.net.second.base_channels == 48  # the pair's wider U-Net
     assert app.load_video_models("my/model", {app.DEFAULT_LABEL: default})[app.DEFAULT_LABEL] is default
+    # The page offers default, vivid and the paper's reproduction; the video tab has no separate vivid choice (its
+    # default already is that network), and keeps the paper's.
+    page = app.load_models(None)
+    assert list(page) == [app.DEFAULT_LABEL, app.VIVID_LABEL, app.PAPER_LABEL]
+    assert page[app.VIVID_LABEL].architecture == "unet" and page[app.VIVID_LABEL].net.base_channels == 48
+    assert list(app.load_video_models(None, page)) == [app.DEFAULT_LABEL, app.PAPER_LABEL]
+    assert app.load_video_models(None, page)[app.PAPER_LABEL] is page[app.PAPER_LABEL]
 
 
 def test_colorize_video_leaves_the_callers_model_as_it_was(clips, tmp_path):
