@@ -44,7 +44,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from colorgan_hf import colorize, load_default  # noqa: E402
+from colorgan_hf import colorize, load_default, suggest_hints  # noqa: E402
 from colorgan_hf.color import rgb_to_lab  # noqa: E402
 from colorgan_hf.evaluation import gray_baseline  # noqa: E402
 from colorgan_hf.hints import CHUNK, DEFAULT_EDGE_COST, DEFAULT_FLATTEN, DEFAULT_EDGE_SQUARE, DEFAULT_REACH, DEFAULT_SHARPNESS, DEFAULT_SMOOTH, combine, hint_ab, hint_geometry, parse_hints  # noqa: E402
@@ -54,24 +54,30 @@ from colorgan_hf.metrics.modules import to_array  # noqa: E402
 from colorgan_hf.pipeline import DEFAULT_SIZE, _finish, _prepare  # noqa: E402
 
 KS = (0, 1, 5, 10, 20, 50)
+SUGGEST_KS = (1, 3, 5, 10, 20)
 PATCH = 15  # side of the patch a single hint must colour
 PICK = 5  # side of the patch a simulated hint's colour is averaged over
 MOVED_DE = 2.0
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "photos" / "eval" / "bsds500_test"
 
 
-def simulated_hints(reference: np.ndarray, count: int, seed: int) -> list[dict]:
-    """``count`` point hints at random pixels of ``reference`` (H, W, 3) uint8, each the mean
-    colour of the PICK x PICK patch around it (clipped at the borders)."""
-    height, width = reference.shape[:2]
-    rng = np.random.default_rng(seed)
-    xs, ys = rng.integers(0, width, count), rng.integers(0, height, count)
+def hints_at(reference: np.ndarray, points: list[tuple[int, int]]) -> list[dict]:
+    """A point hint at each (x, y) of ``reference`` (H, W, 3) uint8, its colour the mean of the
+    PICK x PICK patch around it (clipped at the borders), as a person would pick it."""
     half = PICK // 2
     hints = []
-    for x, y in zip(xs.tolist(), ys.tolist()):
+    for x, y in points:
         patch = reference[max(0, y - half) : y + half + 1, max(0, x - half) : x + half + 1].reshape(-1, 3)
         hints.append({"x": x, "y": y, "color": [int(round(c)) for c in patch.mean(0)]})
     return hints
+
+
+def simulated_hints(reference: np.ndarray, count: int, seed: int) -> list[dict]:
+    """``count`` point hints at random pixels of ``reference`` (H, W, 3) uint8 (:func:`hints_at`)."""
+    height, width = reference.shape[:2]
+    rng = np.random.default_rng(seed)
+    xs, ys = rng.integers(0, width, count), rng.integers(0, height, count)
+    return hints_at(reference, list(zip(xs.tolist(), ys.tolist())))
 
 
 def to_tensor(array: np.ndarray) -> torch.Tensor:
@@ -203,6 +209,42 @@ def run_set(files: list[Path], model, size: int, ks=KS, progress: bool = True) -
     return result
 
 
+def run_suggest(files: list[Path], model, size: int, ks=SUGGEST_KS, progress: bool = True) -> dict:
+    """k point hints at the spots ``suggest_hints`` gives against k at random spots (the
+    k-table's), each with the truth's colour there: PSNR, CIEDE2000 and hue recall as above."""
+    colorizer = Colorizer(model, size)
+    rows = {name: {k: {"psnr": [], "ciede2000": [], "pooled": PooledColorStats()} for k in ks} for name in ("random", "suggested")}
+    for index, file in enumerate(files):
+        reference = to_array(load_image(file).rgb)
+        gray = to_array(gray_baseline(torch.from_numpy(reference).permute(2, 0, 1).float() / 255.0))
+        truth = to_tensor(reference)
+        lab_truth = rgb_to_lab(truth)
+        given = {"random": simulated_hints(reference, max(ks), seed=index),
+                 "suggested": hints_at(reference, suggest_hints(gray, model, max(ks), size=size))}
+        for name, hints in given.items():
+            colorizer.predict(gray, hints)
+            for k in ks:
+                prediction = to_tensor(colorizer.result(k))
+                lab_pred = rgb_to_lab(prediction)
+                rows[name][k]["psnr"].append(psnr(prediction, truth).item())
+                rows[name][k]["ciede2000"].append(ciede2000_map(lab_pred, lab_truth).mean().item())
+                rows[name][k]["pooled"].add(lab_pred, lab_truth)
+        if progress and (index + 1) % 20 == 0:
+            print(f"  {index + 1}/{len(files)} photos", file=sys.stderr, flush=True)
+    table = {name: [{"k": k, "psnr": float(np.mean(cell["psnr"])), "ciede2000": float(np.mean(cell["ciede2000"])),
+                     "hue_recall": cell["pooled"].result()["hue_recall"]} for k, cell in by_k.items()]
+             for name, by_k in rows.items()}
+    return {"images": len(files), **table}
+
+
+def print_suggest(result: dict) -> None:
+    print(f"{result['images']} photos; PSNR dB / CIEDE2000 / hue recall")
+    print(f"{'k':>3}  {'random spots':>24}  {'suggested spots':>24}")
+    for random_row, suggested in zip(result["random"], result["suggested"]):
+        cells = [f"{r['psnr']:.2f} / {r['ciede2000']:.2f} / {r['hue_recall']:.3f}" for r in (random_row, suggested)]
+        print(f"{random_row['k']:>3}  {cells[0]:>24}  {cells[1]:>24}")
+
+
 def timing(model, repeats: int = 5) -> dict:
     photo = sorted(DEFAULT_DATA.glob("*.jpg"))[0] if DEFAULT_DATA.is_dir() else ROOT / "tests" / "data" / "bsds_12003.jpg"
     image = Image.open(photo).convert("RGB")
@@ -257,6 +299,16 @@ def card_section(results: dict) -> str:
         f"{loc['moved_share_mean']:.1%} of the photo by more than 2 units on average",
         f"(90th percentile {loc['moved_share_p90']:.1%}).",
     ]
+    if "suggest" in results:
+        suggest = results["suggest"]
+        lines += ["", "Where to give them: `suggest_hints(photo, model, k)` (`colorgan suggest-hints`, the demo's \"Where should I",
+                  "paint?\") names k spots, each the centre of a large region of even lightness where this model's two networks",
+                  "disagree most and the earlier spots' hints do not reach. The same protocol, k points at the suggested spots",
+                  f"against k at random ones (`python bench/hints.py --parts suggest`, {suggest['images']} photos), PSNR dB /",
+                  "CIEDE2000 / hue recall:", "", "| hints k | random spots | suggested spots |", "| --- | --- | --- |"]
+        lines += [f"| {r['k']} | {r['psnr']:.2f} / {r['ciede2000']:.2f} / {r['hue_recall']:.3f} | "
+                  f"{g['psnr']:.2f} / {g['ciede2000']:.2f} / {g['hue_recall']:.3f} |"
+                  for r, g in zip(suggest["random"], suggest["suggested"])]
     if "timing" in results:
         timing = results["timing"]
         rows = timing["rows"]
@@ -273,7 +325,8 @@ def main() -> None:
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="A folder of colour photos.")
     parser.add_argument("--limit", type=int, default=None, help="Only the first N photos (sorted).")
     parser.add_argument("--size", type=int, default=DEFAULT_SIZE)
-    parser.add_argument("--parts", default="table,timing", help="table (the k-table and locality), timing.")
+    parser.add_argument("--parts", default="table,timing",
+                        help="table (the k-table and locality), suggest (suggested spots against random ones), timing.")
     parser.add_argument("--json", default=str(ROOT / "bench" / "hints.json"), help="Where to write the figures (merged).")
     parser.add_argument("--repeats", type=int, default=5, help="Timed runs of each timing case (median and best reported).")
     parser.add_argument("--card-section", default=str(ROOT / "docs" / "cards" / "hints.md"),
@@ -302,6 +355,11 @@ def main() -> None:
         print(f"one point: share of the photo moved by > {MOVED_DE:g} units, mean {loc['moved_share_mean']:.1%} "
               f"(median {loc['moved_share_median']:.1%}, 90th percentile {loc['moved_share_p90']:.1%}; "
               f"{loc['moved_under_30pct_share']:.0%} of photos under 30%)")
+    if "suggest" in parts:
+        print(f"suggested spots on {args.data} (working size {args.size}, shipped default model)", flush=True)
+        result = run_suggest(files, model, args.size)
+        results["suggest"] = {"data": args.data, "size": args.size, **result}
+        print_suggest(result)
     if "timing" in parts:
         result = timing(model, args.repeats)
         results["timing"] = result

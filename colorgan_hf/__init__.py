@@ -6,7 +6,7 @@
 
 from .errors import ColorGANError, ImageLoadError, MissingExtraError, ModelLoadError, OptionError
 from .models import ColorDiscriminator, ColorGenerator, GANLoss
-from .pipeline import colorize
+from .pipeline import colorize, suggest_hints
 from .registry import load_default, load_model
 from .video import VideoLoadError, colorize_video
 
@@ -26,5 +26,6 @@ __all__ = [
     "colorize_video",
     "load_default",
     "load_model",
+    "suggest_hints",
     "__version__",
 ]

@@ -268,6 +268,32 @@ def cmd_colorize_dataset(args: argparse.Namespace) -> int:
     return run_from_cli(args)
 
 
+def cmd_suggest_hints(args: argparse.Namespace) -> int:
+    from .hints import mark_spots
+    from .images import load_image, save_image_atomic, to_pil
+    from .pipeline import _generator, suggest_hints
+
+    model = _generator(run_generator(args.model))
+    stride = getattr(model, "stride", 1)
+    if getattr(model, "input_size", None) is None and not stride <= args.size <= MAX_SIZE:
+        raise ColorGANError(f"--size must be between the model's stride {stride} and {MAX_SIZE}, got {args.size}")
+    spots = suggest_hints(args.photo, model, args.count, size=args.size, auto_contrast=args.auto_contrast)
+    print("spot\tx\ty")
+    for number, (x, y) in enumerate(spots, start=1):
+        print(f"{number}\t{x}\t{y}")
+    if args.output:
+        # A hints file for `colorgan colorize --hints`, each colour left for the person to fill in.
+        template = [{"x": x, "y": y, "color": None} for x, y in spots]
+        write_atomic(args.output, "[\n" + ",\n".join(f"  {json.dumps(spot)}" for spot in template) + "\n]\n")
+        tqdm.write(f"wrote {args.output}: give each spot the colour you know (\"#rrggbb\"), remove the others, then "
+                   f"colorgan colorize {args.photo} -o OUT --hints {args.output}", file=sys.stderr)
+    if args.marked:
+        loaded = load_image(args.photo)
+        save_image_atomic(mark_spots(to_pil(loaded.rgb), spots), args.marked)
+        tqdm.write(f"wrote {args.marked}: the photo with the spots ringed and numbered", file=sys.stderr)
+    return 0
+
+
 def cmd_export_onnx(args: argparse.Namespace) -> int:
     from .onnx import export_onnx
 
@@ -529,6 +555,22 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--training", default=None, help="A text/markdown file describing how the model was trained.")
     h.add_argument("--private", action="store_true", help="Create the repository as private.")
     h.set_defaults(func=cmd_push)
+
+    g = sub.add_parser("suggest-hints", help="Where colour hints would help a photo most: spots to give known colours at.",
+                       description="Print the spots (x, y) of a photo where a colour you know would correct the model the "
+                                   "most, best first: each the centre of a large region of even lightness, chosen where "
+                                   "the model is least sure and the earlier spots' hints do not reach (README, Colour hints).")
+    g.add_argument("photo", help="The photo (any format colorize takes).")
+    g.add_argument("-n", "--count", type=int, default=5, help="How many spots, 1 to 50 (default 5); the first n of more are the best n.")
+    g.add_argument("-o", "--output", default=None,
+                   help="Also write a hints file (JSON) of the spots, their colours left empty (null) to fill in, for "
+                        "`colorgan colorize PHOTO --hints FILE`.")
+    g.add_argument("--marked", default=None, help="Also write the photo with the spots ringed and numbered (PNG, JPEG, ...).")
+    g.add_argument("--model", default=None, help="Shipped name, generator folder, run folder or Hub id (default: the shipped default); "
+                                                 "use the one you will colorize with.")
+    g.add_argument("--size", type=int, default=DEFAULT_SIZE, help=f"Working resolution's short side, as for colorize (default {DEFAULT_SIZE}).")
+    g.add_argument("--auto-contrast", action="store_true", help="As for colorize: for faded scans.")
+    g.set_defaults(func=cmd_suggest_hints)
 
     o = sub.add_parser("export-onnx", help="Export a generator to ONNX, for onnxruntime (`colorize --model FILE.onnx`).",
                        description="Export the generator's colour prediction (L at the working resolution in, a*b* out; "

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageColor, ImageDraw
 
 from .color import rgb_to_lab
-from .errors import ColorGANError
+from .errors import ColorGANError, OptionError
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +133,8 @@ def _kind(hint: Hint) -> str:
 def parse_color(value: Any, where: str = "colour") -> RGB:
     """``"#aa2233"``, ``"#a23"``, a CSS name (``"red"``), ``"rgb(170, 34, 51)"`` or an (r, g, b)
     sequence of numbers in 0-255 -> (r, g, b) ints. Anything else raises :class:`HintError`."""
+    if value is None:  # a spot of `colorgan suggest-hints -o` whose colour was not filled in
+        raise HintError(f"{where}: not given: fill in the colour you know at that spot, or remove the hint")
     if isinstance(value, str):
         try:
             rgb = ImageColor.getrgb(value.strip())
@@ -493,3 +495,103 @@ def layer_hints(layer: np.ndarray, max_colors: int = 32) -> list[MaskHint]:
     label = np.full(layer.shape[:2], -1, dtype=np.int64)
     label[painted] = nearest[inverse.reshape(-1)]
     return [MaskHint(label == i, tuple(int(c) for c in palette[i])) for i in range(len(palette)) if (label == i).any()]
+
+
+# Suggested spots (:func:`suggest_points`), chosen on held-out training photos (a probe on 60
+# BSDS500/ImageNet photos of the pair set's test split), never on an eval set; measured by
+# `python bench/hints.py --parts suggest`.
+# The candidate spots: the centres of the largest of SUGGEST_REGIONS regions of even
+# lightness (k-means on position and L*, started from a regular grid) ...
+SUGGEST_REGIONS = 60
+SUGGEST_CANDIDATES = 30
+SUGGEST_ITERATIONS = 12
+# ... each pixel counted by the model's uncertainty there (over its mean) plus this: the parts
+# the model is sure of still count a little.
+SUGGEST_FLOOR = 0.25
+MAX_SUGGESTIONS = 50
+
+
+def _regions(lightness: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(label of each pixel (h * w,), the pixel nearest each centre (count,)) of ``count``
+    k-means regions of the grid ``lightness`` (h, w) in (y, x, L*) space, position and L*
+    weighted alike (the photo's long side ~ 100 L* units)."""
+    from kornia.contrib import KMeans
+
+    h, w = lightness.shape
+    scale = max(h, w)
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    features = torch.stack([ys / scale, xs / scale, lightness.float() / 100], -1).reshape(-1, 3)  # (h * w, 3)
+    # A regular grid of starting centres, about square cells: the same regions every call.
+    rows = max(1, min(h, round(math.sqrt(count * h / w))))
+    cols = max(1, min(w, math.ceil(count / rows)))
+    cy = ((torch.arange(rows) + 0.5) * h / rows).long().clamp(max=h - 1)
+    cx = ((torch.arange(cols) + 0.5) * w / cols).long().clamp(max=w - 1)
+    starts = (cy[:, None] * w + cx[None]).reshape(-1)[:count]
+    # KMeans moves an emptied cluster to a random pixel from torch's global generator: keep the caller's.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        kmeans = KMeans(len(starts), features[starts].clone(), tolerance=1e-6, max_iterations=SUGGEST_ITERATIONS)
+        kmeans.fit(features)
+    labels, centres = kmeans.cluster_assignments, kmeans.cluster_centers
+    nearest = torch.cdist(centres, features).argmin(1)  # the member pixel of each region nearest its centre
+    nearest = torch.where(labels[nearest] == torch.arange(len(centres)), nearest, -1)
+    return labels, nearest
+
+
+def suggest_points(l_small: torch.Tensor, uncertainty: torch.Tensor | None, full_shape: tuple[int, int],
+                   count: int) -> list[tuple[int, int]]:
+    """``count`` spots (x, y) in pixels of the photo of size ``full_shape`` (H, W), best first,
+    where a point hint would correct the most: each in turn adds the most hint weight (as a
+    hint spreads, :func:`correction`) over what the earlier ones reach, every pixel counted by
+    ``uncertainty`` (h, w) there (None: alike). Candidates are the centres of the photo's
+    largest regions of even lightness. ``l_small``: the working lightness (1, h, w)."""
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_SUGGESTIONS:
+        raise OptionError(f"the number of suggested spots must be a whole number from 1 to {MAX_SUGGESTIONS}, got {count!r}")
+    shape = tuple(l_small.shape[-2:])
+    maps = torch.stack([l_small.reshape(shape).float().cpu(),
+                        torch.ones(shape) if uncertainty is None else uncertainty.reshape(shape).float().cpu()])
+    grid = propagation_grid(shape)
+    if grid != shape:
+        maps = F.interpolate(maps[None], size=grid, mode="area")[0]
+    lightness, weight_map = maps  # (h, w) each, on the propagation grid
+    h, w = lightness.shape
+    height, width = full_shape
+    labels, nearest = _regions(lightness, max(SUGGEST_REGIONS, 2 * count))
+    sizes = torch.bincount(labels, minlength=len(nearest)).float()
+    sizes[nearest < 0] = -1  # a region whose centre is none of its pixels offers no spot
+    order = sizes.argsort(descending=True)[: max(SUGGEST_CANDIDATES, count)]
+    spots = [(int(nearest[r]) % w, int(nearest[r]) // w) for r in order.tolist() if nearest[r] >= 0]
+    # Grid pixel centres -> the photo's pixels.
+    candidates = [PointHint(min(width - 1, int((x + 0.5) * width / w)), min(height - 1, int((y + 0.5) * height / h)),
+                            (0, 0, 0)) for x, y in spots]
+    importance = weight_map / weight_map.mean().clamp(min=1e-12) + SUGGEST_FLOOR  # (h, w)
+    length = DEFAULT_REACH * min(h, w)
+    reach = torch.cat([torch.exp(-((distance / length) ** 2))
+                       for _, distance in hint_geometry(candidates, full_shape, lightness)])  # (N, h, w)
+    covered = torch.zeros(h, w)
+    chosen: list[int] = []
+    for _ in range(min(count, len(candidates))):
+        gain = ((reach - covered).clamp(min=0) * importance).flatten(1).sum(1)
+        gain[chosen] = -1.0
+        best = int(gain.argmax())
+        chosen.append(best)
+        covered = torch.maximum(covered, reach[best])
+    return [(int(candidates[i].x), int(candidates[i].y)) for i in chosen]
+
+
+def mark_spots(image: Image.Image, spots: Sequence[tuple[int, int]]) -> Image.Image:
+    """An RGB copy of ``image`` with each spot (x, y) ringed and numbered from 1 (the order of
+    :func:`suggest_points`): where to give the colours one knows."""
+    from PIL import ImageFont
+
+    marked = image.convert("RGB")
+    draw = ImageDraw.Draw(marked)
+    radius = max(6, round(0.025 * min(marked.size)))
+    font = ImageFont.load_default(size=max(10, round(1.3 * radius)))
+    for number, (x, y) in enumerate(spots, start=1):
+        # A white ring inside a black one shows on light and dark parts alike.
+        draw.ellipse((x - radius - 2, y - radius - 2, x + radius + 2, y + radius + 2), outline=(0, 0, 0), width=2)
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), outline=(255, 255, 255), width=2)
+        draw.text((x + radius + 4, y - radius - 4), str(number), fill=(255, 255, 255), font=font, stroke_width=2,
+                  stroke_fill=(0, 0, 0))
+    return marked

@@ -87,6 +87,11 @@ class GeneratorNet(nn.Module):
         """L (B, 1, H, W) in [0, 100] -> the network's input."""
         raise NotImplementedError
 
+    def disagreement(self, x: torch.Tensor) -> torch.Tensor | None:
+        """How far apart the a*b* of its member networks are at each pixel, (B, 1, H, W) in
+        [-1, 1] ab units, for architectures made of several; None for a single network."""
+        return None
+
     def training_pair(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """A batch of ``rgb`` (B, 3, S, S) and ``gray`` (B, 1, S, S) in [0, 1] -> (input, target)."""
         raise NotImplementedError
@@ -448,6 +453,10 @@ class UNetPairGenerator(GeneratorNet):
     def forward(self, l_norm: torch.Tensor) -> torch.Tensor:
         return (1.0 - self.mix) * self.first(l_norm) + self.mix * self.second(l_norm)  # (B, 2, H, W), ab in [-1, 1]
 
+    def disagreement(self, l_norm: torch.Tensor) -> torch.Tensor:
+        # Where two networks trained apart disagree, the colour is least sure: (B, 1, H, W).
+        return (self.first(l_norm) - self.second(l_norm)).norm(dim=1, keepdim=True)
+
     encode = UNetGenerator.encode
     training_pair = UNetGenerator.training_pair
     decode_ab = UNetGenerator.decode_ab
@@ -674,6 +683,9 @@ class SemanticBinsPairGenerator(UNetPairGenerator):
         folded = F.pixel_unshuffle(self.second(l_norm), 2)  # (B, 8, H/2, W/2), the second's ab in [-1, 1]
         return torch.cat([logits, folded], dim=1)
 
+    def disagreement(self, l_norm: torch.Tensor) -> torch.Tensor:
+        return (self.first.image(self.first(l_norm)) - self.second(l_norm)).norm(dim=1, keepdim=True)  # (B, 1, H, W)
+
     def image(self, output: torch.Tensor, vividness: float | None = None) -> torch.Tensor:
         """(B, Q + 8, h, w) -> the mixed ab (B, 2, 2h, 2w) in [-1, 1]."""
         q = self.first.num_bins
@@ -793,6 +805,11 @@ class ColorGenerator(nn.Module, SafetensorsHubMixin, **HUB_METADATA):
         architectures predict one colour per pixel and ignore it.
         """
         return self.net.decode_ab(self(self.net.encode(l_channel)), vividness)
+
+    def disagreement(self, l_channel: torch.Tensor) -> torch.Tensor | None:
+        """L (B, 1, H, W) in [0, 100] -> how far apart the member networks' a*b* are, (B, 1, H, W),
+        for models made of several (the shipped default); None for a single network."""
+        return self.net.disagreement(self.net.encode(l_channel))
 
 
 class ColorDiscriminator(nn.Module, SafetensorsHubMixin, **HUB_METADATA):

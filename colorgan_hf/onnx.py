@@ -77,7 +77,7 @@ def export_onnx(model, path: str | os.PathLike, *, vividness: float | None = Non
 class OnnxGenerator:
     """A generator exported by :func:`export_onnx`, run by onnxruntime on the CPU; what
     :func:`colorize` needs of a :class:`ColorGenerator` (``stride``, ``input_size``,
-    ``predict_ab``)."""
+    ``predict_ab``, ``disagreement``)."""
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
         self._ort = require("onnxruntime", "an .onnx model")
@@ -113,6 +113,9 @@ class OnnxGenerator:
             raise ValueError(f"{self.path} was exported with vividness {self.vividness}: export again with --vividness {vividness}")
         (ab,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(l_channel.cpu().numpy(), dtype=np.float32)})
         return torch.from_numpy(ab)
+
+    def disagreement(self, l_channel: torch.Tensor) -> None:
+        """An exported model is one network as far as the pipeline can see: no members to compare."""
 
     def __repr__(self) -> str:
         return f"OnnxGenerator({str(self.path)!r})"

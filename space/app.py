@@ -32,7 +32,7 @@ except ImportError:
 import numpy as np
 from PIL import Image, ImageOps
 
-from colorgan_hf import ColorGANError, colorize, load_model
+from colorgan_hf import ColorGANError, colorize, load_model, suggest_hints
 from colorgan_hf.images import load_image, save_image_atomic
 from colorgan_hf.pipeline import DEFAULT_SIZE, check_options
 from colorgan_hf.registry import shipped_models
@@ -458,12 +458,16 @@ def make_batch_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: S
 
 
 HINTS_API_NAME = "colorize_hints"
+SUGGEST_API_NAME = "suggest_hints"
+SUGGEST_COUNT, SUGGEST_MAX = 5, 10
 # The brush's swatches (its colour picker offers any other colour).
 HINT_COLORS = ["#c0392b", "#e67e22", "#f1c40f", "#27ae60", "#2e86c1", "#8e44ad", "#8b5a2b", "#f0c8a0"]
 HINTS_HELP = """Upload a photo, then paint on it with the brush: a stroke (or a click, for a point) in a colour
 says "this was that colour". Only the colour's chroma is used; the photo keeps its own lightness, and each hint
 fills the region it belongs to, up to its lightness edges. The result updates after each stroke; **Clear hints**
-removes them; changing the model, working resolution, saturation or the Faded photo box keeps them."""
+removes them; changing the model, working resolution, saturation or the Faded photo box keeps them.
+Not sure where to start? **Where should I paint?** rings the spots where a colour you know would correct the
+most (where the model is least sure, one spot per large region): give the colours you know there, 1 first."""
 
 
 class UploadedEditor(gr.ImageEditor):
@@ -533,6 +537,33 @@ def make_hints_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: S
     return run_hints
 
 
+def make_suggest_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage):
+    """The editor's photo with the spots where a known colour would help most ringed and numbered."""
+    from colorgan_hf.hints import mark_spots
+
+    def run_suggest(editor: dict | None, size: int, model_name: str, auto_contrast: bool = False, count: int = SUGGEST_COUNT,
+                    request: gr.Request = None):
+        if not editor or editor.get("background") is None:
+            raise gr.Error(NO_PHOTO, print_exception=False)
+        check_model(models, model_name)
+        if not isinstance(count, (int, float)) or not 1 <= count <= SUGGEST_MAX or count != int(count):
+            raise gr.Error(f"The number of spots must be a whole number from 1 to {SUGGEST_MAX}.", print_exception=False)
+        photo, _ = editor_hints(editor)
+        height, width = photo.shape[:2]
+        try:
+            spots = suggest_hints(photo, models[model_name], int(count), size=int(size), max_pixels=MAX_PIXELS,
+                                  auto_contrast=bool(auto_contrast))
+        except ColorGANError as error:
+            raise gr.Error(str(error), print_exception=False) from None
+        request_dir = storage.new_result_dir(session_of(request), width * height * DISK_BYTES_PER_PIXEL)
+        with storage.using(request_dir):
+            marked = save_image_atomic(mark_spots(Image.fromarray(photo).convert("L"), spots), request_dir / "photo_spots.png")
+        where = ", ".join(f"{n} at ({x}, {y})" for n, (x, y) in enumerate(spots, start=1))
+        return str(marked), f"Paint the colour you know at spot 1 first, then 2, and so on: {where}."
+
+    return run_suggest
+
+
 def hints_tab(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage) -> None:
     """The "Colour hints" tab (issue 17): paint colours on the photo, see the result update."""
     with gr.Tab("Colour hints"):
@@ -550,10 +581,16 @@ def hints_tab(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage) -
                 with gr.Row():
                     button = gr.Button("Colorize with hints", variant="primary", elem_id="hints-button")
                     clear = gr.Button("Clear hints", elem_id="hints-clear")
+                with gr.Row():
+                    count = gr.Slider(1, SUGGEST_MAX, value=SUGGEST_COUNT, step=1, label="Spots", elem_id="hints-spot-count")
+                    suggest = gr.Button("Where should I paint?", elem_id="hints-suggest")
             with gr.Column(scale=2):
                 slider = gr.ImageSlider(label="Before / after", type="filepath", format="png", elem_id="hints-slider")
                 download = gr.File(label="Download the colorized photo (original size, PNG)", elem_id="hints-download")
                 info = gr.Markdown(elem_id="hints-info")
+                spots = gr.Image(label="Where a colour you know helps most (1 first)", type="filepath", interactive=False,
+                                 format="png", elem_id="hints-spots")
+                spots_info = gr.Markdown(elem_id="hints-spots-info")
     inputs, outputs = [editor, size, saturation, model_name, auto_contrast], [slider, download, info]
     button.click(make_hints_handler(models, storage), inputs, outputs, api_name=HINTS_API_NAME, concurrency_id="colorize")
     live = make_hints_handler(models, storage, live=True)
@@ -565,6 +602,8 @@ def hints_tab(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage) -
         control.release(live, inputs, outputs, api_name=False, trigger_mode="always_last", concurrency_id="colorize")
     for control in (model_name, auto_contrast):
         control.change(live, inputs, outputs, api_name=False, trigger_mode="always_last", concurrency_id="colorize")
+    suggest.click(make_suggest_handler(models, storage), [editor, size, model_name, auto_contrast, count], [spots, spots_info],
+                  api_name=SUGGEST_API_NAME, concurrency_id="colorize")
     clear.click(lambda value: None if not value or value.get("background") is None else
                 {"background": value["background"], "layers": [], "composite": value["background"]},
                 [editor], [editor], api_name=False, queue=False)

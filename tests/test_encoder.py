@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from colorgan_hf import ColorGenerator, ModelLoadError
-from colorgan_hf.color import AB_SCALE
+from colorgan_hf.color import AB_SCALE, denormalize_ab
 from colorgan_hf.encoders import MobileNetV2Features
 
 # Keras's MobileNetV2 layer names, written out from its layout: (expansion, channels, repeats, stride) stages.
@@ -244,6 +244,9 @@ def test_semantic_bins_pair_mixes_the_decoded_colours_and_trains_both_members(tm
             expected = 0.6 * first.predict_ab(l_channel, vividness) + 0.4 * second.predict_ab(l_channel)
             torch.testing.assert_close(pair.predict_ab(l_channel, vividness), expected, atol=1e-4, rtol=1e-5)
         assert not torch.allclose(pair.predict_ab(l_channel, 0.0), pair.predict_ab(l_channel, 1.0))
+        # How far apart the members' decoded colours are, where suggest_hints looks for doubt.
+        apart = (first.predict_ab(l_channel) - second.predict_ab(l_channel)).norm(dim=1, keepdim=True)
+        torch.testing.assert_close(denormalize_ab(pair.disagreement(l_channel)), apart, atol=1e-3, rtol=1e-4)
     pair.save_pretrained(tmp_path / "pair")
     config = json.loads((tmp_path / "pair" / "config.json").read_text())
     assert config == {"architecture": "semantic_bins_pair", "base_channels": 8, "depth": 3, "bin_size": 20, "vividness": 0.3,

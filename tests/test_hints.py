@@ -223,6 +223,33 @@ def test_cli_hint_errors_are_one_line(tmp_path, capsys, caplog):
     assert "p.png: hint 0 (point): (100, 1) is outside the image (60x40" in capsys.readouterr().err + caplog.text
 
 
+def test_cli_suggest_hints_writes_a_hints_file_to_fill_in(tmp_path, capsys, caplog, model):
+    from colorgan_hf import suggest_hints
+    from colorgan_hf.cli import main
+
+    photo = tmp_path / "bands.png"
+    Image.fromarray(three_regions()).save(photo)
+    hints, marked = tmp_path / "spots.json", tmp_path / "spots.png"
+    assert main(["-q", "suggest-hints", str(photo), "-n", "3", "--size", str(SIZE), "-o", str(hints), "--marked", str(marked)]) == 0
+    printed = [tuple(int(v) for v in line.split("\t")) for line in capsys.readouterr().out.strip().splitlines()[1:]]
+    spots = suggest_hints(photo, model, 3, size=SIZE)
+    assert [(x, y) for _, x, y in printed] == spots and [n for n, _, _ in printed] == [1, 2, 3]
+    assert json.loads(hints.read_text()) == [{"x": x, "y": y, "color": None} for x, y in spots]
+    assert Image.open(marked).size == (384, 192)
+    # Left unfilled, the file is refused in one line and nothing is written; filled in, it colours each spot's band.
+    assert main(["-q", "colorize", str(photo), "-o", str(tmp_path / "out"), "--hints", str(hints)]) == 1
+    assert "hint 0 (point) color: not given: fill in the colour you know at that spot" in capsys.readouterr().err + caplog.text
+    assert not (tmp_path / "out" / "bands_color.png").exists()
+    hints.write_text(json.dumps([{"x": x, "y": y, "color": "#28963c"} for x, y in spots]))
+    assert main(["-q", "colorize", str(photo), "-o", str(tmp_path / "out"), "--hints", str(hints), "--size", str(SIZE)]) == 0
+    lab = lab_of(Image.open(tmp_path / "out" / "bands_color.png"))
+    for x, y in spots:  # green at each spot, as far as its band's lightness can show it
+        assert lab[0, 1, y, x] < -10 and lab[0, 2, y, x] > 5, (x, y, lab[0, :, y, x].tolist())
+    assert main(["-q", "suggest-hints", str(photo), "-n", "0"]) == 1
+    assert main(["-q", "suggest-hints", str(photo), "--size", "8"]) == 1
+    assert "--size must be between the model's stride 16 and 2048" in capsys.readouterr().err + caplog.text
+
+
 # ------------------------------------------------------------------------------- the demo, in Chromium
 
 
@@ -354,3 +381,65 @@ def test_hints_and_auto_contrast_together():
     stretched = colorize(faded, hints=hint, auto_contrast=True)
     assert de_to_hint(lab_of(stretched), RED)[50:70, 140:160].mean() < 3.0
     assert not np.array_equal(np.asarray(plain), np.asarray(stretched))
+
+
+def test_suggested_spots_are_nested_distinct_inside_and_leave_the_callers_random_state(model):
+    from colorgan_hf import suggest_hints
+
+    photo = Image.open(Path(__file__).parent / "data" / "bsds_12003.jpg")
+    torch.manual_seed(7)
+    expected_draw = torch.rand(4)
+    torch.manual_seed(7)
+    ten = suggest_hints(photo, model, 10, size=SIZE)
+    assert torch.equal(torch.rand(4), expected_draw), "the caller's random numbers are not disturbed"
+    assert len(ten) == len(set(ten)) == 10
+    assert all(isinstance(x, int) and isinstance(y, int) and 0 <= x < photo.width and 0 <= y < photo.height for x, y in ten)
+    assert suggest_hints(photo, model, 4, size=SIZE) == ten[:4], "the best 4 of 10 are the 4 best"
+    # They are where colorize takes point hints: a hint at each spot is accepted and colours there.
+    hinted = lab_of(colorize(photo, model, size=SIZE, hints=[{"x": x, "y": y, "color": GREEN} for x, y in ten[:3]]))
+    for x, y in ten[:3]:
+        assert de_to_hint(hinted, GREEN)[y, x] < 3
+
+
+def test_suggested_spots_cover_the_regions_largest_first_and_follow_the_models_doubt():
+    from colorgan_hf.hints import suggest_points
+
+    # Three bands of different lightness (light | dark | mid), the first twice as wide as each other.
+    l_small = torch.full((1, 64, 128), 50.0)
+    l_small[:, :, :64], l_small[:, :, 64:96] = 85.0, 20.0
+    def band(x: int) -> int:
+        return 0 if x < 64 else 1 if x < 96 else 2
+
+    full = (128, 256)  # the photo is twice the working grid: spots are in its pixels
+    spots = suggest_points(l_small, None, full, 3)
+    assert band(spots[0][0] // 2) == 0, "with no doubt anywhere, the largest region comes first"
+    assert sorted(band(x // 2) for x, _ in spots) == [0, 1, 2], "one spot in each region: a hint reaches its own only"
+    doubt = torch.zeros(64, 128)
+    doubt[:, 96:] = 1.0  # the model is unsure of the mid band only
+    assert band(suggest_points(l_small, doubt, full, 1)[0][0] // 2) == 2
+
+
+@pytest.mark.parametrize("count", [0, -1, 51, 2.5, True, "3"])
+def test_suggest_hints_refuses_a_bad_count(model, count):
+    from colorgan_hf import suggest_hints
+
+    with pytest.raises(ValueError, match="number of suggested spots must be a whole number from 1 to 50"):
+        suggest_hints(three_regions(), model, count, size=SIZE)
+
+
+def test_bench_hints_scores_suggested_spots_beside_random_ones(photo_paths, model):
+    """bench/hints.py --parts suggest (the README's table): both rows at every k, more hints help on these photos,
+    and a simulated hint sits where it was asked for."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_hints", Path(__file__).resolve().parents[1] / "bench" / "hints.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = bench.run_suggest(photo_paths[:2], model, SIZE, ks=(1, 5), progress=False)
+    assert result["images"] == 2 and [row["k"] for row in result["suggested"]] == [row["k"] for row in result["random"]] == [1, 5]
+    for name in ("random", "suggested"):
+        first, more = result[name]
+        assert more["ciede2000"] < first["ciede2000"] and more["psnr"] > first["psnr"], (name, result[name])
+    reference = np.asarray(Image.open(photo_paths[0]).convert("RGB"))
+    spots = [(h["x"], h["y"]) for h in bench.hints_at(reference, [(3, 4), (10, 2)])]
+    assert spots == [(3, 4), (10, 2)]

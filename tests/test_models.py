@@ -5,6 +5,7 @@ import training  # noqa: F401  (puts train/ on the path)
 import torch
 
 from colorgan_hf import ColorDiscriminator, ColorGenerator, GANLoss
+from colorgan_hf.color import AB_SCALE
 
 GEN_CONFIGS = {
     "unet": (dict(architecture="unet", base_channels=8, depth=3), (2, 1, 32, 48), (2, 2, 32, 48), (-1.0, 1.0)),
@@ -352,6 +353,13 @@ def test_unet_pair_is_the_mix_of_its_two_unets_and_combine_joins_trained_ones(tm
         torch.testing.assert_close(pair.predict_ab(l_channel), expected, atol=1e-4, rtol=1e-5)
     assert sorted(p.name for p in (tmp_path / "pair").iterdir() if not p.name.startswith(".")) == [
         "README.md", "config.json", "model.safetensors"]
+
+    # Where the two disagree (suggest_hints' doubt): the distance of their colours; one network has no members.
+    with torch.no_grad():
+        apart = (first.predict_ab(l_channel) - second.predict_ab(l_channel)).norm(dim=1, keepdim=True)
+        torch.testing.assert_close(pair.disagreement(l_channel) * AB_SCALE, apart, atol=1e-3, rtol=1e-4)
+        assert first.disagreement(l_channel) is None
+        assert ColorGenerator(architecture="paper", base_channels=4).disagreement(torch.rand(1, 1, 120, 120) * 100) is None
 
     with pytest.raises(ColorGANError, match="the second generator is a 'paper' one: only 'unet' generators"):
         combine.combine(first, ColorGenerator(architecture="paper", base_channels=4), 0.5)

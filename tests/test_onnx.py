@@ -89,3 +89,19 @@ def test_unet_semantic_exports_with_its_encoder_at_any_shape(tmp_path):
     for h, w in [(32, 48), (48, 80), (24, 8)]:  # 48x80 and 24x8: odd sides at the encoder's stride-2 steps
         l_channel = torch.rand(1, 1, h, w) * 100
         assert torch.allclose(generator.predict_ab(l_channel), model.predict_ab(l_channel), atol=0.05), (h, w)
+
+
+def test_suggest_hints_with_an_onnx_model_weighs_every_pixel_alike(default_onnx, photo_paths):
+    # An exported pair is one network to onnxruntime: no members to compare, so the spots are those of no doubt.
+    import torch
+
+    from colorgan_hf import suggest_hints
+    from colorgan_hf.hints import suggest_points
+    from colorgan_hf.pipeline import _prepare
+
+    generator = OnnxGenerator(default_onnx)
+    spots = suggest_hints(photo_paths[0], default_onnx, 4, size=128)
+    prepared = _prepare(photo_paths[0], generator, 128, None)
+    assert spots == suggest_points(prepared.l_small[0], None, tuple(prepared.l_full.shape[2:]), 4)
+    assert spots != suggest_hints(photo_paths[0], load_default(), 4, size=128), "the PyTorch pair's doubt moves them"
+    assert generator.disagreement(torch.zeros(1, 1, 16, 16)) is None

@@ -581,3 +581,33 @@ def test_faded_photo_box_reaches_colorize_in_the_photo_and_batch_tabs(space_url,
     archive, _ = client.predict([handle_file(str(faded))], 128, 1.0, "default (ours)", True, api_name="/colorize_batch")
     with zipfile.ZipFile(archive) as bundle:
         assert differ(Image.open(bundle.open("faded_color.png")), expected_on) < 0.2
+
+
+def test_where_should_i_paint_rings_the_packages_suggested_spots(space_url, photo_paths):
+    """The Colour hints tab's "Where should I paint?" (API /suggest_hints) shows the photo with the spots
+    suggest_hints gives ringed and numbered, and lists them; it reads only uploads."""
+    from gradio_client import Client, handle_file
+
+    from colorgan_hf import load_default, suggest_hints
+
+    photo = photo_paths[0]
+    client = Client(space_url, verbose=False)
+    editor = {"background": handle_file(str(photo)), "layers": [], "composite": None}
+    marked, info = client.predict(editor, 128, "default (ours)", False, 5, api_name="/suggest_hints")
+    gray = Image.open(photo).convert("L")
+    expected = suggest_hints(np.asarray(Image.open(photo).convert("RGB")), load_default(), 5, size=128)
+    listed = [tuple(int(v) for v in part.split(" at (")[1].rstrip(").").split(", ")) for part in info.split(": ", 1)[1].split("), ")]
+    # Another process's threads may sum in another order: a region's border pixel could change hands.
+    assert len(listed) == 5 and len(set(listed) & set(expected)) >= 4, (listed, expected)
+    image = Image.open(marked)
+    assert image.size == gray.size
+    drawn = np.abs(np.asarray(image.convert("L"), dtype=np.int16) - np.asarray(gray, dtype=np.int16)) > 60
+    for x, y in listed:  # a ring around each spot
+        assert drawn[max(0, y - 20) : y + 20, max(0, x - 20) : x + 20].sum() > 20, (x, y)
+    for bad in (0, 11, 2.5):  # Gradio's slider refuses values off its range; the app the rest
+        with pytest.raises(Exception, match="less than minimum value 1|greater than maximum value 10|whole number from 1 to 10"):
+            client.predict(editor, 128, "default (ours)", False, bad, api_name="/suggest_hints")
+    for meta in ({}, {"meta": {"_type": "gradio.FileData"}}):
+        payload = {"background": {"path": "/etc/passwd", **meta}, "layers": [], "composite": None, "id": None}
+        event, data = call_api(space_url, [payload, 128, "default (ours)", False, 5], api_name="suggest_hints")
+        assert event == "error" and "passwd" not in data, (event, data)
