@@ -353,6 +353,10 @@ def test_browser_red_stroke_makes_its_region_red(tmp_path):
             page.get_by_role("button", name="Colorize with hints").click()
             info.get_by_text("0 hint colour(s) at working size 320").wait_for(timeout=60_000)
             assert result()[0, 1, 20:220, 250:350].mean() < 10
+            # "Where should I paint?": the photo comes back with the suggested spots ringed, and listed.
+            page.locator("#hints-suggest").click()
+            page.locator("#hints-spots-info").get_by_text("Paint the colour you know at spot 1 first").wait_for(timeout=60_000)
+            page.locator("#hints-spots img").first.wait_for(state="visible", timeout=30_000)
             page.screenshot(path=str(tmp_path / "hints_tab.png"), full_page=True)
             browser.close()
     finally:
