@@ -586,12 +586,15 @@ def mark_spots(image: Image.Image, spots: Sequence[tuple[int, int]]) -> Image.Im
 
     marked = image.convert("RGB")
     draw = ImageDraw.Draw(marked)
+    # Sized to the photo, so the marks stay visible when a large photo is shown small.
     radius = max(6, round(0.025 * min(marked.size)))
+    line = max(2, round(radius / 6))
     font = ImageFont.load_default(size=max(10, round(1.3 * radius)))
     for number, (x, y) in enumerate(spots, start=1):
         # A white ring inside a black one shows on light and dark parts alike.
-        draw.ellipse((x - radius - 2, y - radius - 2, x + radius + 2, y + radius + 2), outline=(0, 0, 0), width=2)
-        draw.ellipse((x - radius, y - radius, x + radius, y + radius), outline=(255, 255, 255), width=2)
-        draw.text((x + radius + 4, y - radius - 4), str(number), fill=(255, 255, 255), font=font, stroke_width=2,
+        outer = radius + line
+        draw.ellipse((x - outer, y - outer, x + outer, y + outer), outline=(0, 0, 0), width=line)
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), outline=(255, 255, 255), width=line)
+        draw.text((x + outer + 2 * line, y - outer - 2 * line), str(number), fill=(255, 255, 255), font=font, stroke_width=line,
                   stroke_fill=(0, 0, 0))
     return marked

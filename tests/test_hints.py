@@ -447,3 +447,17 @@ def test_bench_hints_scores_suggested_spots_beside_random_ones(photo_paths, mode
     reference = np.asarray(Image.open(photo_paths[0]).convert("RGB"))
     spots = [(h["x"], h["y"]) for h in bench.hints_at(reference, [(3, 4), (10, 2)])]
     assert spots == [(3, 4), (10, 2)]
+
+
+@pytest.mark.parametrize("side", [120, 4000])
+def test_marked_spots_stay_visible_when_the_photo_is_shown_small(side):
+    from colorgan_hf.hints import mark_spots
+
+    photo = Image.new("L", (side * 3 // 2, side), 128)
+    spots = [(side // 4, side // 2), (side, side // 3)]
+    marked = mark_spots(photo, spots)
+    assert marked.mode == "RGB" and marked.size == photo.size and photo.getpixel((0, 0)) == 128, "the photo is not drawn on"
+    shown = np.asarray(marked.convert("L").resize((600, 400), Image.Resampling.BOX), dtype=np.int16)
+    for x, y in spots:  # left of each spot only the ring lies (its number is up and to the right): it still shows
+        cx, cy = x * 600 // photo.width, y * 400 // photo.height
+        assert np.abs(shown[cy, max(0, cx - 40) : cx] - 128).max() > 60, (side, x, y)
