@@ -54,6 +54,7 @@ from colorgan_hf.metrics.modules import to_array  # noqa: E402
 from colorgan_hf.pipeline import DEFAULT_SIZE, _finish, _prepare  # noqa: E402
 
 KS = (0, 1, 5, 10, 20, 50)
+HUE_CLASSES = ("red", "yellow", "green", "blue", "purple")
 SUGGEST_KS = (1, 3, 5, 10, 20)
 PATCH = 15  # side of the patch a single hint must colour
 PICK = 5  # side of the patch a simulated hint's colour is averaged over
@@ -231,18 +232,27 @@ def run_suggest(files: list[Path], model, size: int, ks=SUGGEST_KS, progress: bo
                 rows[name][k]["pooled"].add(lab_pred, lab_truth)
         if progress and (index + 1) % 20 == 0:
             print(f"  {index + 1}/{len(files)} photos", file=sys.stderr, flush=True)
-    table = {name: [{"k": k, "psnr": float(np.mean(cell["psnr"])), "ciede2000": float(np.mean(cell["ciede2000"])),
-                     "hue_recall": cell["pooled"].result()["hue_recall"]} for k, cell in by_k.items()]
-             for name, by_k in rows.items()}
-    return {"images": len(files), **table}
+    def row(k: int, cell: dict) -> dict:
+        pooled = cell["pooled"].result()
+        return {"k": k, "psnr": float(np.mean(cell["psnr"])), "ciede2000": float(np.mean(cell["ciede2000"])),
+                "hue_recall": pooled["hue_recall"], "hue_recall_classes": {c: pooled[f"hue_recall_{c}"] for c in HUE_CLASSES},
+                "hue_precision": pooled["hue_precision"], "ab_hist": pooled["ab_hist"]}
+
+    return {"images": len(files), **{name: [row(k, cell) for k, cell in by_k.items()] for name, by_k in rows.items()}}
+
+
+def classes(row: dict) -> str:
+    """Per-class hue recall as r/y/g/b/p percentages, as `colorgan evaluate` prints it."""
+    return "/".join(f"{100 * row['hue_recall_classes'][c]:.0f}" for c in HUE_CLASSES)
 
 
 def print_suggest(result: dict) -> None:
-    print(f"{result['images']} photos; PSNR dB / CIEDE2000 / hue recall")
-    print(f"{'k':>3}  {'random spots':>24}  {'suggested spots':>24}")
+    print(f"{result['images']} photos; PSNR dB / CIEDE2000 / hue recall (r/y/g/b/p %) / hue precision / ab hist")
+    print(f"{'k':>3}  {'random spots':>52}  {'suggested spots':>52}")
     for random_row, suggested in zip(result["random"], result["suggested"]):
-        cells = [f"{r['psnr']:.2f} / {r['ciede2000']:.2f} / {r['hue_recall']:.3f}" for r in (random_row, suggested)]
-        print(f"{random_row['k']:>3}  {cells[0]:>24}  {cells[1]:>24}")
+        cells = [f"{r['psnr']:.2f} / {r['ciede2000']:.2f} / {r['hue_recall']:.3f} ({classes(r)}) / {r['hue_precision']:.3f} / "
+                 f"{r['ab_hist']:.3f}" for r in (random_row, suggested)]
+        print(f"{random_row['k']:>3}  {cells[0]:>52}  {cells[1]:>52}")
 
 
 def timing(model, repeats: int = 5) -> dict:
