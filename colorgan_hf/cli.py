@@ -269,7 +269,7 @@ def cmd_colorize_dataset(args: argparse.Namespace) -> int:
 
 
 def cmd_suggest_hints(args: argparse.Namespace) -> int:
-    from .hints import mark_spots
+    from .hints import load_hints_file, mark_spots
     from .images import load_image, save_image_atomic, to_pil
     from .pipeline import _generator, suggest_hints
 
@@ -277,7 +277,8 @@ def cmd_suggest_hints(args: argparse.Namespace) -> int:
     stride = getattr(model, "stride", 1)
     if getattr(model, "input_size", None) is None and not stride <= args.size <= MAX_SIZE:
         raise ColorGANError(f"--size must be between the model's stride {stride} and {MAX_SIZE}, got {args.size}")
-    spots = suggest_hints(args.photo, model, args.count, size=args.size, auto_contrast=args.auto_contrast)
+    known = load_hints_file(args.hints) if args.hints else None
+    spots = suggest_hints(args.photo, model, args.count, size=args.size, auto_contrast=args.auto_contrast, hints=known)
     print("spot\tx\ty")
     for number, (x, y) in enumerate(spots, start=1):
         print(f"{number}\t{x}\t{y}")
@@ -566,6 +567,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Also write a hints file (JSON) of the spots, their colours left empty (null) to fill in, for "
                         "`colorgan colorize PHOTO --hints FILE`.")
     g.add_argument("--marked", default=None, help="Also write the photo with the spots ringed and numbered (PNG, JPEG, ...).")
+    g.add_argument("--hints", default=None, metavar="HINTS.json",
+                   help="The hints you have already given (a hints file, as colorize --hints takes): the spots go where they "
+                        "do not reach.")
     g.add_argument("--model", default=None, help="Shipped name, generator folder, run folder or Hub id (default: the shipped default); "
                                                  "use the one you will colorize with.")
     g.add_argument("--size", type=int, default=DEFAULT_SIZE, help=f"Working resolution's short side, as for colorize (default {DEFAULT_SIZE}).")

@@ -539,12 +539,13 @@ def _regions(lightness: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.T
 
 
 def suggest_points(l_small: torch.Tensor, uncertainty: torch.Tensor | None, full_shape: tuple[int, int],
-                   count: int) -> list[tuple[int, int]]:
+                   count: int, given: Sequence[Hint] = ()) -> list[tuple[int, int]]:
     """``count`` spots (x, y) in pixels of the photo of size ``full_shape`` (H, W), best first,
     where a point hint would correct the most: each in turn adds the most hint weight (as a
-    hint spreads, :func:`correction`) over what the earlier ones reach, every pixel counted by
-    ``uncertainty`` (h, w) there (None: alike). Candidates are the centres of the photo's
-    largest regions of even lightness. ``l_small``: the working lightness (1, h, w)."""
+    hint spreads, :func:`correction`) over what the earlier ones, and the hints already
+    ``given``, reach, every pixel counted by ``uncertainty`` (h, w) there (None: alike).
+    Candidates are the centres of the photo's largest regions of even lightness.
+    ``l_small``: the working lightness (1, h, w)."""
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_SUGGESTIONS:
         raise OptionError(f"the number of suggested spots must be a whole number from 1 to {MAX_SUGGESTIONS}, got {count!r}")
     shape = tuple(l_small.shape[-2:])
@@ -566,9 +567,12 @@ def suggest_points(l_small: torch.Tensor, uncertainty: torch.Tensor | None, full
                             (0, 0, 0)) for x, y in spots]
     importance = weight_map / weight_map.mean().clamp(min=1e-12) + SUGGEST_FLOOR  # (h, w)
     length = DEFAULT_REACH * min(h, w)
-    reach = torch.cat([torch.exp(-((distance / length) ** 2))
-                       for _, distance in hint_geometry(candidates, full_shape, lightness)])  # (N, h, w)
-    covered = torch.zeros(h, w)
+    def spread(hints: Sequence[Hint]) -> torch.Tensor:  # (len(hints), h, w): each hint's weight at every pixel
+        return torch.cat([torch.exp(-((distance / length) ** 2)) for _, distance in hint_geometry(hints, full_shape, lightness)])
+
+    reach = spread(candidates)
+    # What the hints already given reach needs no new spot.
+    covered = spread(given).amax(0) if given else torch.zeros(h, w)
     chosen: list[int] = []
     for _ in range(min(count, len(candidates))):
         gain = ((reach - covered).clamp(min=0) * importance).flatten(1).sum(1)

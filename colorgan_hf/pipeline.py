@@ -353,6 +353,7 @@ def suggest_hints(
     size: int = DEFAULT_SIZE,
     max_pixels: int | None = None,
     auto_contrast: bool = False,
+    hints: Sequence | None = None,
 ) -> list[tuple[int, int]]:
     """Where colour hints would help most: ``count`` spots (x, y) of the photo, best first.
 
@@ -368,6 +369,8 @@ def suggest_hints(
         image: one photo, as :func:`colorize` takes it.
         model, size, max_pixels, auto_contrast: as for :func:`colorize`; use the same ones.
         count: how many spots, 1 to 50; the first ``n`` of ``count`` are the best ``n``.
+        hints: the hints already given (as :func:`colorize` takes them): the spots go where
+            they do not reach ("where next?").
 
     Returns:
         ``count`` (x, y) pixel positions (fewer for a tiny photo), in the photo after EXIF rotation.
@@ -377,12 +380,15 @@ def suggest_hints(
     if isinstance(image, (list, tuple)):
         raise TypeError("suggest_hints takes one photo, not a list")
     check_options(1.0, None, 1, max_pixels)
+    given = _parse_hints(hints, True)
     generator = _generator(model)
     device = next(generator.parameters()).device if isinstance(generator, torch.nn.Module) else torch.device("cpu")
     prepared = _prepare(image, generator, size, max_pixels, auto_contrast)
+    if given:  # a hint off the photo is refused, as colorize refuses it
+        _check_photo_hints(prepared, given)
     with _eval_mode(generator) if isinstance(generator, torch.nn.Module) else contextlib.nullcontext():
         uncertainty = generator.disagreement(prepared.l_small.to(device))
     if uncertainty is not None and not torch.isfinite(uncertainty).all():
         raise ColorGANError(f"{prepared.name}: the model gave non-finite colours (NaN or inf): are its weights finite?")
     return suggest_points(prepared.l_small[0], None if uncertainty is None else uncertainty[0, 0], tuple(prepared.l_full.shape[2:]),
-                          count)
+                          count, given)

@@ -467,7 +467,8 @@ says "this was that colour". Only the colour's chroma is used; the photo keeps i
 fills the region it belongs to, up to its lightness edges. The result updates after each stroke; **Clear hints**
 removes them; changing the model, working resolution, saturation or the Faded photo box keeps them.
 Not sure where to start? **Where should I paint?** rings the spots where a colour you know would correct the
-most (where the model is least sure, one spot per large region): give the colours you know there, 1 first."""
+most (where the model is least sure, one spot per large region, away from what you painted): give the colours
+you know there, 1 first, then ask again."""
 
 
 class UploadedEditor(gr.ImageEditor):
@@ -538,7 +539,8 @@ def make_hints_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: S
 
 
 def make_suggest_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage):
-    """The editor's photo with the spots where a known colour would help most ringed and numbered."""
+    """The editor's photo with the spots where a known colour would help most ringed and numbered,
+    away from what the strokes already painted reach."""
     from colorgan_hf.hints import mark_spots
 
     def run_suggest(editor: dict | None, size: int, model_name: str, auto_contrast: bool = False, count: int = SUGGEST_COUNT,
@@ -548,11 +550,12 @@ def make_suggest_handler(models: dict[str, colorgan_hf.ColorGenerator], storage:
         check_model(models, model_name)
         if not isinstance(count, (int, float)) or not 1 <= count <= SUGGEST_MAX or count != int(count):
             raise gr.Error(f"The number of spots must be a whole number from 1 to {SUGGEST_MAX}.", print_exception=False)
-        photo, _ = editor_hints(editor)
+        photo, painted = editor_hints(editor)
         height, width = photo.shape[:2]
         try:
+            # Where the strokes already painted reach needs no new spot: the button answers "where next?".
             spots = suggest_hints(photo, models[model_name], int(count), size=int(size), max_pixels=MAX_PIXELS,
-                                  auto_contrast=bool(auto_contrast))
+                                  auto_contrast=bool(auto_contrast), hints=painted or None)
         except ColorGANError as error:
             raise gr.Error(str(error), print_exception=False) from None
         request_dir = storage.new_result_dir(session_of(request), width * height * DISK_BYTES_PER_PIXEL)

@@ -245,6 +245,12 @@ def test_cli_suggest_hints_writes_a_hints_file_to_fill_in(tmp_path, capsys, capl
     lab = lab_of(Image.open(tmp_path / "out" / "bands_color.png"))
     for x, y in spots:  # green at each spot, as far as its band's lightness can show it
         assert lab[0, 1, y, x] < -10 and lab[0, 2, y, x] > 5, (x, y, lab[0, :, y, x].tolist())
+    # The hints already given (--hints): the spots go elsewhere.
+    given = tmp_path / "given.json"
+    given.write_text(json.dumps([{"x": spots[0][0], "y": spots[0][1], "color": "#28963c"}]))
+    assert main(["-q", "suggest-hints", str(photo), "-n", "2", "--size", str(SIZE), "--hints", str(given)]) == 0
+    after = [tuple(int(v) for v in line.split("\t")[1:]) for line in capsys.readouterr().out.strip().splitlines()[1:]]
+    assert after == suggest_hints(photo, model, 2, size=SIZE, hints=json.loads(given.read_text())) and spots[0] not in after
     assert main(["-q", "suggest-hints", str(photo), "-n", "0"]) == 1
     assert main(["-q", "suggest-hints", str(photo), "--size", "8"]) == 1
     assert "--size must be between the model's stride 16 and 2048" in capsys.readouterr().err + caplog.text
@@ -399,6 +405,10 @@ def test_suggested_spots_are_nested_distinct_inside_and_leave_the_callers_random
     assert len(ten) == len(set(ten)) == 10
     assert all(isinstance(x, int) and isinstance(y, int) and 0 <= x < photo.width and 0 <= y < photo.height for x, y in ten)
     assert suggest_hints(photo, model, 4, size=SIZE) == ten[:4], "the best 4 of 10 are the 4 best"
+    # Where next: with the first spot's colour given, the spots are the next ones; a hint off the photo is refused.
+    assert suggest_hints(photo, model, 3, size=SIZE, hints=[{"x": ten[0][0], "y": ten[0][1], "color": GREEN}]) == ten[1:4]
+    with pytest.raises(HintError, match="outside the image"):
+        suggest_hints(photo, model, 3, size=SIZE, hints=[{"x": 5000, "y": 1, "color": GREEN}])
     # They are where colorize takes point hints: a hint at each spot is accepted and colours there.
     hinted = lab_of(colorize(photo, model, size=SIZE, hints=[{"x": x, "y": y, "color": GREEN} for x, y in ten[:3]]))
     for x, y in ten[:3]:
@@ -421,6 +431,10 @@ def test_suggested_spots_cover_the_regions_largest_first_and_follow_the_models_d
     doubt = torch.zeros(64, 128)
     doubt[:, 96:] = 1.0  # the model is unsure of the mid band only
     assert band(suggest_points(l_small, doubt, full, 1)[0][0] // 2) == 2
+    # A colour already given for the wide band (a mask over it): the first spot goes to another band.
+    mask = np.zeros(full, bool)
+    mask[:, :128] = True
+    assert band(suggest_points(l_small, None, full, 1, [MaskHint(mask, GREEN)])[0][0] // 2) != 0
 
 
 @pytest.mark.parametrize("count", [0, -1, 51, 2.5, True, "3"])

@@ -583,7 +583,7 @@ def test_faded_photo_box_reaches_colorize_in_the_photo_and_batch_tabs(space_url,
         assert differ(Image.open(bundle.open("faded_color.png")), expected_on) < 0.2
 
 
-def test_where_should_i_paint_rings_the_packages_suggested_spots(space_url, photo_paths):
+def test_where_should_i_paint_rings_the_packages_suggested_spots(space_url, photo_paths, tmp_path):
     """The Colour hints tab's "Where should I paint?" (API /suggest_hints) shows the photo with the spots
     suggest_hints gives ringed and numbered, and lists them; it reads only uploads."""
     from gradio_client import Client, handle_file
@@ -604,6 +604,15 @@ def test_where_should_i_paint_rings_the_packages_suggested_spots(space_url, phot
     drawn = np.abs(np.asarray(image.convert("L"), dtype=np.int16) - np.asarray(gray, dtype=np.int16)) > 60
     for x, y in listed:  # a ring around each spot
         assert drawn[max(0, y - 20) : y + 20, max(0, x - 20) : x + 20].sum() > 20, (x, y)
+    # Where next: a stroke painted around the first spot (a layer of the editor) sends the spots elsewhere.
+    x0, y0 = listed[0]
+    layer = np.zeros((gray.height, gray.width, 4), np.uint8)
+    layer[max(0, y0 - 6) : y0 + 7, max(0, x0 - 6) : x0 + 7] = (200, 30, 40, 255)
+    Image.fromarray(layer).save(tmp_path / "layer.png")
+    painted = {"background": handle_file(str(photo)), "layers": [handle_file(str(tmp_path / "layer.png"))], "composite": None}
+    _, info = client.predict(painted, 128, "default (ours)", False, 5, api_name="/suggest_hints")
+    after = [tuple(int(v) for v in part.split(" at (")[1].rstrip(").").split(", ")) for part in info.split(": ", 1)[1].split("), ")]
+    assert (x0, y0) not in after and len(after) == 5, (listed, after)
     for bad in (0, 11, 2.5):  # Gradio's slider refuses values off its range; the app the rest
         with pytest.raises(Exception, match="less than minimum value 1|greater than maximum value 10|whole number from 1 to 10"):
             client.predict(editor, 128, "default (ours)", False, bad, api_name="/suggest_hints")
