@@ -141,7 +141,7 @@ def tune(files: list[Path], model, size: int, grid: dict, ks=(1, 10, 50)) -> Non
     for index, file in enumerate(files):
         reference = to_array(load_image(file).rgb)
         hints = simulated_hints(reference, max(ks), seed=index)
-        colorizer.predict(to_array(gray_baseline(torch.from_numpy(reference).permute(2, 0, 1).float() / 255.0)), hints)
+        colorizer.predict(gray_of(reference), hints)
         truth = rgb_to_lab(to_tensor(reference))
         lab0 = rgb_to_lab(to_tensor(colorizer.result(0)))
         de0 = ciede2000_map(lab0, truth).mean().item()
@@ -162,28 +162,52 @@ def tune(files: list[Path], model, size: int, grid: dict, ks=(1, 10, 50)) -> Non
               f"(p90 {np.percentile(row['moved'], 90):.3f})", flush=True)
 
 
+def gray_of(reference: np.ndarray) -> np.ndarray:
+    """The colour photo (H, W, 3) uint8 made gray exactly as `colorgan evaluate` does (8-bit)."""
+    return to_array(gray_baseline(torch.from_numpy(reference).permute(2, 0, 1).float() / 255.0))
+
+
+class Scores:
+    """One cell of a table (a way of giving hints, at one k): PSNR and CIEDE2000 of each photo,
+    and the colour statistics pooled over the set."""
+
+    def __init__(self) -> None:
+        self.psnr: list[float] = []
+        self.ciede2000: list[float] = []
+        self.pooled = PooledColorStats()
+
+    def add(self, output: np.ndarray, truth: torch.Tensor, lab_truth: torch.Tensor) -> torch.Tensor:
+        """Score one result (H, W, 3) uint8 against its truth; its Lab (1, 3, H, W) back."""
+        prediction = to_tensor(output)
+        # The package's metrics, each image converted to Lab once (ciede2000() and add_rgb() would convert it again).
+        lab_pred = rgb_to_lab(prediction)
+        self.psnr.append(psnr(prediction, truth).item())
+        self.ciede2000.append(ciede2000_map(lab_pred, lab_truth).mean().item())
+        self.pooled.add(lab_pred, lab_truth)
+        return lab_pred
+
+    def summary(self, k: int) -> dict:
+        pooled = self.pooled.result()
+        return {"k": k, "psnr": float(np.mean(self.psnr)), "ciede2000": float(np.mean(self.ciede2000)),
+                "hue_recall": pooled["hue_recall"], "hue_recall_classes": {c: pooled[f"hue_recall_{c}"] for c in HUE_CLASSES},
+                "hue_precision": pooled["hue_precision"], "ab_hist": pooled["ab_hist"]}
+
+
 def run_set(files: list[Path], model, size: int, ks=KS, progress: bool = True) -> dict:
     colorizer = Colorizer(model, size)
-    per_k = {k: {"psnr": [], "ciede2000": [], "pooled": PooledColorStats()} for k in ks}
+    per_k = {k: Scores() for k in ks}
     patch_de, moved = [], []
     for index, file in enumerate(files):
         reference = to_array(load_image(file).rgb)
-        gray = to_array(gray_baseline(torch.from_numpy(reference).permute(2, 0, 1).float() / 255.0))
+        gray = gray_of(reference)
         all_hints = simulated_hints(reference, max(ks), seed=index)
         colorizer.predict(gray, all_hints)
         truth = to_tensor(reference)
         lab_truth = rgb_to_lab(truth)
         outputs, labs = {}, {}
         for k in ks:
-            output = colorizer.result(k)
-            outputs[k] = output
-            prediction = to_tensor(output)
-            # The package's metrics, each image converted to Lab once (ciede2000() and add_rgb() would convert it again).
-            lab_pred = rgb_to_lab(prediction)
-            per_k[k]["psnr"].append(psnr(prediction, truth).item())
-            per_k[k]["ciede2000"].append(ciede2000_map(lab_pred, lab_truth).mean().item())
-            per_k[k]["pooled"].add(lab_pred, lab_truth)
-            labs[k] = lab_pred
+            outputs[k] = colorizer.result(k)
+            labs[k] = per_k[k].add(outputs[k], truth, lab_truth)
         if index == 0:  # the shortcut above is what colorize(hints=) gives, to float rounding (one 8-bit level)
             for k in ks:
                 direct = np.asarray(colorize(gray, model, size=size, hints=all_hints[:k])).astype(int)
@@ -194,11 +218,7 @@ def run_set(files: list[Path], model, size: int, ks=KS, progress: bool = True) -
             moved.append(one_moved)
         if progress and (index + 1) % 20 == 0:
             print(f"  {index + 1}/{len(files)} photos", file=sys.stderr, flush=True)
-    table = []
-    for k in ks:
-        pooled = per_k[k]["pooled"].result()
-        table.append({"k": k, "psnr": float(np.mean(per_k[k]["psnr"])), "ciede2000": float(np.mean(per_k[k]["ciede2000"])),
-                      "hue_recall": pooled["hue_recall"]})
+    table = [{key: row[key] for key in ("k", "psnr", "ciede2000", "hue_recall")} for row in (per_k[k].summary(k) for k in ks)]
     result = {"images": len(files), "table": table}
     if patch_de:
         result["locality"] = {
@@ -214,10 +234,10 @@ def run_suggest(files: list[Path], model, size: int, ks=SUGGEST_KS, progress: bo
     """k point hints at the spots ``suggest_hints`` gives against k at random spots (the
     k-table's), each with the truth's colour there: PSNR, CIEDE2000 and hue recall as above."""
     colorizer = Colorizer(model, size)
-    rows = {name: {k: {"psnr": [], "ciede2000": [], "pooled": PooledColorStats()} for k in ks} for name in ("random", "suggested")}
+    rows = {name: {k: Scores() for k in ks} for name in ("random", "suggested")}
     for index, file in enumerate(files):
         reference = to_array(load_image(file).rgb)
-        gray = to_array(gray_baseline(torch.from_numpy(reference).permute(2, 0, 1).float() / 255.0))
+        gray = gray_of(reference)
         truth = to_tensor(reference)
         lab_truth = rgb_to_lab(truth)
         given = {"random": simulated_hints(reference, max(ks), seed=index),
@@ -225,20 +245,10 @@ def run_suggest(files: list[Path], model, size: int, ks=SUGGEST_KS, progress: bo
         for name, hints in given.items():
             colorizer.predict(gray, hints)
             for k in ks:
-                prediction = to_tensor(colorizer.result(k))
-                lab_pred = rgb_to_lab(prediction)
-                rows[name][k]["psnr"].append(psnr(prediction, truth).item())
-                rows[name][k]["ciede2000"].append(ciede2000_map(lab_pred, lab_truth).mean().item())
-                rows[name][k]["pooled"].add(lab_pred, lab_truth)
+                rows[name][k].add(colorizer.result(k), truth, lab_truth)
         if progress and (index + 1) % 20 == 0:
             print(f"  {index + 1}/{len(files)} photos", file=sys.stderr, flush=True)
-    def row(k: int, cell: dict) -> dict:
-        pooled = cell["pooled"].result()
-        return {"k": k, "psnr": float(np.mean(cell["psnr"])), "ciede2000": float(np.mean(cell["ciede2000"])),
-                "hue_recall": pooled["hue_recall"], "hue_recall_classes": {c: pooled[f"hue_recall_{c}"] for c in HUE_CLASSES},
-                "hue_precision": pooled["hue_precision"], "ab_hist": pooled["ab_hist"]}
-
-    return {"images": len(files), **{name: [row(k, cell) for k, cell in by_k.items()] for name, by_k in rows.items()}}
+    return {"images": len(files), **{name: [cell.summary(k) for k, cell in by_k.items()] for name, by_k in rows.items()}}
 
 
 def classes(row: dict) -> str:

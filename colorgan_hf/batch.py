@@ -302,7 +302,7 @@ def run_batches(
             if ab is not None:
                 saves.append((item.job, executor.submit(finish, item, ab)))
 
-    context = pipeline._eval_mode(generator) if isinstance(generator, torch.nn.Module) else contextlib.nullcontext()
+    context = pipeline._eval_mode(generator)
     try:
         with context, torch.inference_mode():
             if photos_at_once > 1:

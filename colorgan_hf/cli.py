@@ -278,7 +278,8 @@ def cmd_suggest_hints(args: argparse.Namespace) -> int:
     if getattr(model, "input_size", None) is None and not stride <= args.size <= MAX_SIZE:
         raise ColorGANError(f"--size must be between the model's stride {stride} and {MAX_SIZE}, got {args.size}")
     known = load_hints_file(args.hints) if args.hints else None
-    spots = suggest_hints(args.photo, model, args.count, size=args.size, auto_contrast=args.auto_contrast, hints=known)
+    loaded = load_image(args.photo)  # read once: for the spots and for the marked copy
+    spots = suggest_hints(loaded, model, args.count, size=args.size, auto_contrast=args.auto_contrast, hints=known)
     print("spot\tx\ty")
     for number, (x, y) in enumerate(spots, start=1):
         print(f"{number}\t{x}\t{y}")
@@ -289,7 +290,6 @@ def cmd_suggest_hints(args: argparse.Namespace) -> int:
         tqdm.write(f"wrote {args.output}: give each spot the colour you know (\"#rrggbb\"), remove the others, then "
                    f"colorgan colorize {args.photo} -o OUT --hints {args.output}", file=sys.stderr)
     if args.marked:
-        loaded = load_image(args.photo)
         save_image_atomic(mark_spots(to_pil(loaded.rgb), spots), args.marked)
         tqdm.write(f"wrote {args.marked}: the photo with the spots ringed and numbered", file=sys.stderr)
     return 0

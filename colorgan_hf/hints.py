@@ -380,11 +380,12 @@ def propagation_grid(shape: tuple[int, int]) -> tuple[int, int]:
 
 
 def _on_grid(l_small: torch.Tensor, ab_small: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lightness (h, w) and prediction (2, h, w) on the propagation grid."""
+    """Lightness (h, w) and a map of the working grid (the prediction (2, h, w), or any (C, h, w))
+    on the propagation grid."""
     shape = tuple(l_small.shape[-2:])
     grid = propagation_grid(shape)
     lightness = l_small.reshape(1, 1, *shape).float()
-    ab = ab_small.reshape(1, 2, *shape).float()
+    ab = ab_small.reshape(1, -1, *shape).float()
     if grid != shape:
         lightness = F.interpolate(lightness, size=grid, mode="area")
         ab = F.interpolate(ab, size=grid, mode="area")
@@ -413,16 +414,21 @@ def hint_geometry(hints: Sequence[Hint], full_shape: tuple[int, int], lightness:
         yield marks, geodesic_distance(marks, lightness, edge_cost, edge_square=edge_square)
 
 
+def hint_weight(distance: torch.Tensor, grid_shape: tuple[int, int], reach: float = DEFAULT_REACH) -> torch.Tensor:
+    """A hint's weight at each pixel from its geodesic ``distance`` (k, h, w): Gaussian, 1 on its
+    footprint, negligible beyond ``reach`` (a fraction of the grid's short side)."""
+    return torch.exp(-((distance / (reach * min(grid_shape))) ** 2))
+
+
 def combine(ab: torch.Tensor, pieces: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
             reach: float = DEFAULT_REACH, flatten: float = DEFAULT_FLATTEN, sharpness: float = DEFAULT_SHARPNESS) -> torch.Tensor:
     """The correction (2, h, w) to the prediction ``ab`` (2, h, w) from ``pieces`` of hints:
     (footprints (k, h, w), geodesic distances (k, h, w), their a*b* (k, 2)). See :func:`correction`."""
-    length = reach * min(ab.shape[-2:])
     weighted = torch.zeros_like(ab)
     total = torch.zeros(ab.shape[-2:])
     strength = torch.zeros(ab.shape[-2:])
     for marks, distance, targets in pieces:
-        weight = torch.exp(-((distance / length) ** 2))  # (k, h, w), 1 on the footprint
+        weight = hint_weight(distance, tuple(ab.shape[-2:]), reach)  # (k, h, w), 1 on the footprint
         strength = torch.maximum(strength, weight.amax(0))
         # Where reaches overlap, the nearer hint (in geodesic distance) dominates: the
         # residuals are averaged with weight^sharpness.
@@ -549,12 +555,8 @@ def suggest_points(l_small: torch.Tensor, uncertainty: torch.Tensor | None, full
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_SUGGESTIONS:
         raise OptionError(f"the number of suggested spots must be a whole number from 1 to {MAX_SUGGESTIONS}, got {count!r}")
     shape = tuple(l_small.shape[-2:])
-    maps = torch.stack([l_small.reshape(shape).float().cpu(),
-                        torch.ones(shape) if uncertainty is None else uncertainty.reshape(shape).float().cpu()])
-    grid = propagation_grid(shape)
-    if grid != shape:
-        maps = F.interpolate(maps[None], size=grid, mode="area")[0]
-    lightness, weight_map = maps  # (h, w) each, on the propagation grid
+    lightness, weight_map = _on_grid(l_small.cpu(), torch.ones(shape) if uncertainty is None else uncertainty.cpu())
+    weight_map = weight_map[0]  # (h, w), on the propagation grid as the lightness
     h, w = lightness.shape
     height, width = full_shape
     labels, nearest = _regions(lightness, max(SUGGEST_REGIONS, 2 * count))
@@ -566,9 +568,9 @@ def suggest_points(l_small: torch.Tensor, uncertainty: torch.Tensor | None, full
     candidates = [PointHint(min(width - 1, int((x + 0.5) * width / w)), min(height - 1, int((y + 0.5) * height / h)),
                             (0, 0, 0)) for x, y in spots]
     importance = weight_map / weight_map.mean().clamp(min=1e-12) + SUGGEST_FLOOR  # (h, w)
-    length = DEFAULT_REACH * min(h, w)
+
     def spread(hints: Sequence[Hint]) -> torch.Tensor:  # (len(hints), h, w): each hint's weight at every pixel
-        return torch.cat([torch.exp(-((distance / length) ** 2)) for _, distance in hint_geometry(hints, full_shape, lightness)])
+        return torch.cat([hint_weight(distance, (h, w)) for _, distance in hint_geometry(hints, full_shape, lightness)])
 
     reach = spread(candidates)
     # What the hints already given reach needs no new spot.

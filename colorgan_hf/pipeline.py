@@ -65,13 +65,21 @@ def working_shape(height: int, width: int, model: ColorGenerator, size: int = DE
     return snap(height), snap(width)
 
 
+def _device(generator) -> torch.device:
+    """Where ``generator`` runs: its weights' device (an ONNX generator runs on the CPU)."""
+    return next(generator.parameters()).device if isinstance(generator, torch.nn.Module) else torch.device("cpu")
+
+
 @contextlib.contextmanager
-def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
+def _eval_mode(model) -> Iterator[None]:
     """Run ``model`` in eval mode inside the block, then give each of its modules back its own mode.
 
     A model already wholly in eval mode (the shipped ones, the Space's) is not touched at
-    all, so concurrent calls on it never write its state.
+    all, so concurrent calls on it never write its state; an ONNX generator has no mode.
     """
+    if not isinstance(model, torch.nn.Module):
+        yield
+        return
     training = [module for module in model.modules() if module.training]
     if not training:
         yield
@@ -316,10 +324,10 @@ def colorize(
     sources = [image] if single else list(image)
     parsed_hints = _parse_hints(hints, single)
     generator = _generator(model)
-    device = next(generator.parameters()).device if isinstance(generator, torch.nn.Module) else torch.device("cpu")
+    device = _device(generator)
     results: list[Image.Image] = []
     # A caller's model in training mode runs in eval mode here and is given back as it came.
-    with _eval_mode(generator) if isinstance(generator, torch.nn.Module) else contextlib.nullcontext():
+    with _eval_mode(generator):
         # Photos are read batch_size at a time so a long list never sits in memory at once.
         for start in range(0, len(sources), batch_size):
             prepared = [_prepare(s, generator, size, max_pixels, auto_contrast) for s in sources[start : start + batch_size]]
@@ -382,11 +390,11 @@ def suggest_hints(
     check_options(1.0, None, 1, max_pixels)
     given = _parse_hints(hints, True)
     generator = _generator(model)
-    device = next(generator.parameters()).device if isinstance(generator, torch.nn.Module) else torch.device("cpu")
+    device = _device(generator)
     prepared = _prepare(image, generator, size, max_pixels, auto_contrast)
     if given:  # a hint off the photo is refused, as colorize refuses it
         _check_photo_hints(prepared, given)
-    with _eval_mode(generator) if isinstance(generator, torch.nn.Module) else contextlib.nullcontext():
+    with _eval_mode(generator):
         uncertainty = generator.disagreement(prepared.l_small.to(device))
     if uncertainty is not None and not torch.isfinite(uncertainty).all():
         raise ColorGANError(f"{prepared.name}: the model gave non-finite colours (NaN or inf): are its weights finite?")

@@ -663,7 +663,7 @@ def colorize_video(
         VideoLoadError: the input is missing, not a video, or over a limit.
         OptionError: an option is out of range or not a finite number.
     """
-    from .pipeline import _eval_mode, _finish, _Prepared, check_options, working_lightness, working_shape
+    from .pipeline import _device, _eval_mode, _finish, _Prepared, check_options, working_lightness, working_shape
 
     av = _av()
     _cv2()
@@ -688,7 +688,7 @@ def colorize_video(
     if max_frames is not None and info.frames is not None and info.frames > max_frames:
         raise VideoLoadError(f"{source}: {info.frames} frames, over the limit of {max_frames}")
     generator = video_generator(model)
-    device = next(generator.parameters()).device if isinstance(generator, torch.nn.Module) else torch.device("cpu")
+    device = _device(generator)
     generator = place_generator(generator, device)  # folded normalizations, channels-last weights on a CPU
     # The network sees the picture in its displayed proportions (an anamorphic DVD's pixels are not square).
     shape = working_shape(info.height, max(1, round(info.width * info.pixel_aspect)), generator, size)
@@ -755,8 +755,7 @@ def colorize_video(
         bar_holder["bar"] = bar
     decoder_stage = _Stage("colorgan-decode", decode, decoded)
     try:
-        with atomic_path(out_path) as tmp, (_eval_mode(generator) if isinstance(generator, torch.nn.Module)
-                                             else contextlib.nullcontext()):
+        with atomic_path(out_path) as tmp, _eval_mode(generator):
             encoder_stage = _Stage("colorgan-encode", encode(tmp), None)
             decoder_stage.start()
             encoder_stage.start()

@@ -583,6 +583,11 @@ def test_faded_photo_box_reaches_colorize_in_the_photo_and_batch_tabs(space_url,
         assert differ(Image.open(bundle.open("faded_color.png")), expected_on) < 0.2
 
 
+def spots_listed(info: str) -> list[tuple[int, int]]:
+    """The (x, y) spots of the "Where should I paint?" line: "... and so on: 1 at (x, y), 2 at (x, y)."."""
+    return [tuple(int(v) for v in part.split(" at (")[1].rstrip(").").split(", ")) for part in info.split(": ", 1)[1].split("), ")]
+
+
 def test_where_should_i_paint_rings_the_packages_suggested_spots(space_url, photo_paths, tmp_path):
     """The Colour hints tab's "Where should I paint?" (API /suggest_hints) shows the photo with the spots
     suggest_hints gives ringed and numbered, and lists them; it reads only uploads."""
@@ -596,7 +601,7 @@ def test_where_should_i_paint_rings_the_packages_suggested_spots(space_url, phot
     marked, info = client.predict(editor, 128, "default (ours)", False, 5, api_name="/suggest_hints")
     gray = Image.open(photo).convert("L")
     expected = suggest_hints(np.asarray(Image.open(photo).convert("RGB")), load_default(), 5, size=128)
-    listed = [tuple(int(v) for v in part.split(" at (")[1].rstrip(").").split(", ")) for part in info.split(": ", 1)[1].split("), ")]
+    listed = spots_listed(info)
     # Another process's threads may sum in another order: a region's border pixel could change hands.
     assert len(listed) == 5 and len(set(listed) & set(expected)) >= 4, (listed, expected)
     image = Image.open(marked)
@@ -611,7 +616,7 @@ def test_where_should_i_paint_rings_the_packages_suggested_spots(space_url, phot
     Image.fromarray(layer).save(tmp_path / "layer.png")
     painted = {"background": handle_file(str(photo)), "layers": [handle_file(str(tmp_path / "layer.png"))], "composite": None}
     _, info = client.predict(painted, 128, "default (ours)", False, 5, api_name="/suggest_hints")
-    after = [tuple(int(v) for v in part.split(" at (")[1].rstrip(").").split(", ")) for part in info.split(": ", 1)[1].split("), ")]
+    after = spots_listed(info)
     assert (x0, y0) not in after and len(after) == 5, (listed, after)
     for bad in (0, 11, 2.5):  # Gradio's slider refuses values off its range; the app the rest
         with pytest.raises(Exception, match="less than minimum value 1|greater than maximum value 10|whole number from 1 to 10"):
