@@ -58,8 +58,8 @@ def _code(text: str) -> list[str]:
     """The code of a markdown text: each line of its fenced blocks and each inline span,
     with shell line continuations joined."""
     text = re.sub(r"\\\n\s*", " ", text)
-    pieces = [line for block in re.findall(r"```[^\n]*\n(.*?)```", text, re.S) for line in block.splitlines()]
-    prose = re.sub(r"```.*?```", "", text, flags=re.S).replace("\n", " ")
+    pieces = [line for block in re.findall(r"```[^\n]*\n(.*?)```", text, re.DOTALL) for line in block.splitlines()]
+    prose = re.sub(r"```.*?```", "", text, flags=re.DOTALL).replace("\n", " ")
     return pieces + re.findall(r"`([^`]+)`", prose)
 
 
