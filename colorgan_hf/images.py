@@ -6,10 +6,12 @@ whose message names the file and the reason.
 
 from __future__ import annotations
 
+import io
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import IO, Union
 
 import numpy as np
 import torch
@@ -18,9 +20,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import ImageLoadError
 from .files import atomic_path, input_file_problem
 
-ImageInput = Union[str, bytes, os.PathLike, Image.Image, np.ndarray, "LoadedImage"]
+ImageInput = Union[str, bytes, os.PathLike, Image.Image, np.ndarray, IO[bytes], "LoadedImage"]
 # What is read as a file path (bytes as os.fsdecode reads them, as the os functions do).
 PATH_TYPES = (str, bytes, os.PathLike)
+# What the message of an input of no readable type lists.
+ACCEPTED_INPUTS = "a path, PIL image, numpy array or binary file object"
 
 # Images above this many pixels are refused before their pixels are decoded (a
 # "decompression bomb" is a small file that decodes to gigabytes). Override with the
@@ -38,8 +42,21 @@ _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 _SIXTEEN_BIT_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
 UINT16_MAX = 65535.0
 UINT8_MAX = 255.0
+# How far a float array's pixels may stray outside [0, 1] (arithmetic such as x / 255 * 255 / 255
+# can land a hair outside) before it is taken for one in another range (0-255) and refused.
+FLOAT_RANGE_TOLERANCE = 1e-3
 _PILLOW_MAX_LINE_BITS = 2**31 - 8
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+
+
+def is_batch(source: object) -> bool:
+    """Whether :func:`~colorgan_hf.colorize` reads ``source`` as several photos: a list, a tuple or
+    another sequence, but not a str or bytes (a path) nor a bytearray (bytes of one file).
+
+    Any other iterable is one photo: a file object iterates over lines of its bytes, a numpy
+    array or a torch tensor over rows, a generator can be read only once; none is a batch.
+    """
+    return isinstance(source, Sequence) and not isinstance(source, (str, bytes, bytearray, memoryview))
 
 
 def find_images(folder: str | os.PathLike) -> list[Path]:
@@ -83,7 +100,20 @@ def _describe(source: ImageInput) -> str:
         return os.fsdecode(source)
     if isinstance(source, Image.Image):
         return f"<PIL image {source.mode} {source.width}x{source.height}>"
-    return f"<array {getattr(source, 'dtype', '?')} {getattr(source, 'shape', '?')}>"
+    if isinstance(source, np.ndarray):
+        return f"<array {source.dtype} {source.shape}>"
+    if _is_file_object(source):
+        # open(path, "rb") knows its path; a BytesIO, a socket's file or open(fd) do not.
+        name = getattr(source, "name", None)
+        return os.fsdecode(name) if isinstance(name, PATH_TYPES) else f"<file object {type(source).__name__}>"
+    if isinstance(source, torch.Tensor):
+        return f"<tensor {source.dtype} {tuple(source.shape)}>"
+    return f"<{type(source).__name__}>"
+
+
+def _is_file_object(source: object) -> bool:
+    """A file object, as PIL.Image.open takes one: anything with a ``read`` method."""
+    return callable(getattr(source, "read", None))
 
 
 def _check_pixels(width: int, height: int, name: str, max_pixels: int) -> None:
@@ -101,8 +131,13 @@ def _open_path(path: Path, max_pixels: int) -> Image.Image:
     problem = input_file_problem(path, "an image")
     if problem:
         raise ImageLoadError(f"{name}: {problem}")
+    return _open(path, name, max_pixels)
+
+
+def _open(source: Path | IO[bytes], name: str, max_pixels: int) -> Image.Image:
+    """A path or a binary file object opened and decoded by Pillow, its size checked from the header first."""
     try:
-        image = Image.open(path)  # reads the header only
+        image = Image.open(source)  # reads the header only
     except UnidentifiedImageError:
         raise ImageLoadError(f"{name}: not an image file, or a format Pillow cannot read") from None
     except Exception as error:  # hostile files make decoders raise all sorts of things
@@ -127,6 +162,19 @@ def _corrupt(error: Exception) -> str:
     return f"truncated or corrupt image data ({type(error).__name__}: {error})"
 
 
+def _load_pil(image: Image.Image, name: str) -> None:
+    """Decode a caller's PIL image (lazy until loaded) so that its damage reads as a file's would."""
+    try:
+        image.load()
+    except Exception as error:  # noqa: BLE001 - a decoder's complaint about the file behind the image
+        # A closed image ("Operation on closed image"), or a lazy one whose file was closed before it
+        # was decoded ("seek of closed file"), is the caller's order of calls, not damage to the file.
+        if isinstance(error, ValueError) and "closed" in str(error):
+            raise ImageLoadError(f"{name}: cannot be read: the PIL image or its file is closed ({error}); pass it "
+                                 "before closing it, or its file's path") from None
+        raise ImageLoadError(f"{name}: {_corrupt(error)}") from None
+
+
 def _pil_to_tensors(image: Image.Image, name: str) -> tuple[torch.Tensor, np.ndarray | None]:
     """Any Pillow mode -> pixels (see :class:`LoadedImage`) and an optional alpha plane."""
     try:
@@ -135,6 +183,9 @@ def _pil_to_tensors(image: Image.Image, name: str) -> tuple[torch.Tensor, np.nda
         pass
     alpha = None
     mode = image.mode
+    if mode == "La":  # premultiplied: Pillow converts it only to LA (which it un-premultiplies)
+        image = image.convert("LA")
+        mode = "LA"
     if mode in _ALPHA_MODES or (mode == "P" and "transparency" in image.info):
         image = image.convert("RGBA")
         alpha = np.array(image.getchannel("A"))
@@ -172,8 +223,20 @@ def _array_to_tensors(array: np.ndarray, name: str) -> tuple[torch.Tensor, np.nd
         values = array.astype(np.float32) / UINT16_MAX
     elif np.issubdtype(array.dtype, np.floating):
         values = np.nan_to_num(array.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+        low, high = float(values.min()), float(values.max())
+        # Clipping a 0-255 array to [0, 1] would give an almost white photo without a word.
+        if low < -FLOAT_RANGE_TOLERANCE or high > 1.0 + FLOAT_RANGE_TOLERANCE:
+            raise ImageLoadError(f"{name}: float pixels must be in [0, 1], got values from {low:g} to {high:g}: "
+                                 "divide 8-bit values by 255 (16-bit ones by 65535)")
     elif np.issubdtype(array.dtype, np.integer):
-        values = array.astype(np.float32) / UINT8_MAX
+        # Other integer types (int32 from arithmetic, int64 from np.array of a list) are read as 8-bit,
+        # which they are only when every value fits: anything else was 16-bit or scaled data.
+        low, high = int(array.min()), int(array.max())
+        if low < 0 or high > UINT8_MAX:
+            raise ImageLoadError(f"{name}: {array.dtype} pixels are read as 8-bit and must be in 0-255, got values "
+                                 f"from {low} to {high}: pass 16-bit pixels as uint16 (array.astype(np.uint16)), "
+                                 "others as floats in [0, 1]")
+        values = array.astype(np.uint8)
     else:
         raise ImageLoadError(f"{name}: unsupported array dtype {array.dtype}")
     if values.dtype != np.uint8:
@@ -191,11 +254,17 @@ def _array_to_tensors(array: np.ndarray, name: str) -> tuple[torch.Tensor, np.nd
 
 
 def load_image(source: ImageInput, max_pixels: int | None = None) -> LoadedImage:
-    """Read a path (str, bytes or os.PathLike), PIL image or numpy array of any mode into a :class:`LoadedImage`
-    (one is passed through).
+    """Read a path (str, bytes or os.PathLike), PIL image, numpy array or binary file object (anything
+    with ``read``, as :func:`PIL.Image.open` takes: ``open(path, "rb")``, ``io.BytesIO(data)``) of any
+    mode into a :class:`LoadedImage` (one is passed through).
 
     EXIF orientation is applied, animated images give their first frame, an alpha channel
-    is kept aside, 16-bit, palette, CMYK, LA and 1-bit images are handled. Raises
+    is kept aside, 16-bit, palette, CMYK, LA and 1-bit images are handled. Arrays are
+    (H, W) or (H, W, C) with C in 1..4 (the last of 2 or 4 is alpha): ``uint8``; ``uint16``
+    (16-bit); ``bool``; floats in [0, 1] (NaN reads as 0, inf as 1; values outside [0, 1] are
+    refused, not clipped: an array in 0-255 would otherwise come out almost white); any
+    other integer type is read as 8-bit and refused unless every value is in 0-255. A file
+    object is read from its start and named by its ``name`` when it has one. Raises
     :class:`ImageLoadError` naming the file and the reason on anything unreadable.
     """
     limit = max_pixels_setting() if max_pixels is None else max_pixels
@@ -206,24 +275,44 @@ def load_image(source: ImageInput, max_pixels: int | None = None) -> LoadedImage
     if isinstance(source, PATH_TYPES):
         if "\0" in name:  # no path holds one: most likely a file's contents passed where its name belongs
             raise ImageLoadError(f"not a file path ({len(name)} characters with a NUL byte among them): for a file's "
-                                 "contents pass PIL.Image.open(io.BytesIO(data))")
-        image = _open_path(Path(name), limit)
-        try:
-            pixels, alpha = _pil_to_tensors(image, name)
-        except ImageLoadError:
-            raise
-        except Exception as error:
-            raise ImageLoadError(f"{name}: cannot be decoded ({type(error).__name__}: {error})") from None
+                                 "contents pass io.BytesIO(data)")
+        pixels, alpha = _decode(_open_path(Path(name), limit), name)
     elif isinstance(source, Image.Image):
         _check_pixels(source.width, source.height, name, limit)
-        pixels, alpha = _pil_to_tensors(source, name)
+        _load_pil(source, name)
+        pixels, alpha = _decode(source, name)
     elif isinstance(source, np.ndarray):
         if source.ndim >= 2:
             _check_pixels(source.shape[1], source.shape[0], name, limit)
         pixels, alpha = _array_to_tensors(source, name)
+    elif _is_file_object(source):
+        if getattr(source, "closed", False):  # else Pillow's "I/O operation on closed file" would read as damage
+            raise ImageLoadError(f"{name}: the file object is closed: pass it while it is open")
+        if isinstance(source, io.TextIOBase):  # its read() gives str, which no decoder takes
+            raise ImageLoadError(f"{name}: file opened in text mode: open it in binary mode, open(path, \"rb\")")
+        pixels, alpha = _decode(_open(source, name, limit), name)
+    elif isinstance(source, torch.Tensor):
+        # Not guessed: a tensor may be (C, H, W) or (H, W, C), in [0, 1] or 0-255.
+        raise ImageLoadError(f"{name}: expected {ACCEPTED_INPUTS}, got a torch tensor (its layout and range are "
+                             "not guessed): pass an (H, W) or (H, W, C) numpy array, such as "
+                             "tensor.permute(1, 2, 0).cpu().numpy() of a (C, H, W) tensor in [0, 1]")
     else:
-        raise ImageLoadError(f"{name}: expected a path, a PIL image or a numpy array, got {type(source).__name__}")
+        if isinstance(source, (bytearray, memoryview)):
+            hint = ": for a file's contents pass io.BytesIO(data)"
+        else:
+            hint = ": for several photos pass a list" if hasattr(source, "__iter__") else ""
+        raise ImageLoadError(f"expected {ACCEPTED_INPUTS}, got {type(source).__name__}{hint}")
     return LoadedImage(pixels=pixels, alpha=alpha, name=name)
+
+
+def _decode(image: Image.Image, name: str) -> tuple[torch.Tensor, np.ndarray | None]:
+    """:func:`_pil_to_tensors`, with whatever a hostile image makes Pillow raise as an ImageLoadError."""
+    try:
+        return _pil_to_tensors(image, name)
+    except ImageLoadError:
+        raise
+    except Exception as error:  # noqa: BLE001 - hostile files make decoders and converters raise all sorts of things
+        raise ImageLoadError(f"{name}: cannot be decoded ({type(error).__name__}: {error})") from None
 
 
 def to_pil(rgb: torch.Tensor, alpha: np.ndarray | None = None, channels_last: bool = False) -> Image.Image:

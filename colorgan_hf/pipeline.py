@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import numbers
 import os
 from collections import defaultdict
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from PIL import Image
 
 from .color import lab_to_srgb8, lightness
 from .errors import ColorGANError, OptionError
-from .images import PATH_TYPES, ImageInput, LoadedImage, load_image, to_pil
+from .images import ImageInput, is_batch, load_image, to_pil
 from .models import ColorGenerator, vividness_architectures
 from .registry import load_model
 
@@ -55,7 +56,7 @@ def working_shape(height: int, width: int, model: ColorGenerator, size: int = DE
     if model.input_size is not None:
         return model.input_size, model.input_size
     if not model.stride <= size <= MAX_SIZE:
-        raise ValueError(f"size must be between the model's stride {model.stride} and {MAX_SIZE}, got {size}")
+        raise OptionError(f"size must be between the model's stride {model.stride} and {MAX_SIZE}, got {size}")
     short, long = min(height, width), max(height, width)
     scale = min(size / short, size * MAX_ASPECT / long)
 
@@ -203,22 +204,48 @@ def _generator(model):
     return load_model(model)
 
 
+def _is_number(value: object) -> bool:
+    """A real number, numpy's included; not a bool (True is an int to Python, never a saturation) nor a str."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_whole_number(value: object) -> bool:
+    """An integer, numpy's included (``np.int64(3)`` from an array's arithmetic); not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _shown(value: object) -> str:
+    """An option's value in a message: a number as it prints, anything else with its type ("'2' (str)")."""
+    return str(value) if _is_number(value) else f"{value!r} ({type(value).__name__})"
+
+
 def check_options(saturation: float, vividness: float | None, batch_size: int = 1, max_pixels: int | None = None,
                   flag: str = "") -> None:
     """The checks every colorizing entry point (photos, videos, the CLI) makes of its common options.
 
     Each check is written so that NaN fails it (every comparison with NaN is False): a NaN
-    or infinite saturation would otherwise reach the colour tables as an index. ``flag``
-    ("--" for the command line) goes before each option's name in the message.
+    or infinite saturation would otherwise reach the colour tables as an index. A value of
+    the wrong type (``saturation="2"``, ``batch_size=2.5``) is refused here too, rather than
+    as a TypeError from deep inside. ``flag`` ("--" for the command line) goes before each
+    option's name in the message.
     """
-    if not 0.0 <= saturation < math.inf:
-        raise OptionError(f"{flag}saturation must be a finite number >= 0, got {saturation}")
-    if vividness is not None and not 0.0 <= vividness <= 1.0:
-        raise OptionError(f"{flag}vividness must be in [0, 1], got {vividness}")
-    if not batch_size >= 1:
-        raise OptionError(f"{flag}batch_size must be >= 1, got {batch_size}")
-    if max_pixels is not None and not max_pixels >= 1:
-        raise OptionError(f"{flag}max_pixels must be >= 1, got {max_pixels}")
+    if not (_is_number(saturation) and 0.0 <= saturation < math.inf):
+        raise OptionError(f"{flag}saturation must be a finite number >= 0, got {_shown(saturation)}")
+    if vividness is not None and not (_is_number(vividness) and 0.0 <= vividness <= 1.0):
+        raise OptionError(f"{flag}vividness must be in [0, 1], got {_shown(vividness)}")
+    if not (_is_whole_number(batch_size) and batch_size >= 1):
+        raise OptionError(f"{flag}batch_size must be a whole number >= 1, got {_shown(batch_size)}")
+    # A limit, not a count: a float (1e8) is as good as an int.
+    if max_pixels is not None and not (_is_number(max_pixels) and max_pixels >= 1):
+        raise OptionError(f"{flag}max_pixels must be >= 1, got {_shown(max_pixels)}")
+
+
+def check_size(size: object) -> int:
+    """``size`` as an int, else an OptionError: a whole number (numpy's too). Its range depends on the
+    model (its stride), so :func:`working_shape` checks that."""
+    if not _is_whole_number(size):
+        raise OptionError(f"size must be a whole number, got {_shown(size)}")
+    return int(size)
 
 
 def warn_if_vividness_ignored(generator, vividness: float | None, name: str | None = None) -> None:
@@ -287,8 +314,12 @@ def colorize(
     The model runs in eval mode; a model passed in training mode is given back in training mode.
 
     Args:
-        image: a path (str, bytes or os.PathLike), PIL image or numpy array (gray, colour, 16-bit, palette, CMYK,
-            with or without alpha), or a list of them for a batched call.
+        image: a path (str, bytes or os.PathLike), PIL image, numpy array or binary file object
+            (``open(path, "rb")``, ``io.BytesIO(data)``) of a photo (gray, colour, 16-bit, palette, CMYK,
+            with or without alpha), or a list (or tuple) of them for a batched call; nothing else
+            is a batch. Arrays are (H, W) or (H, W, 1-4), ``uint8``, ``uint16``, ``bool``, floats
+            in [0, 1] (outside it is refused: divide 0-255 values by 255), or other integer
+            types holding 0-255 (read as 8-bit; other values are refused). A torch tensor is refused.
         model: a :class:`ColorGenerator`, a shipped name (``"default"``, ``"fast"``, ``"vivid"``, ``"paper"``), a
             local folder or a Hub id; ``None`` takes the shipped default; or an ``.onnx``
             file from ``colorgan export-onnx`` (run with onnxruntime).
@@ -316,11 +347,13 @@ def colorize(
 
     Raises:
         ImageLoadError: an input cannot be read; the message names it and says why.
-        OptionError: an option is out of range or not a finite number.
+        OptionError: an option is out of range, of the wrong type or not a finite number.
         HintError: a hint is malformed or off the photo (or hints were given with a list of photos).
     """
     check_options(saturation, vividness, batch_size, max_pixels)
-    single = isinstance(image, (*PATH_TYPES, Image.Image, np.ndarray, LoadedImage))
+    size, batch_size = check_size(size), int(batch_size)  # numpy integers as Python's, for range() and the shapes
+    # Only a list or tuple is a batch: a file object, a tensor or an array is iterable too, but one photo.
+    single = not is_batch(image)
     sources = [image] if single else list(image)
     parsed_hints = _parse_hints(hints, single)
     generator = _generator(model)
@@ -385,9 +418,12 @@ def suggest_hints(
     """
     from .hints import suggest_points
 
-    if isinstance(image, (list, tuple)):
+    if is_batch(image):  # the same rule as colorize's: what it would take as a batch
         raise TypeError("suggest_hints takes one photo, not a list")
     check_options(1.0, None, 1, max_pixels)
+    size = check_size(size)
+    if _is_whole_number(count):  # numpy's integers as Python's; anything else is refused by suggest_points
+        count = int(count)
     given = _parse_hints(hints, True)
     generator = _generator(model)
     device = _device(generator)

@@ -103,9 +103,67 @@ def test_property_any_size_and_mode(tiny_unet, width, height, mode, seed):
 def test_property_any_numpy_array(tiny_unet, width, height, channels, dtype, seed):
     rng = np.random.default_rng(seed)
     shape = (height, width) if channels == 0 else (height, width, channels)
-    array = (rng.random(shape) * (255 if dtype in ("uint8", "int32") else 65535 if dtype == "uint16" else 1.5)).astype(dtype)
+    # Each dtype over its whole documented range: floats in [0, 1], other integers as 8-bit.
+    array = (rng.random(shape) * (255 if dtype in ("uint8", "int32") else 65535 if dtype == "uint16" else 1.0)).astype(dtype)
     out = colorize(array, tiny_unet, size=32)
     assert out.size == (width, height)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(width=st.integers(1, 40), height=st.integers(1, 40), dtype=st.sampled_from(["float32", "float64", "int32", "int64", "int16"]),
+       scale=st.sampled_from([2.0, 255.0, 65535.0, -1.0]), seed=st.integers(0, 2**16))
+def test_property_arrays_out_of_their_range_are_one_clear_error(tiny_unet, width, height, dtype, scale, seed):
+    """QA 2: floats beyond [0, 1] were clipped (a 0-255 photo came out white), other integers beyond 0-255 divided by 255."""
+    rng = np.random.default_rng(seed)
+    array = rng.random((height, width)) * (scale if dtype.startswith("float") else scale * 300)
+    array.flat[0] = scale if dtype.startswith("float") else scale * 300  # at least one pixel out of range
+    array = array.astype(dtype)
+    with pytest.raises(ImageLoadError, match=r"^<array .*>: .*must be in (\[0, 1\]|0-255), got values from"):
+        colorize(array, tiny_unet, size=32)
+
+
+@pytest.mark.parametrize("name, expected", [(name, expected) for name, _, expected in CASES])
+def test_a_binary_file_object_reads_as_its_file(hostile_dir, tiny_unet, name, expected):
+    """QA 1: colorize(open(path, "rb")) iterated the file's lines. Each hostile file, as a file object,
+    gives what its path gives, and any error names the file."""
+    folder, photo = hostile_dir
+    path = folder / name
+    with open(path, "rb") as handle:
+        if expected[0] == "error":
+            with pytest.raises(ImageLoadError) as info:
+                colorize(handle, tiny_unet, size=32)
+            # an empty stream is not an image to Pillow: only a path's size says "empty"
+            reason = "not an image" if name == "zero_bytes.jpg" else expected[1]
+            assert str(info.value).startswith(f"{path}: ") and reason in str(info.value)
+        else:
+            assert colorize(handle, tiny_unet, size=32).size == expected_size(expected, photo)
+
+
+def test_pil_images_in_odd_states_are_one_clear_error_or_an_image(hostile_dir, tiny_unet, tmp_path):
+    """QA 3: mode "La" was a raw ValueError (conversion from La to L not supported), a closed image a raw
+    ValueError, a truncated JPEG opened with PIL "cannot convert mode RGB to RGB (image file is truncated ...)"."""
+    folder, photo = hostile_dir
+    small = photo.resize((40, 30))
+    la = small.convert("LA")
+    la.putalpha(128)
+    out = colorize(la.convert("La"), tiny_unet, size=32)
+    assert out.mode == "RGBA" and out.size == (40, 30)
+    # La holds L premultiplied by alpha: at alpha 128 it keeps every other level of L.
+    reference = np.asarray(colorize(la, tiny_unet, size=32), dtype=np.int16)
+    assert np.array_equal(np.asarray(out)[..., 3], reference[..., 3])
+    assert np.abs(np.asarray(out, dtype=np.int16) - reference).max() <= 3
+    closed = Image.open(folder / "colour_photo.jpg")
+    closed.load()
+    closed.close()
+    with pytest.raises(ImageLoadError, match=r"^<PIL image RGB \d+x\d+>: cannot be read: the PIL image or its file is closed"):
+        colorize(closed, tiny_unet)
+    with open(folder / "colour_photo.jpg", "rb") as handle:
+        lazy = Image.open(handle)  # not decoded before its file was closed
+    with pytest.raises(ImageLoadError, match="the PIL image or its file is closed"):
+        colorize(lazy, tiny_unet)
+    truncated = Image.open(folder / "truncated.jpg")
+    with pytest.raises(ImageLoadError, match=r"^<PIL image RGB \d+x\d+>: truncated or corrupt image data \(OSError: image file is truncated"):
+        colorize(truncated, tiny_unet)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -62,6 +62,78 @@ def test_onnx_without_its_sidecar_or_broken_is_a_clear_error(default_onnx, tmp_p
         OnnxGenerator(broken)
 
 
+@pytest.mark.parametrize("sidecar, problem", [
+    ({"input_size": None}, 'no "stride"'),
+    ({"stride": 0, "input_size": None}, '"stride" must be a whole number from 1 to 2048, got 0'),
+    ({"stride": -16}, '"stride" must be a whole number from 1 to 2048, got -16'),
+    ({"stride": "16"}, '"stride" must be a whole number from 1 to 2048, got \'16\''),
+    ({"stride": 16.5}, '"stride" must be a whole number from 1 to 2048, got 16.5'),
+    ({"stride": True}, '"stride" must be a whole number from 1 to 2048, got True'),
+    ({"stride": 4096}, '"stride" must be a whole number from 1 to 2048, got 4096'),
+    ({"stride": 16, "input_size": 0}, '"input_size" must be a whole number from 1 to 2048, got 0'),
+    ({"stride": 16, "input_size": [120]}, '"input_size" must be a whole number from 1 to 2048, got [120]'),
+    ({"stride": 16, "vividness": 2}, '"vividness" must be null or a number in [0, 1], got 2'),
+    ({"stride": 16, "vividness": float("nan")}, '"vividness" must be null or a number in [0, 1], got nan'),
+    ({"stride": 16, "architecture": 7}, '"architecture" must be null or a name, got 7'),
+    ({"stride": 16, "strid": 16}, "unknown key(s) 'strid'"),
+    ([16], "expected a JSON object, got list"),
+])
+def test_a_bad_sidecar_is_refused_at_load_naming_it(tmp_path, sidecar, problem):
+    """QA 5: a sidecar without "stride" was a KeyError traceback, "stride": 0 a ZeroDivisionError for each
+    photo. Every key is checked when the model is loaded: a ModelLoadError naming the sidecar and the problem."""
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"the sidecar is read before the model")
+    (tmp_path / "m.onnx.json").write_text(json.dumps(sidecar))
+    for load in (OnnxGenerator, lambda path: colorize(Image.new("L", (40, 30)), path)):
+        with pytest.raises(ModelLoadError) as info:
+            load(model)
+        assert str(info.value).startswith(f"{tmp_path / 'm.onnx.json'}: {problem}"), info.value
+        assert "export-onnx" in str(info.value)
+
+
+def test_a_sidecar_with_only_its_stride_loads(default_onnx, tmp_path, photo_paths):
+    model = tmp_path / "m.onnx"
+    model.write_bytes(default_onnx.read_bytes())
+    (tmp_path / "m.onnx.json").write_text('{"stride": 16}')
+    generator = OnnxGenerator(model)
+    assert (generator.stride, generator.input_size, generator.vividness) == (16, None, None)
+    assert colorize(photo_paths[0], generator, size=64).size == Image.open(photo_paths[0]).size
+
+
+def test_export_path_must_end_in_onnx_and_be_writable(tmp_path, monkeypatch, capsys):
+    """QA 5: export_onnx(model, "dir/noext") wrote noext and noext.json (the README says NAME.onnx.json);
+    a folder as the path was an IsADirectoryError traceback after the whole export. Each is refused
+    up front with an OptionError naming the path, and nothing is written."""
+    from colorgan_hf import ColorGenerator, OptionError
+    from colorgan_hf import onnx as onnx_module
+
+    model = ColorGenerator(architecture="unet", base_channels=8, depth=3).eval()
+    with pytest.raises(OptionError, match=rf"^{tmp_path / 'sub' / 'noext'}: an ONNX model's path must end in \.onnx"):
+        export_onnx(model, tmp_path / "sub" / "noext")
+    assert not (tmp_path / "sub").exists()
+    (tmp_path / "folder.onnx").mkdir()
+    with pytest.raises(OptionError, match=rf"^{tmp_path / 'folder.onnx'}: is a folder"):
+        export_onnx(model, tmp_path / "folder.onnx")
+    (tmp_path / "m.onnx.json").mkdir()
+    with pytest.raises(OptionError, match=rf"^{tmp_path / 'm.onnx.json'}: is a folder"):
+        export_onnx(model, tmp_path / "m.onnx")
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(OptionError, match=rf"^{tmp_path / 'a_file' / 'm.onnx'}: cannot be written: {tmp_path / 'a_file'} is a file"):
+        export_onnx(model, tmp_path / "a_file" / "m.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "folder.onnx", "m.onnx.json"]
+    # The CLI says it in one line, no traceback.
+    assert main(["export-onnx", "-o", str(tmp_path / "folder.onnx")]) == 1
+    assert "Traceback" not in capsys.readouterr().err
+
+    # A folder that refuses the write (no permission: root would not be refused, so it is simulated).
+    def refused(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(onnx_module, "atomic_path", refused)
+    with pytest.raises(OptionError, match=rf"^{tmp_path / 'ok.onnx'}: cannot be written \(PermissionError: Permission denied\)"):
+        export_onnx(model, tmp_path / "ok.onnx")
+
+
 def test_onnx_generator_changes_its_threads_and_gives_the_same_colours(default_onnx, photo_paths):
     import torch
 

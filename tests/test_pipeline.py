@@ -222,7 +222,7 @@ def test_bytes_paths_are_read_as_paths(tmp_path, tiny_unet, photo_paths):
     ({"saturation": float("inf")}, "saturation must be a finite number >= 0, got inf"),
     ({"saturation": -1.0}, "saturation must be a finite number >= 0, got -1.0"),
     ({"vividness": float("nan")}, "vividness must be in [0, 1], got nan"),
-    ({"batch_size": float("nan")}, "batch_size must be >= 1, got nan"),
+    ({"batch_size": float("nan")}, "batch_size must be a whole number >= 1, got nan"),
     ({"max_pixels": float("nan")}, "max_pixels must be >= 1, got nan"),
 ])
 def test_out_of_range_and_non_finite_options_are_refused_up_front(photo_paths, tiny_unet, monkeypatch, options, message):
@@ -234,6 +234,118 @@ def test_out_of_range_and_non_finite_options_are_refused_up_front(photo_paths, t
     with pytest.raises(ColorGANError) as info:
         colorize(photo_paths[0], tiny_unet, **options)
     assert str(info.value) == message and isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"saturation": "2"}, "saturation must be a finite number >= 0, got '2' (str)"),
+    ({"saturation": True}, "saturation must be a finite number >= 0, got True (bool)"),
+    ({"vividness": "0.5"}, "vividness must be in [0, 1], got '0.5' (str)"),
+    ({"batch_size": 2.5}, "batch_size must be a whole number >= 1, got 2.5"),
+    ({"batch_size": "8"}, "batch_size must be a whole number >= 1, got '8' (str)"),
+    ({"max_pixels": "100"}, "max_pixels must be >= 1, got '100' (str)"),
+    ({"size": "256"}, "size must be a whole number, got '256' (str)"),
+    ({"size": 256.5}, "size must be a whole number, got 256.5"),
+    ({"size": None}, "size must be a whole number, got None (NoneType)"),
+])
+def test_options_of_the_wrong_type_are_refused_up_front(photo_paths, tiny_unet, monkeypatch, options, message):
+    """QA 4: saturation="2" and batch_size=2.5 were raw TypeErrors from deep inside; each is the
+    package's own OptionError, naming the option, before any photo is read."""
+    from colorgan_hf import OptionError, pipeline
+
+    monkeypatch.setattr(pipeline, "load_image", lambda *args, **kwargs: pytest.fail("a photo was read"))
+    with pytest.raises(OptionError) as info:
+        colorize(photo_paths[0], tiny_unet, **options)
+    assert str(info.value) == message
+
+
+def test_a_size_out_of_range_is_an_option_error(photo_paths, tiny_unet):
+    from colorgan_hf import OptionError
+
+    with pytest.raises(OptionError, match="size must be between the model's stride 8 and 2048, got 4"):
+        colorize(photo_paths[0], tiny_unet, size=4)
+
+
+def test_numpy_integers_are_taken_for_count_batch_size_and_size(photo_paths, tiny_unet):
+    """QA 4: suggest_hints(p, count=np.int64(3)) was refused; a count from an array's arithmetic is a count."""
+    from colorgan_hf import suggest_hints
+
+    spots = suggest_hints(photo_paths[0], tiny_unet, np.int64(3), size=np.int32(32))
+    assert spots == suggest_hints(photo_paths[0], tiny_unet, 3, size=32) and len(spots) == 3
+    assert all(type(v) is int for spot in spots for v in spot)
+    outs = colorize(photo_paths[:3], tiny_unet, size=np.int64(32), batch_size=np.int64(2), max_pixels=np.int64(10**8))
+    assert [o.size for o in outs] == [Image.open(p).size for p in photo_paths[:3]]
+
+
+def test_file_objects_are_one_photo_named_by_their_name(tmp_path, tiny_unet, photo_paths):
+    """QA 1: colorize(io.BytesIO(png)) and colorize(open(p, "rb")) iterated the file line by line and
+    said "'\\udc89PNG\\r\\n: no such file'". A binary file object is one photo, as PIL.Image.open takes it."""
+    path = photo_paths[0]
+    expected = np.asarray(colorize(path, tiny_unet, size=32))
+    assert np.array_equal(np.asarray(colorize(io.BytesIO(path.read_bytes()), tiny_unet, size=32)), expected)
+    with open(path, "rb") as handle:
+        handle.read(100)  # read from the start whatever the position
+        assert np.array_equal(np.asarray(colorize(handle, tiny_unet, size=32)), expected)
+    with open(path, "rb") as handle:  # a list of file objects is a batch of them
+        assert [o.size for o in colorize([handle, io.BytesIO(path.read_bytes())], tiny_unet, size=32)] == [Image.open(path).size] * 2
+    with pytest.raises(ImageLoadError, match=r"^<file object BytesIO>: not an image file"):
+        colorize(io.BytesIO(b"just some text"), tiny_unet)
+    notes = tmp_path / "notes.png"
+    notes.write_text("not a photo")
+    with open(notes, "rb") as handle, pytest.raises(ImageLoadError, match=rf"^{notes}: not an image file"):
+        colorize(handle, tiny_unet)
+    with open(path) as handle, pytest.raises(ImageLoadError, match=rf"^{path}: file opened in text mode.*\"rb\""):
+        colorize(handle, tiny_unet)
+    with open(path, "rb") as handle:
+        pass  # closed on leaving
+    with pytest.raises(ImageLoadError, match=rf"^{path}: the file object is closed"):
+        colorize(handle, tiny_unet)
+
+
+def test_only_a_list_or_tuple_is_a_batch(photo_paths, tiny_unet):
+    """QA 1: any iterable was a batch: a torch tensor was iterated into (40, 60) rows, None was a
+    TypeError "'NoneType' object is not iterable". A tuple is a batch as a list is; nothing else is."""
+    from colorgan_hf import suggest_hints
+
+    outs = colorize(tuple(photo_paths[:2]), tiny_unet, size=32)
+    assert isinstance(outs, list) and [o.size for o in outs] == [Image.open(p).size for p in photo_paths[:2]]
+    for function in (colorize, suggest_hints):
+        with pytest.raises(ImageLoadError, match=r"^expected a path, PIL image, numpy array or binary file object, got NoneType$"):
+            function(None, tiny_unet)
+        with pytest.raises(ImageLoadError, match=r"^<tensor torch\.float32 \(3, 40, 60\)>: .*got a torch tensor"):
+            function(torch.rand(3, 40, 60), tiny_unet)
+        with pytest.raises(ImageLoadError, match=r"got generator: for several photos pass a list$"):
+            function((p for p in photo_paths), tiny_unet)
+    with pytest.raises(TypeError, match="one photo"):
+        suggest_hints(tuple(photo_paths[:2]), tiny_unet)
+
+
+def test_float_arrays_outside_0_1_are_refused_not_clipped(photo, tiny_unet):
+    """QA 2: a float array in 0-255 was clipped to [0, 1] without a word: an almost white photo.
+    The README takes float arrays in [0, 1]; outside it (beyond rounding) is an error saying what to do."""
+    gray = np.asarray(photo.convert("L"))
+    expected = np.asarray(colorize(gray, tiny_unet, size=32), dtype=np.int16)
+    assert np.abs(np.asarray(colorize(gray / 255.0, tiny_unet, size=32), dtype=np.int16) - expected).max() <= 1
+    nudged = (gray / 255.0).astype(np.float32)
+    nudged[0, 0] = 1.0005  # a hair over: arithmetic, not another range
+    assert colorize(nudged, tiny_unet, size=32).size == photo.size
+    for array, values in [(gray.astype(np.float64), r"from \d+ to 2\d\d"), (gray / 255.0 - 0.5, r"from -0\.\d+ to")]:
+        with pytest.raises(ImageLoadError, match=rf"^<array float64 .*>: float pixels must be in \[0, 1\], got values {values}.*divide 8-bit values by 255"):
+            colorize(array, tiny_unet)
+
+
+@pytest.mark.parametrize("dtype", ["int16", "int32", "int64", "uint32"])
+def test_other_integer_arrays_are_8_bit_within_0_255_and_refused_outside(photo, tiny_unet, dtype):
+    """QA 2: int32/int64/int16 arrays were divided by 255 whatever their values (a 16-bit one came out white)."""
+    rgb = np.asarray(photo)
+    expected = np.asarray(colorize(rgb, tiny_unet, size=32))
+    assert np.array_equal(np.asarray(colorize(rgb.astype(dtype), tiny_unet, size=32)), expected)
+    sixteen = rgb.astype(dtype) * 4  # 10-bit, say: within every one of these types
+    with pytest.raises(ImageLoadError, match=rf"^<array {dtype} .*>: {dtype} pixels are read as 8-bit and must be in 0-255, "
+                                             r"got values from \d+ to \d+: pass 16-bit pixels as uint16"):
+        colorize(sixteen, tiny_unet)
+    if dtype.startswith("int"):
+        with pytest.raises(ImageLoadError, match="must be in 0-255, got values from -1 to"):
+            colorize(rgb.astype(dtype) - 1, tiny_unet)
 
 
 def test_pixel_limit_refuses_before_decoding(tmp_path, model):
