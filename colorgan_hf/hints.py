@@ -39,7 +39,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence, Union
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageColor, ImageDraw
+from PIL import Image, ImageColor, ImageDraw, ImageOps
 
 from .color import rgb_to_lab
 from .errors import ColorGANError, OptionError
@@ -91,7 +91,9 @@ class HintError(ColorGANError, ValueError):
 @dataclass(frozen=True)
 class PointHint:
     """The colour at pixel (x, y) of the original photo (after EXIF rotation; x to the right,
-    y down, from 0), imposed on a disk of ``radius`` pixels and spread over its region."""
+    y down, from 0), imposed on a disk of ``radius`` pixels and spread over its region. A
+    radius beyond the photo's diagonal is taken as the diagonal: the disk covers the whole
+    photo either way."""
 
     x: float
     y: float
@@ -101,7 +103,9 @@ class PointHint:
 
 @dataclass(frozen=True)
 class StrokeHint:
-    """A polyline through ``points`` [(x, y), ...] of ``width`` pixels (one point: a dot)."""
+    """A polyline through ``points`` [(x, y), ...] of ``width`` pixels (one point: a dot). A
+    width beyond twice the photo's diagonal is taken as twice the diagonal: the stroke covers
+    the whole photo either way."""
 
     points: tuple[tuple[float, float], ...]
     color: RGB
@@ -110,7 +114,8 @@ class StrokeHint:
 
 @dataclass(frozen=True, eq=False)
 class MaskHint:
-    """Every pixel set in ``mask`` (a bool (H, W) array of the photo's size) has ``color``."""
+    """Every pixel set in ``mask`` (a bool (H, W) array of the photo's size, after EXIF
+    rotation) has ``color``."""
 
     mask: np.ndarray = field(repr=False)
     color: RGB
@@ -146,20 +151,36 @@ def parse_color(value: Any, where: str = "colour") -> RGB:
     if isinstance(value, (list, tuple)) and len(value) == 3:
         try:
             numbers = [float(c) for c in value]
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond a float's range
             numbers = []
         if len(numbers) == 3 and all(math.isfinite(c) and 0 <= c <= 255 for c in numbers) and not any(isinstance(c, bool) for c in value):
             return tuple(int(round(c)) for c in numbers)  # type: ignore[return-value]
-        raise HintError(f"{where}: {value!r} is not a colour: [r, g, b] needs three numbers in 0-255")
-    raise HintError(f"{where}: {value!r} is not a colour (expected '#rrggbb', '#rgb', a CSS name or [r, g, b] in 0-255)")
+        raise HintError(f"{where}: {_shown(value)} is not a colour: [r, g, b] needs three numbers in 0-255")
+    raise HintError(f"{where}: {_shown(value)} is not a colour (expected '#rrggbb', '#rgb', a CSS name or [r, g, b] in 0-255)")
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for messages: a hint may hold anything, and
+    Python refuses the repr of an int of over 4300 digits."""
+    try:
+        text = repr(value)
+    except ValueError:
+        text = f"<an integer of {value.bit_length()} bits>" if isinstance(value, int) else f"<{type(value).__name__}>"
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def _number(value: Any, where: str, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not math.isfinite(float(value)):
-        raise HintError(f"{where}: {value!r} is not a finite number")
-    if positive and float(value) <= 0:
-        raise HintError(f"{where}: must be > 0, got {value!r}")
-    return float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise HintError(f"{where}: {_shown(value)} is not a finite number")
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond a float's range (about 1.8e308): no position or size is that large
+        raise HintError(f"{where}: {_shown(value)} is too large (not a finite number of pixels)") from None
+    if not math.isfinite(number):
+        raise HintError(f"{where}: {_shown(value)} is not a finite number")
+    if positive and number <= 0:
+        raise HintError(f"{where}: must be > 0, got {_shown(value)}")
+    return number
 
 
 def _point(value: Any, where: str) -> tuple[float, float]:
@@ -171,8 +192,8 @@ def _point(value: Any, where: str) -> tuple[float, float]:
 
 
 def _load_mask(value: Any, where: str, base_dir: Path | None) -> np.ndarray:
-    """A mask from a bool/number array (non-zero = set) or an image file (opaque pixels of an
-    image with transparency, else pixels brighter than mid-gray)."""
+    """A mask from a bool/number array (non-zero = set; NaN and inf refused) or an image (a
+    file or a PIL image; see :func:`_load_mask_image`)."""
     if isinstance(value, (str, os.PathLike)):
         path = Path(value)
         if base_dir is not None and not path.is_absolute():
@@ -180,13 +201,18 @@ def _load_mask(value: Any, where: str, base_dir: Path | None) -> np.ndarray:
         try:
             with Image.open(path) as image:
                 image.load()
-                if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-                    return np.asarray(image.convert("RGBA"))[..., 3] >= 128
-                return np.asarray(image.convert("L")) >= 128
+                return _load_mask_image(image, where)
+        except HintError:
+            raise
         except (OSError, ValueError, Image.DecompressionBombError) as error:
             raise HintError(f"{where}: cannot read the mask image {str(path)!r} ({type(error).__name__}: {error})") from None
     if isinstance(value, Image.Image):
-        return _load_mask_image(value)
+        try:
+            return _load_mask_image(value, where)
+        except HintError:
+            raise
+        except (OSError, ValueError) as error:  # a mode Pillow cannot convert, an image closed or truncated
+            raise HintError(f"{where}: cannot read the mask image ({type(error).__name__}: {error})") from None
     try:
         array = np.asarray(value)
     except Exception:  # noqa: BLE001 - whatever it is, it is not a mask
@@ -194,12 +220,42 @@ def _load_mask(value: Any, where: str, base_dir: Path | None) -> np.ndarray:
     if array.ndim != 2 or not (array.dtype == bool or np.issubdtype(array.dtype, np.number)):
         raise HintError(f"{where}: expected a 2-D array (H, W) or an image file, got {type(value).__name__} "
                         f"{getattr(array, 'shape', '')}")
+    # NaN != 0 holds: without this a NaN pixel would count as set.
+    if np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all():
+        raise HintError(f"{where}: the mask holds NaN or infinite values (expected bool or numbers, non-zero = set)")
     return array != 0
 
 
-def _load_mask_image(image: Image.Image) -> np.ndarray:
-    if "A" in image.getbands():
-        return np.asarray(image.getchannel("A")) >= 128
+# Integer modes Pillow gives 16-bit images (PNG, TIFF) and 32-bit integer ones: read on 0-65535, as a photo is.
+_SIXTEEN_BIT = ("I", "I;16", "I;16L", "I;16B", "I;16N")
+
+
+def _load_mask_image(image: Image.Image, where: str = "mask") -> np.ndarray:
+    """The pixels set in a mask image, after its EXIF rotation (hint positions are in the
+    rotated photo): its opaque ones (alpha >= 128) when it has an alpha channel that varies,
+    else those at least as bright as 128 of 255. The brightness is read as a photo is read
+    (:mod:`colorgan_hf.images`): 16-bit (and 32-bit integer) images on 0-65535, float images
+    on 0-1 (or 0-255 when some pixel is above 1), so a 0/1 float TIFF is a mask and a 16-bit
+    30% gray is not set."""
+    try:
+        image = ImageOps.exif_transpose(image)
+    except Exception as error:  # noqa: BLE001 - a broken EXIF block must not cost the mask (as for the photo)
+        logger.debug("%s: the mask's EXIF orientation is unreadable, ignored (%s)", where, error)
+    if "A" in image.getbands() or (image.mode == "P" and "transparency" in image.info):
+        alpha = np.asarray(image.convert("RGBA").getchannel("A") if image.mode == "P" else image.getchannel("A"))
+        # Paint programs save a white shape on black as a fully opaque RGBA image: an alpha
+        # that is one value throughout tells nothing, the brightness does.
+        if alpha.size and alpha.min() != alpha.max():
+            return alpha >= 128
+    # Converted to "L", a 16-bit image is clipped to 255 (30% gray would count as set) and a
+    # float one to 0 or 1 (nothing set): their own values are compared with 128 of 255 instead.
+    if image.mode in _SIXTEEN_BIT:
+        return np.asarray(image).astype(np.int64) >= 128 * 257  # 128 of 255 on 16 bits (255 x 257 = 65535)
+    if image.mode == "F":
+        values = np.asarray(image)
+        if not np.isfinite(values).all():
+            raise HintError(f"{where}: the mask image holds NaN or infinite values")
+        return values >= (128 if values.size and values.max() > 1.0 else 128 / 255)
     return np.asarray(image.convert("L")) >= 128
 
 
@@ -261,13 +317,17 @@ def parse_hints(values: Iterable[HintInput] | Mapping[str, Any], base_dir: str |
 
 
 def load_hints_file(path: str | os.PathLike) -> list[Hint]:
-    """Hints from a JSON file (README, "Colour hints"); mask paths are relative to its folder."""
+    """Hints from a JSON file (README, "Colour hints"); mask paths are relative to its folder.
+    UTF-8 with or without a byte-order mark (as Notepad saves it), or UTF-16/32."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        # Bytes, not text: json detects the encoding and skips a UTF-8 byte-order mark.
+        data = json.loads(path.read_bytes())
     except OSError as error:
         raise HintError(f"{path}: cannot read the hints file ({error.strerror or error})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except RecursionError:
+        raise HintError(f"{path}: not valid hints JSON (nested too deeply)") from None
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, an int of over 4300 digits
         raise HintError(f"{path}: not valid JSON ({error})") from None
     try:
         return parse_hints(data, base_dir=path.parent)
@@ -325,8 +385,12 @@ def footprints(hints: Sequence[Hint], full_shape: tuple[int, int], grid_shape: t
             points, radius = [to_grid(hint.x, hint.y)], hint.radius * math.sqrt(sx * sy)
         else:
             points, radius = [to_grid(x, y) for x, y in hint.points], hint.width / 2 * math.sqrt(sx * sy)
-            if len(points) > 1:
-                draw.line(points, fill=255, width=max(1, round(2 * radius)))
+        # From a point on the grid, a disk as wide as the grid's diagonal covers all of it: a
+        # larger one changes nothing, and ImageDraw takes minutes over a radius of 1e9 and
+        # overflows at 2**31.
+        radius = min(radius, math.hypot(h, w))
+        if len(points) > 1:  # a stroke's polyline
+            draw.line(points, fill=255, width=max(1, round(2 * radius)))
         for x, y in points:  # round joints and ends; a dot for a single point
             draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=255)
         mask = torch.from_numpy(np.asarray(canvas) > 0)
@@ -507,7 +571,8 @@ def layer_hints(layer: np.ndarray, max_colors: int = 32) -> list[MaskHint]:
 # BSDS500/ImageNet photos of the pair set's test split), never on an eval set; measured by
 # `python bench/hints.py --parts suggest`.
 # The candidate spots: the centres of the largest of SUGGEST_REGIONS regions of even
-# lightness (k-means on position and L*, started from a regular grid) ...
+# lightness (k-means on position and L*, started from a regular grid; as many whatever the
+# count asked, so that the first n of more spots are the best n) ...
 SUGGEST_REGIONS = 60
 SUGGEST_CANDIDATES = 30
 SUGGEST_ITERATIONS = 12
@@ -544,14 +609,30 @@ def _regions(lightness: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.T
     return labels, nearest
 
 
+def _pixel_grid(height: int, width: int, count: int) -> list[tuple[int, int]]:
+    """Pixels (x, y) of a ``height`` x ``width`` photo in an even grid of about square cells:
+    at least ``count`` distinct ones, or all of them when the photo has fewer."""
+    # rows <= height and cols <= width keep them distinct; ceil (not round) makes rows x cols
+    # reach count whenever height x width does.
+    rows = min(height, math.ceil(math.sqrt(count * height / width)))
+    cols = min(width, math.ceil(count / rows))
+    return [(int((j + 0.5) * width / cols), int((i + 0.5) * height / rows)) for i in range(rows) for j in range(cols)]
+
+
 def suggest_points(l_small: torch.Tensor, uncertainty: torch.Tensor | None, full_shape: tuple[int, int],
                    count: int, given: Sequence[Hint] = ()) -> list[tuple[int, int]]:
-    """``count`` spots (x, y) in pixels of the photo of size ``full_shape`` (H, W), best first,
-    where a point hint would correct the most: each in turn adds the most hint weight (as a
-    hint spreads, :func:`correction`) over what the earlier ones, and the hints already
-    ``given``, reach, every pixel counted by ``uncertainty`` (h, w) there (None: alike).
-    Candidates are the centres of the photo's largest regions of even lightness.
-    ``l_small``: the working lightness (1, h, w)."""
+    """``count`` distinct spots (x, y) in pixels of the photo of size ``full_shape`` (H, W),
+    best first, where a point hint would correct the most: each in turn adds the most hint
+    weight (as a hint spreads, :func:`correction`) over what the earlier ones, and the hints
+    already ``given``, reach, every pixel counted by ``uncertainty`` (h, w) there (None: alike).
+    ``l_small``: the working lightness (1, h, w).
+
+    Candidates, in tiers: the centres of the SUGGEST_CANDIDATES largest of the photo's
+    SUGGEST_REGIONS regions of even lightness; once all of those are taken, the centres of the
+    other regions; then an even grid of the photo's pixels. The regions and every tier are the
+    same whatever ``count`` is, so the first n spots of more are the n best: the list is
+    nested for every count. A photo with fewer than ``count`` pixels (a tiny one) gives each
+    of its pixels once, so fewer spots than asked."""
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_SUGGESTIONS:
         raise OptionError(f"the number of suggested spots must be a whole number from 1 to {MAX_SUGGESTIONS}, got {count!r}")
     shape = tuple(l_small.shape[-2:])
@@ -559,30 +640,46 @@ def suggest_points(l_small: torch.Tensor, uncertainty: torch.Tensor | None, full
     weight_map = weight_map[0]  # (h, w), on the propagation grid as the lightness
     h, w = lightness.shape
     height, width = full_shape
-    labels, nearest = _regions(lightness, max(SUGGEST_REGIONS, 2 * count))
+    # As many regions for every count: more regions (or more candidates) for a larger count
+    # would move every spot, the first included.
+    labels, nearest = _regions(lightness, SUGGEST_REGIONS)
     sizes = torch.bincount(labels, minlength=len(nearest)).float()
     sizes[nearest < 0] = -1  # a region whose centre is none of its pixels offers no spot
-    order = sizes.argsort(descending=True)[: max(SUGGEST_CANDIDATES, count)]
-    spots = [(int(nearest[r]) % w, int(nearest[r]) // w) for r in order.tolist() if nearest[r] >= 0]
-    # Grid pixel centres -> the photo's pixels.
-    candidates = [PointHint(min(width - 1, int((x + 0.5) * width / w)), min(height - 1, int((y + 0.5) * height / h)),
-                            (0, 0, 0)) for x, y in spots]
+    ranked = [r for r in sizes.argsort(descending=True).tolist() if nearest[r] >= 0]
+
+    def centres(regions: list[int]) -> list[tuple[int, int]]:  # grid pixel centres -> the photo's pixels
+        return [(min(width - 1, int((int(nearest[r]) % w + 0.5) * width / w)),
+                 min(height - 1, int((int(nearest[r]) // w + 0.5) * height / h))) for r in regions]
+
+    tiers = (lambda: centres(ranked[:SUGGEST_CANDIDATES]), lambda: centres(ranked[SUGGEST_CANDIDATES:]),
+             lambda: _pixel_grid(height, width, MAX_SUGGESTIONS))
     importance = weight_map / weight_map.mean().clamp(min=1e-12) + SUGGEST_FLOOR  # (h, w)
 
     def spread(hints: Sequence[Hint]) -> torch.Tensor:  # (len(hints), h, w): each hint's weight at every pixel
         return torch.cat([hint_weight(distance, (h, w)) for _, distance in hint_geometry(hints, full_shape, lightness)])
 
-    reach = spread(candidates)
     # What the hints already given reach needs no new spot.
     covered = spread(given).amax(0) if given else torch.zeros(h, w)
-    chosen: list[int] = []
-    for _ in range(min(count, len(candidates))):
-        gain = ((reach - covered).clamp(min=0) * importance).flatten(1).sum(1)
-        gain[chosen] = -1.0
-        best = int(gain.argmax())
-        chosen.append(best)
-        covered = torch.maximum(covered, reach[best])
-    return [(int(candidates[i].x), int(candidates[i].y)) for i in chosen]
+    spots: list[tuple[int, int]] = []
+    for tier in tiers:
+        if len(spots) >= count:
+            break  # later tiers are only computed when needed: the spots before them do not depend on them
+        # Distinct spots: on a photo smaller than the grid several grid pixels fall on one of
+        # its pixels. A tier is reached once all the earlier ones are taken, so every earlier spot is in `spots`.
+        taken_before = set(spots)
+        candidates = [spot for spot in dict.fromkeys(tier()) if spot not in taken_before]
+        if not candidates:
+            continue
+        reach = spread([PointHint(x, y, (0, 0, 0)) for x, y in candidates])
+        chosen: list[int] = []
+        for _ in range(min(count - len(spots), len(candidates))):
+            gain = ((reach - covered).clamp(min=0) * importance).flatten(1).sum(1)
+            gain[chosen] = -1.0
+            best = int(gain.argmax())
+            chosen.append(best)
+            covered = torch.maximum(covered, reach[best])
+            spots.append(candidates[best])
+    return spots
 
 
 def mark_spots(image: Image.Image, spots: Sequence[tuple[int, int]]) -> Image.Image:

@@ -4,6 +4,7 @@ strokes and masks, full resolution, the CLI's --hints, and the demo's brush in C
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -90,6 +91,16 @@ def test_hint_forms_parse(tmp_path):
     ([{"points": [[1, 2], [3]], "color": "red"}], ["hint 0 (stroke) point 1", "not a point"]),
     ([{"points": [[1, 2]], "width": 0, "color": "red"}], ["hint 0 (stroke) width", "> 0"]),
     ([{"mask": np.zeros((4, 4)), "color": "red"}], ["hint 0 (mask)", "no pixel"]),
+    # An int beyond a float's range (Python's json reads such numbers as ints) is no OverflowError.
+    ([{"x": 10**400, "y": 10, "color": "red"}], ["hint 0 (point) x", "too large"]),
+    ([{"x": 1, "y": 1, "color": "red", "radius": 10**400}], ["hint 0 (point) radius", "too large"]),
+    ([{"points": [[1, 10**5000]], "color": "red"}], ["hint 0 (stroke) point 0 y", "an integer of", "too large"]),
+    ([{"x": 1, "y": 1, "color": [10**400, 0, 0]}], ["hint 0 (point) color", "0-255"]),
+    # NaN != 0: a NaN pixel would count as set.
+    ([{"mask": np.full((4, 4), np.nan), "color": "red"}], ["hint 0 (mask)", "NaN or infinite"]),
+    ([{"x": 1, "y": 1, "color": "red"}, {"mask": np.where(np.eye(4, dtype=bool), 1.0, np.nan), "color": "red"}],
+     ["hint 1 (mask)", "NaN or infinite"]),
+    ([{"mask": np.array([[0.0, np.inf]], np.float32), "color": "red"}], ["hint 0 (mask)", "NaN or infinite"]),
     ([{"mask": "no_such_mask.png", "color": "red"}], ["hint 0 (mask)", "cannot read the mask"]),
     ([{"color": "red"}], ["hint 0", "cannot tell its kind"]),
     (["red"], ["hint 0", "expected a point"]),
@@ -101,6 +112,91 @@ def test_bad_hints_are_named(hints, words):
     for word in words:
         assert word in str(info.value), str(info.value)
     assert isinstance(info.value, ColorGANError)
+
+
+def test_hints_files_with_a_bom_huge_numbers_or_deep_nesting(tmp_path, model):
+    hints = [{"x": 3, "y": 4, "color": "red"}]
+    path = tmp_path / "notepad.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(hints).encode())  # Notepad's UTF-8 starts with a byte-order mark
+    assert load_hints_file(path) == [PointHint(3, 4, (255, 0, 0))]
+    for text, words in (
+        ("[" * 100_000 + "]" * 100_000, ["nested too deeply"]),
+        ('[{"x": ' + "1" * 5000 + ', "y": 1, "color": "red"}]', ["not valid JSON"]),  # over Python's 4300 digits
+        ('[{"x": 1' + "0" * 400 + ', "y": 1, "color": "red"}]', ["hint 0 (point) x", "too large"]),
+    ):
+        path.write_text(text)
+        with pytest.raises(HintError) as info:
+            load_hints_file(path)
+        for word in [str(path), *words]:
+            assert word in str(info.value), str(info.value)
+    with pytest.raises(HintError, match="hint 0 .point. x: .* too large"):
+        colorize(three_regions(40, 60), model, size=SIZE, hints=[{"x": 10**400, "y": 10, "color": "red"}])
+
+
+def test_a_huge_stroke_width_or_radius_covers_the_photo():
+    """Bounded by the photo's diagonal: ImageDraw overflowed at 2**31 (and took minutes over 1e9)."""
+    from colorgan_hf.hints import footprints
+
+    hints = [StrokeHint(((1.0, 1.0), (5.0, 5.0)), RED, 1e300), StrokeHint(((99.0, 0.0), (98.0, 0.0)), RED, 2.0**64),
+             PointHint(0, 99, RED, radius=1e300)]
+    assert footprints(hints, (100, 120), (50, 60)).all()
+    # A width of the diagonal from a corner still covers all; a modest one is drawn as before.
+    assert footprints([PointHint(0, 0, RED, radius=math.hypot(100, 120))], (100, 120), (50, 60)).all()
+    assert footprints([StrokeHint(((60.0, 50.0),), RED, 20.0)], (100, 120), (50, 60)).sum() < 100
+    check_hints(parse_hints([{"points": [[1, 1]], "width": 2**40, "color": "red"}]), 120, 100)
+
+
+def square_mask(height: int = 24, width: int = 32) -> np.ndarray:
+    mask = np.zeros((height, width), bool)
+    mask[8:16, 8:24] = True
+    return mask
+
+
+def mask_image(kind: str, mask: np.ndarray) -> Image.Image:
+    """``mask`` saved as paint programs and scripts save masks."""
+    if kind in ("opaque", "cut_out"):
+        rgba = np.zeros((*mask.shape, 4), np.uint8)
+        if kind == "opaque":  # a white shape on black, fully opaque: the alpha says nothing, the brightness does
+            rgba[..., 3] = 255
+            rgba[mask, :3] = 255
+        else:  # an alpha that varies: the opaque pixels are the mask, however dark
+            rgba[mask, 3] = 255
+        return Image.fromarray(rgba)
+    if kind == "float":  # a 0/1 float TIFF (mode F)
+        return Image.fromarray(mask.astype(np.float32))
+    sixteen = mask.astype(np.uint16) * 65535  # 16-bit, with a band of 30% gray: not brighter than mid-gray
+    sixteen[18:22] = round(0.3 * 65535)
+    return Image.fromarray(sixteen)
+
+
+@pytest.mark.parametrize("kind, suffix", [("opaque", "png"), ("cut_out", "png"), ("float", "tif"), ("sixteen", "png")])
+def test_mask_images_are_read_as_saved(tmp_path, kind, suffix):
+    mask = square_mask()
+    image = mask_image(kind, mask)
+    image.save(tmp_path / f"mask.{suffix}")
+    (from_file,) = parse_hints([{"mask": f"mask.{suffix}", "color": "red"}], base_dir=tmp_path)
+    assert np.array_equal(from_file.mask, mask)
+    (given,) = parse_hints([{"mask": image, "color": "red"}])  # a PIL image, the same
+    assert np.array_equal(given.mask, mask)
+
+
+def test_a_float_mask_image_with_nan_is_refused(tmp_path):
+    nan = square_mask().astype(np.float32)
+    nan[0, 0] = np.nan
+    Image.fromarray(nan).save(tmp_path / "nan.tif")
+    with pytest.raises(HintError, match="hint 0 .mask.: the mask image holds NaN"):
+        parse_hints([{"mask": tmp_path / "nan.tif", "color": "red"}])
+
+
+def test_a_mask_jpeg_is_turned_by_its_exif_orientation(tmp_path):
+    """Hint positions are in the photo after its EXIF rotation: a mask file's own orientation tag is applied too."""
+    stored = square_mask()  # as the pixels lie in the file: 32 wide, 24 high
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned 90 degrees clockwise
+    Image.fromarray(stored.astype(np.uint8) * 255).save(tmp_path / "mask.jpg", quality=95, exif=exif)
+    (hint,) = parse_hints([{"mask": "mask.jpg", "color": "red"}], base_dir=tmp_path)
+    assert np.array_equal(hint.mask, np.rot90(stored, k=-1))
+    check_hints([hint], 24, 32)
 
 
 def test_hints_off_the_photo_are_named(model):
@@ -201,8 +297,10 @@ def test_cli_hints_round_trip(tmp_path):
     lab = lab_of(result)
     assert de_to_hint(lab, RED)[89:104, 313:328].mean() < 3.0
     assert de_to_hint(lab, GREEN)[60:130, 20:100].mean() < 3.0
-    # Hints belong to one photo; a bad hints file is one clear line.
-    assert main(["-q", "colorize", str(photo), str(photo), "-o", str(tmp_path / "o2"), "--hints", str(hints)]) == 1
+    # Hints belong to one photo (two different ones: the same file twice is one job); a bad hints file is one clear line.
+    other = tmp_path / "other.png"
+    Image.fromarray(three_regions()).save(other)
+    assert main(["-q", "colorize", str(photo), str(other), "-o", str(tmp_path / "o2"), "--hints", str(hints)]) == 1
     hints.write_text(json.dumps([{"x": 1000, "y": 1, "color": "red"}]))
     assert main(["-q", "colorize", str(photo), "-o", str(tmp_path / "o3"), "--hints", str(hints)]) == 1
     hints.write_text("{not json")
@@ -435,6 +533,32 @@ def test_suggested_spots_cover_the_regions_largest_first_and_follow_the_models_d
     mask = np.zeros(full, bool)
     mask[:, :128] = True
     assert band(suggest_points(l_small, None, full, 1, [MaskHint(mask, GREEN)])[0][0] // 2) != 0
+
+
+def test_suggested_spots_are_nested_for_every_count_and_distinct_on_tiny_photos():
+    """More than 30 spots used to change the regions and the candidates, so every spot moved; a photo smaller than the
+    grid gave one pixel several times."""
+    from colorgan_hf.hints import suggest_points
+
+    yy, xx = torch.meshgrid(torch.arange(48.0), torch.arange(64.0), indexing="ij")
+    l_small = (50 + 30 * torch.sin(xx / 5) * torch.cos(yy / 7))[None]
+    doubt = torch.rand(48, 64, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(3)
+    expected_draw = torch.rand(3)
+    torch.manual_seed(3)
+    fifty = suggest_points(l_small, doubt, (120, 160), 50)
+    assert torch.equal(torch.rand(3), expected_draw), "the caller's random numbers are not disturbed"
+    assert len(set(fifty)) == 50 and all(0 <= x < 160 and 0 <= y < 120 for x, y in fifty)
+    for count in (1, 30, 31, 40, 49):
+        assert suggest_points(l_small, doubt, (120, 160), count) == fifty[:count], count
+    # A photo with fewer pixels than asked gives each of them once, still nested.
+    gray = torch.full((1, 32, 32), 50.0)
+    assert suggest_points(gray, None, (1, 1), 5) == [(0, 0)]
+    every = suggest_points(gray, None, (5, 5), 50)
+    assert sorted(every) == [(x, y) for x in range(5) for y in range(5)]
+    assert suggest_points(gray, None, (5, 5), 12) == every[:12]
+    sixteen = suggest_points(gray, None, (16, 16), 50)
+    assert len(set(sixteen)) == 50 and suggest_points(gray, None, (16, 16), 31) == sixteen[:31]
 
 
 @pytest.mark.parametrize("count", [0, -1, 51, 2.5, True, "3"])
