@@ -33,8 +33,9 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 
 from . import pipeline
-from .errors import ColorGANError, OptionError, first_line
+from .errors import ColorGANError, ImageLoadError, OptionError, first_line
 from .extras import require
+from .files import input_file_problem, real_path
 from .images import ImageMetadata, load_image, read_metadata, save_image_atomic
 
 logger = logging.getLogger("colorgan")
@@ -369,6 +370,9 @@ def colorize_share(
             if before_write is not None:
                 before_write(target)  # a killed run's leftovers beside a finished output go too
             return SKIP
+        problem = input_file_problem(Path(source), "an image")
+        if problem:  # before read_metadata opens it: a FIFO would block this thread, and the run, for ever
+            raise ImageLoadError(f"{source}: {problem}")
         return source, read_metadata(source)
 
     def write(job: tuple[Path, Path], image: Any, metadata: ImageMetadata | None) -> bool:
@@ -409,7 +413,7 @@ def plan_jobs(jobs: Sequence[tuple[Path, Path]], settings: ColorizeSettings, inp
     pending, failures, skipped = [], [], 0
     for index, (source, target) in enumerate(jobs):
         try:
-            if target.resolve() in input_files:
+            if real_path(target) in input_files:
                 raise ColorGANError(f"{source}: output {target} would overwrite an input; choose another -o")
             if _target_state(source, target, settings):
                 skipped += 1

@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import signal
 import sys
 import time
@@ -25,7 +26,7 @@ from .batch import DEFAULT_BATCH_SIZE, resolve_device
 from .data import TINT_MINOR_SPREAD
 from .errors import ColorGANError, OptionError
 from .extras import missing_extra
-from .files import check_output_folder, write_atomic
+from .files import check_output_file, check_output_folder, check_writable_folder, real_path, write_atomic
 from .images import WRITABLE_FORMATS, find_images
 from .models import vividness_architectures
 from .pipeline import DEFAULT_SIZE, MAX_SIZE, check_options, warn_if_vividness_ignored
@@ -52,21 +53,59 @@ KEEP_FORMATS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"}
 STALE_TMP_S = 600
 
 
-def _collect_inputs(inputs: list[str], out_dir: Path) -> list[tuple[Path, Path]]:
-    """(file, path relative to what the user named) for each input; folders are recursed,
-    and the output folder (when it lies inside one) is never read as input."""
-    out_real = out_dir.resolve()
+def _collect_inputs(inputs: list[str], out_dir: Path) -> tuple[list[tuple[Path, Path]], int]:
+    """(file, path relative to what the user named) for each input, and how many images were left
+    out because they lie in the output folder: folders are recursed, and the output folder (when
+    it lies inside one) is never read as input. A file named twice (or reached through two
+    named folders) is colorized once."""
+    out_real = real_path(out_dir)
     found: list[tuple[Path, Path]] = []
+    seen: set[tuple[Path, Path]] = set()
+    inside_output = 0
     for item in inputs:
         path = Path(item)
         if path.is_dir():
+            pairs = []
             for file in find_images(path):
-                if file.resolve().is_relative_to(out_real):
+                if real_path(file).is_relative_to(out_real):
+                    inside_output += 1
                     continue
-                found.append((file, file.relative_to(path)))
+                pairs.append((file, file.relative_to(path)))
         else:
-            found.append((path, Path(path.name)))
-    return found
+            pairs = [(path, Path(path.name))]
+        for file, relative in pairs:
+            # The same file under the same output name is one job; under another name it is the user's choice.
+            key = (real_path(file), relative)
+            if key not in seen:
+                seen.add(key)
+                found.append((file, relative))
+    return found, inside_output
+
+
+def _check_inputs(args: argparse.Namespace) -> None:
+    """Refuse, before any work, inputs that cannot mean what they say."""
+    if any(not item for item in args.inputs):
+        # "" is the current folder to pathlib: an unset "$DIR" would colorize everything below it.
+        raise OptionError("an input is an empty path (an unset shell variable?); name the photos or folders")
+    if getattr(args, "hints", None):
+        from .video import is_video_path
+
+        videos = [item for item in args.inputs if is_video_path(Path(item)) and not Path(item).is_dir()]
+        if videos:
+            raise OptionError(f"--hints: colour hints are for one photo, and {videos[0]} is a video")
+
+
+def _warn_renamed_outputs(jobs: list[tuple[Path, Path]], targets: list[Path], out_dir: Path, fmt: str | None) -> None:
+    """With --skip-existing, an output of an earlier run under the plain name NAME_color.EXT is not
+    a match for a photo whose output is now NAME_EXT_color.EXT (a photo of the same name but another
+    format was added beside it): say so, once, rather than let the earlier file go stale unnoticed."""
+    for (source, relative), target in zip(jobs, targets):
+        plain = out_dir / relative.parent / f"{relative.stem}{OUTPUT_SUFFIX}{_output_suffix(relative, fmt)}"
+        if target != plain and plain.exists() and not target.exists():
+            logger.warning("%s exists from an earlier run, but %s now shares that name with another input of the same "
+                           "name, so its output is %s (and the others' are named likewise); remove %s if it is stale",
+                           plain, source, target.name, plain.name)
+            return
 
 
 def _output_suffix(relative: Path, fmt: str | None) -> str:
@@ -163,6 +202,7 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     from .pipeline import _generator
 
     _check_colorize_args(args)
+    _check_inputs(args)
     out_dir = Path(args.output_dir)
     if not getattr(args, "videos_done", False):  # videos go to colorgan_hf.video; photos go on below
         from .video import run_cli, split_video_inputs
@@ -175,11 +215,17 @@ def cmd_colorize(args: argparse.Namespace) -> int:
             status = run_cli(args, videos)
             args.inputs, args.videos_done = photos, True
             return max(status, cmd_colorize(args)) if photos else status
-    jobs = _collect_inputs(args.inputs, out_dir)
+    jobs, inside_output = _collect_inputs(args.inputs, out_dir)
     if not jobs:
-        logger.error("no images found in %s", ", ".join(args.inputs))
+        if inside_output:
+            logger.error("no images to colorize in %s: its %d image(s) lie in the output folder %s, which is never read as "
+                         "input (so that outputs are not colorized again); write to another folder, e.g. -o %s",
+                         ", ".join(args.inputs), inside_output, out_dir, out_dir.with_name(f"{out_dir.name}{OUTPUT_SUFFIX}"))
+        else:
+            logger.error("no images found in %s", ", ".join(args.inputs))
         return 1
     args.hint_list = _load_hints(args, len(jobs))
+    check_writable_folder(out_dir, "-o")
     try:
         model = _generator(run_generator(args.model))  # an .onnx file runs with onnxruntime
     except (ColorGANError, OSError, ValueError) as error:
@@ -189,8 +235,10 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     stride = getattr(model, "stride", 1)
     if getattr(model, "input_size", None) is None and args.size < stride:
         raise ColorGANError(f"--size must be at least the model's stride {stride} (and at most {MAX_SIZE}), got {args.size}")
-    input_files = {file.resolve() for file, _ in jobs}
+    input_files = {real_path(file) for file, _ in jobs}
     targets = _output_paths(jobs, out_dir, args.format)  # the same on every process: from the full sorted list
+    if args.skip_existing:
+        _warn_renamed_outputs(jobs, targets, out_dir, args.format)
     return _colorize_jobs(args, model, [(file, target) for (file, _), target in zip(jobs, targets)], input_files, out_dir)
 
 
@@ -273,6 +321,7 @@ def cmd_suggest_hints(args: argparse.Namespace) -> int:
     from .images import load_image, save_image_atomic, to_pil
     from .pipeline import _generator, suggest_hints
 
+    _check_suggest_outputs(args)
     model = _generator(run_generator(args.model))
     stride = getattr(model, "stride", 1)
     if getattr(model, "input_size", None) is None and not stride <= args.size <= MAX_SIZE:
@@ -284,15 +333,57 @@ def cmd_suggest_hints(args: argparse.Namespace) -> int:
     for number, (x, y) in enumerate(spots, start=1):
         print(f"{number}\t{x}\t{y}")
     if args.output:
-        # A hints file for `colorgan colorize --hints`, each colour left for the person to fill in.
-        template = [{"x": x, "y": y, "color": None} for x, y in spots]
-        write_atomic(args.output, "[\n" + ",\n".join(f"  {json.dumps(spot)}" for spot in template) + "\n]\n")
-        tqdm.write(f"wrote {args.output}: give each spot the colour you know (\"#rrggbb\"), remove the others, then "
-                   f"colorgan colorize {args.photo} -o OUT --hints {args.output}", file=sys.stderr)
+        # A hints file for `colorgan colorize --hints`: the hints already given, as they were, then
+        # each new spot with its colour left for the person to fill in.
+        entries = (_carried_hints(Path(args.hints), Path(args.output)) if args.hints else []) + [
+            {"x": x, "y": y, "color": None} for x, y in spots]
+        _write_output(args.output, "-o", lambda path: write_atomic(
+            path, "[\n" + ",\n".join(f"  {json.dumps(entry)}" for entry in entries) + "\n]\n"))
+        tqdm.write(f"wrote {args.output}: give each new spot (colour null) the colour you know (\"#rrggbb\"), remove the "
+                   f"others, then colorgan colorize {args.photo} -o OUT --hints {args.output}", file=sys.stderr)
     if args.marked:
-        save_image_atomic(mark_spots(to_pil(loaded.rgb), spots), args.marked)
+        marked = mark_spots(to_pil(loaded.rgb), spots)
+        _write_output(args.marked, "--marked", lambda path: save_image_atomic(marked, path))
         tqdm.write(f"wrote {args.marked}: the photo with the spots ringed and numbered", file=sys.stderr)
     return 0
+
+
+def _check_suggest_outputs(args: argparse.Namespace) -> None:
+    """suggest-hints never writes over the photo, the hints it read (but -o may update that hints
+    file: the given hints are carried into it) or a file of the user's, unless --overwrite."""
+    photo = Path(args.photo)
+    protected = {photo: "the input photo"}
+    if args.output:
+        check_output_file(args.output, "-o", protected=protected, overwrite=args.overwrite,
+                          replaceable=Path(args.hints) if args.hints else None)
+    if args.marked:
+        if args.hints:
+            protected[Path(args.hints)] = "the hints file given with --hints"
+        if args.output:
+            protected[Path(args.output)] = "the hints file of -o"
+        check_output_file(args.marked, "--marked", protected=protected, overwrite=args.overwrite)
+
+
+def _carried_hints(hints_file: Path, output: Path) -> list:
+    """The entries of a hints file as they were, for a new hints file at ``output``: a mask file
+    named relative to the old file's folder is named relative to the new one's."""
+    data = json.loads(hints_file.read_text(encoding="utf-8-sig"))  # already read and checked by load_hints_file
+    entries = data["hints"] if isinstance(data, dict) else data
+    carried = []
+    for entry in entries:
+        mask = entry.get("mask") if isinstance(entry, dict) else None
+        if isinstance(mask, str) and not Path(mask).is_absolute():
+            entry = {**entry, "mask": os.path.relpath(hints_file.parent / mask, output.parent)}
+        carried.append(entry)
+    return carried
+
+
+def _write_output(path: str, option: str, write) -> None:
+    """Run ``write(path)``; a file system refusal (a full disk, a read-only folder) is one line naming the file."""
+    try:
+        write(path)
+    except OSError as error:
+        raise ColorGANError(f"{option} {path}: cannot be written ({error.strerror or error})") from None
 
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
@@ -346,16 +437,35 @@ def cmd_build_dataset(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_models, format_confusion, format_table, save_json
 
+    _check_evaluate_args(args)
     models = [run_generator(model) for model in args.model] if args.model else [None]
     result = evaluate_models(models, args.data, size=args.size, limit=args.limit, progress=not args.quiet,
                              saturation=args.saturation, vividness=args.vividness)
     if args.output:
-        save_json(result, args.output)
+        _write_output(args.output, "--output", lambda path: save_json(result, path))
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(format_table(result) + (f"\n\n{format_confusion(result)}" if args.confusion else ""))
-    return 0
+    # As colorize: a photo that could not be scored is a failure of the run, though the others were scored.
+    return 1 if result.get("failed") else 0
+
+
+def _check_evaluate_args(args: argparse.Namespace) -> None:
+    """What evaluate can refuse before the scoring (minutes to hours) rather than after it."""
+    if not 1 <= args.size <= MAX_SIZE:
+        raise OptionError(f"--size must be between 16 and {MAX_SIZE} (the working resolution's short side), got {args.size}")
+    data = Path(args.data)
+    if not args.data:
+        raise OptionError("--data: an empty path; name a folder of colour photos, a pair set or a Hub dataset id")
+    if data.is_file():
+        raise OptionError(f"--data {args.data}: is a file; name a folder of colour photos, a pair set or a Hub dataset id")
+    # A Hub id is "name" or "owner/name"; anything else that is not there is a local folder that is missing.
+    looks_local = args.data.startswith((".", "/", "~")) or "\\" in args.data or args.data.count("/") > 1
+    if looks_local and not data.exists():
+        raise OptionError(f"--data {args.data}: no such folder")
+    if args.output:
+        check_output_file(args.output, "--output", protected={}, overwrite=True)
 
 
 def _read_evaluations(paths: list[str] | None) -> list[dict]:
@@ -565,7 +675,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-n", "--count", type=int, default=5, help="How many spots, 1 to 50 (default 5); the first n of more are the best n.")
     g.add_argument("-o", "--output", default=None,
                    help="Also write a hints file (JSON) of the spots, their colours left empty (null) to fill in, for "
-                        "`colorgan colorize PHOTO --hints FILE`.")
+                        "`colorgan colorize PHOTO --hints FILE`; the hints of --hints come first, as they were, so "
+                        "`--hints h.json -o h.json` adds the next spots to your file.")
     g.add_argument("--marked", default=None, help="Also write the photo with the spots ringed and numbered (PNG, JPEG, ...).")
     g.add_argument("--hints", default=None, metavar="HINTS.json",
                    help="The hints you have already given (a hints file, as colorize --hints takes): the spots go where they "
@@ -574,6 +685,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "use the one you will colorize with.")
     g.add_argument("--size", type=int, default=DEFAULT_SIZE, help=f"Working resolution's short side, as for colorize (default {DEFAULT_SIZE}).")
     g.add_argument("--auto-contrast", action="store_true", help="As for colorize: for faded scans.")
+    g.add_argument("--overwrite", action="store_true",
+                   help="Replace an existing -o or --marked file. Without it an existing file is refused, except -o naming the "
+                        "--hints file itself, which is updated (its hints kept, the new spots added). The photo is never replaced.")
     g.set_defaults(func=cmd_suggest_hints)
 
     o = sub.add_parser("export-onnx", help="Export a generator to ONNX, for onnxruntime (`colorize --model FILE.onnx`).",

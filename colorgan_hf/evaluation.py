@@ -21,11 +21,12 @@ from tqdm.auto import tqdm
 from .color import lab_to_rgb, rgb_to_lab
 from .data import open_stored
 from .errors import ColorGANError, ImageLoadError
+from .files import write_atomic
 from .images import find_images, load_image
 from .metrics.functional import (CONFUSION_LABELS, HUE_CLASS_LABELS, HUE_MIN_PIXELS, PRED_CHROMA_MIN, SSIM_WINDOW,
                                  TRUTH_CHROMA_MIN)
 from .metrics.modules import load_metric, to_array
-from .pipeline import DEFAULT_SIZE, colorize, warn_if_vividness_ignored
+from .pipeline import DEFAULT_SIZE, MAX_SIZE, colorize, warn_if_vividness_ignored
 from .registry import load_model
 from .tables import GRAY_BASELINE, HUE_CLASSES_TITLE, format_hue_classes, row_name, undefined  # noqa: F401 (format_hue_classes: public here too)
 
@@ -141,6 +142,10 @@ def evaluate_models(models: Sequence[str | None], data: str, size: int = DEFAULT
     generators = {name: load_model(model) for name, model in zip(names[1:], models)}
     for name, generator in generators.items():
         warn_if_vividness_ignored(generator, vividness, name)
+        stride = getattr(generator, "stride", 1)
+        # Checked once here: below the stride every photo would fail, one warning each.
+        if getattr(generator, "input_size", None) is None and not stride <= size <= MAX_SIZE:
+            raise ColorGANError(f"--size must be between the model's stride {stride} and {MAX_SIZE} for {name}, got {size}")
     # One module per row; each loads once (evaluate.load copies the module script). The
     # colorization module converts each photo to Lab once, for the per-photo and the pooled metrics.
     metrics = {name: load_metric("colorization") for name in names}
@@ -263,4 +268,4 @@ def format_confusion(result: dict) -> str:
 
 
 def save_json(result: dict, path: str | os.PathLike) -> None:
-    Path(path).write_text(json.dumps(result, indent=2))
+    write_atomic(path, json.dumps(result, indent=2))

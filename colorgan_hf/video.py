@@ -40,7 +40,7 @@ from .batch import place_generator
 from .color import lightness
 from .errors import ColorGANError, OptionError
 from .extras import require
-from .files import atomic_path, input_file_problem
+from .files import atomic_path, input_file_problem, real_path
 
 logger = logging.getLogger(__name__)
 
@@ -967,15 +967,15 @@ def split_video_inputs(inputs: list[str], out_dir: Path) -> tuple[list[tuple[Pat
     taken (its output folder excepted) and the folder stays for its photos if it has any."""
     from .images import find_images
 
-    out_real = out_dir.resolve()
+    out_real = real_path(out_dir)
     videos: list[tuple[Path, Path]] = []
     rest: list[str] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = [f for f in find_videos(path) if not f.resolve().is_relative_to(out_real)]
+            found = [f for f in find_videos(path) if not real_path(f).is_relative_to(out_real)]
             videos.extend((file, file.relative_to(path)) for file in found)
-            if not found or any(not f.resolve().is_relative_to(out_real) for f in find_images(path)):
+            if not found or any(not real_path(f).is_relative_to(out_real) for f in find_images(path)):
                 rest.append(item)
         elif is_video_path(path):
             videos.append((path, Path(path.name)))
@@ -1005,7 +1005,7 @@ def run_cli(args: Any, videos: list[tuple[Path, Path]]) -> int:
         logger.error("cannot load model %s: %s", args.model or DEFAULT_VIDEO_MODEL, error)
         return 1
     warn_if_vividness_ignored(model, args.vividness, args.model or DEFAULT_VIDEO_MODEL)
-    inputs = {file.resolve() for file, _ in videos}
+    inputs = {real_path(file) for file, _ in videos}
     taken: set[str] = set()
     done = failed = skipped = 0
     # Warnings (a damaged packet skipped, an odd size padded) print above the progress bar, not into it.
@@ -1035,7 +1035,7 @@ def _run_jobs(args: Any, videos: list[tuple[Path, Path]], model: Any, out_dir: P
             target = target.with_name(f"{relative.stem}_{relative.suffix.lstrip('.')}{OUTPUT_SUFFIX}{output_suffix(relative)}")
         taken.add(str(target).lower())
         try:
-            if target.resolve() in inputs:
+            if real_path(target) in inputs:
                 raise ColorGANError(f"{file}: output {target} would overwrite an input; choose another -o")
             if target.exists():
                 if args.skip_existing:

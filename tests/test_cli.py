@@ -1,6 +1,8 @@
+import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from PIL import Image
 
@@ -515,3 +517,171 @@ def test_auto_contrast_reaches_every_photo_of_a_run(tmp_path, photo_paths, worke
         on = np.asarray(Image.open(tmp_path / "on" / f"faded{index}_color.png"))
         assert np.array_equal(on, np.asarray(colorize(src / f"faded{index}.png", model, auto_contrast=True)))
         assert not np.array_equal(on, np.asarray(Image.open(tmp_path / "off" / f"faded{index}_color.png")))
+
+
+# ------------------------------------------------------------- what a user can get wrong, said before any work
+
+
+def _said(capsys, caplog) -> str:
+    """What the command said since the last call: stderr and the log (the CLI logs its errors)."""
+    text = capsys.readouterr().err + caplog.text
+    caplog.clear()
+    return text
+
+
+def _small_gray(path, size=(64, 48)):
+    Image.open(PHOTOS_FOR_CLI[0]).convert("L").resize(size).save(path)
+    return path
+
+
+PHOTOS_FOR_CLI = sorted((Path(__file__).parent / "data").glob("*.jpg"))
+
+
+def test_suggest_hints_never_writes_over_the_photo_or_a_users_file(tmp_path, tiny_unet, capsys, caplog):
+    model = tmp_path / "model"
+    tiny_unet.save_pretrained(model)
+    photo = _small_gray(tmp_path / "p.png", (96, 64))
+    original = photo.read_bytes()
+    base = ["-q", "suggest-hints", str(photo), "-n", "2", "--size", "32", "--model", str(model)]
+    mine = tmp_path / "mine.json"
+    mine.write_text("my notes")
+    (tmp_path / "folder").mkdir()
+    for extra, message in [
+        (["--marked", str(photo)], f"--marked {photo}: is the input photo"),
+        (["-o", str(photo)], f"-o {photo}: is the input photo"),
+        (["-o", str(tmp_path / "folder")], "is a folder; name a file"),
+        (["-o", str(mine)], f"-o {mine}: exists (pass --overwrite to replace it)"),
+        (["-o", str(tmp_path / "h.json"), "--marked", str(tmp_path / "h.json")], "is the hints file of -o"),
+        (["-o", str(photo / "x.json")], f"cannot be created, {photo} is a file"),
+    ]:
+        assert main(base + extra) == 1, extra
+        err = _said(capsys, caplog)
+        assert message in err and "Traceback" not in err, (extra, err)
+    assert photo.read_bytes() == original and mine.read_text() == "my notes"
+    assert not (tmp_path / "h.json").exists()
+
+    # Where next, in place: the colours already given stay in the file, the next spots follow.
+    hints = tmp_path / "h.json"
+    assert main(base + ["-o", str(hints)]) == 0
+    first = json.loads(hints.read_text())
+    given = [{**first[0], "color": "red"}]
+    hints.write_text(json.dumps(given))
+    assert main(base + ["--hints", str(hints), "-o", str(hints)]) == 0
+    again = json.loads(hints.read_text())
+    assert again[:1] == given and [e["color"] for e in again[1:]] == [None, None]
+    assert (again[1]["x"], again[1]["y"]) == (first[1]["x"], first[1]["y"])
+    # A mask named relative to the hints file's folder is named relative to the new file's folder.
+    (tmp_path / "masks").mkdir()
+    mask = np.zeros((64, 96), np.uint8)
+    mask[:10, :10] = 255
+    Image.fromarray(mask).save(tmp_path / "masks" / "m.png")
+    hints.write_text(json.dumps([{"mask": "masks/m.png", "color": "blue"}]))
+    moved = tmp_path / "sub" / "next.json"
+    assert main(base + ["--hints", str(hints), "-o", str(moved)]) == 0
+    carried = json.loads(moved.read_text())[0]
+    assert carried == {"mask": os.path.join("..", "masks", "m.png"), "color": "blue"}
+    assert (moved.parent / carried["mask"]).is_file()
+    # --overwrite replaces a file of the user's, never the photo.
+    assert main(base + ["-o", str(mine), "--overwrite"]) == 0 and json.loads(mine.read_text())
+    assert main(base + ["-o", str(photo), "--overwrite"]) == 1 and photo.read_bytes() == original
+
+
+def test_inputs_that_cannot_mean_what_they_say_are_refused_before_any_work(tmp_path, photo_paths, capsys, caplog, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    photo = _small_gray(tmp_path / "p.png")
+    # An unset "$DIR": "" would be the current folder, everything below it.
+    assert main(["-q", "colorize", "", str(photo), "-o", str(tmp_path / "o1")]) == 1
+    assert main(["-q", "colorize", str(photo), "-o", ""]) == 1
+    err = _said(capsys, caplog)
+    assert "an input is an empty path" in err and "-o: an empty path" in err
+    assert not (tmp_path / "o1").exists() and not list(tmp_path.glob("p_color*"))
+    # Outputs asked for beside the originals: the folder's photos are all in the output folder.
+    folder = tmp_path / "col"
+    folder.mkdir()
+    _small_gray(folder / "a.png")
+    assert main(["-q", "colorize", str(folder), "-o", str(folder)]) == 1
+    assert f"its 1 image(s) lie in the output folder {folder}, which is never read as input" in _said(capsys, caplog)
+    # Hints are for one photo: a video with --hints is refused, not colorized without them.
+    hints = tmp_path / "h.json"
+    hints.write_text('[{"x": 1, "y": 1, "color": "red"}]')
+    assert main(["-q", "colorize", str(tmp_path / "film.mp4"), "-o", str(tmp_path / "o2"), "--hints", str(hints)]) == 1
+    assert "--hints: colour hints are for one photo, and" in _said(capsys, caplog)
+
+
+def test_a_pipe_a_symlink_loop_and_a_repeated_name_do_not_stop_the_batch(tmp_path, capsys, caplog):
+    photo = _small_gray(tmp_path / "p.png")
+    fifo = tmp_path / "fifo.png"
+    os.mkfifo(fifo)  # opening it would block the run for ever
+    (tmp_path / "loop1.png").symlink_to(tmp_path / "loop2.png")
+    (tmp_path / "loop2.png").symlink_to(tmp_path / "loop1.png")
+    out = tmp_path / "out"
+    code = main(["-q", "colorize", str(fifo), str(tmp_path / "loop1.png"), str(photo), str(photo),
+                 str(tmp_path / "." / "p.png"), "-o", str(out), "--size", "32"])
+    err = _said(capsys, caplog)
+    assert code == 1
+    assert f"{fifo}: not a regular file (a pipe, socket or device)" in err
+    assert "loop1.png: a broken symbolic link (or a loop of them)" in err
+    assert "Traceback" not in err
+    # The same photo named three ways is colorized once, under its plain name.
+    assert sorted(p.name for p in out.iterdir()) == ["p_color.png"]
+
+
+def test_a_folder_the_run_cannot_write_is_said_once_before_any_work(tmp_path, capsys, caplog, monkeypatch):
+    photo = _small_gray(tmp_path / "p.png")
+    from colorgan_hf import files
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(files.tempfile, "mkstemp", refuse)
+    loaded = []
+    monkeypatch.setattr("colorgan_hf.cli.run_generator", lambda name: loaded.append(name))
+    assert main(["-q", "colorize", str(photo), "-o", str(tmp_path / "ro")]) == 1
+    said = _said(capsys, caplog)
+    assert said.count("cannot write there") == 1
+    assert f"-o {tmp_path / 'ro'}: cannot write there (Operation not permitted)" in said
+    assert loaded == [], "the model is not even loaded"
+
+
+def test_skip_existing_says_when_an_earlier_output_went_stale(tmp_path, capsys, caplog):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    _small_gray(src / "b.png")
+    assert main(["-q", "colorize", str(src), "-o", str(out), "--size", "32"]) == 0
+    _small_gray(src / "b.gif")  # b.png's output is now b_png_color.png: b_color.png would go stale unnoticed
+    assert main(["-q", "colorize", str(src), "-o", str(out), "--size", "32", "--skip-existing"]) == 0
+    said = _said(capsys, caplog)
+    assert f"{out / 'b_color.png'} exists from an earlier run" in said and "remove b_color.png if it is stale" in said
+    assert sorted(p.name for p in out.iterdir()) == ["b_color.png", "b_gif_color.png", "b_png_color.png"]
+
+
+def test_evaluate_refuses_bad_arguments_before_scoring_and_fails_when_a_photo_failed(tmp_path, capsys, caplog, monkeypatch):
+    from colorgan_hf import evaluation
+
+    folder = tmp_path / "ev"
+    folder.mkdir()
+    photo = folder / "a.jpg"
+    Image.open(PHOTOS_FOR_CLI[0]).resize((48, 32)).save(photo)
+    scored = []
+    real = evaluation.evaluate_models
+    monkeypatch.setattr(evaluation, "evaluate_models", lambda *a, **k: scored.append(a) or real(*a, **k))
+    for args, message in [
+        (["--data", str(photo)], f"--data {photo}: is a file"),
+        (["--data", str(tmp_path / "missing")], f"--data {tmp_path / 'missing'}: no such folder"),
+        (["--data", str(folder), "--size", "0"], "--size must be between 16 and 2048"),
+        (["--data", str(folder), "--output", str(folder)], f"--output {folder}: is a folder"),
+        (["--data", str(folder), "--output", str(photo / "x.json")], f"cannot be created, {photo} is a file"),
+    ]:
+        assert main(["-q", "evaluate"] + args) == 1, args
+        err = _said(capsys, caplog)
+        assert message in err and "Traceback" not in err, (args, err)
+    assert scored == [], "nothing was scored"
+    # Below the model's stride every photo would fail: refused once.
+    assert main(["-q", "evaluate", "--data", str(folder), "--size", "8"]) == 1
+    assert "--size must be between the model's stride 16 and 2048 for default, got 8" in _said(capsys, caplog)
+    # A photo that cannot be scored: the others are, the JSON is written, and the status says it.
+    (folder / "bad.jpg").write_bytes(b"not a jpeg")
+    result = tmp_path / "new" / "r.json"
+    assert main(["-q", "evaluate", "--data", str(folder), "--size", "32", "--output", str(result)]) == 1
+    written = json.loads(result.read_text())
+    assert written["images"] == 1 and list(written["failed"]) == ["bad.jpg"]

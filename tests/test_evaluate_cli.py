@@ -212,7 +212,8 @@ def test_a_bad_photo_is_its_own_error_and_tiny_photos_are_scored(tmp_path, photo
     source = Image.open(photo_paths[1]).convert("RGB")
     for w, h in [(1, 1), (4, 4), (5, 7), (10, 3)]:  # under the 11x11 SSIM window: its padding used to abort the run
         source.resize((w, h)).save(photos / f"tiny_{w}x{h}.png")
-    assert main(["-q", "evaluate", "--data", str(photos), "--size", "64", "--json"]) == 0
+    # The others are scored and printed; the status says that some could not be (as colorize's does).
+    assert main(["-q", "evaluate", "--data", str(photos), "--size", "64", "--json"]) == 1
     result = json.loads(capsys.readouterr().out)
     assert result["images"] == 5
     assert set(result["failed"]) == {"b_empty.jpg", "c_garbage.png"}
@@ -251,7 +252,7 @@ def test_a_corrupt_row_of_a_pair_set_is_its_own_error(train_pair_dir, tmp_path, 
     from damaged import corrupt_one_row
 
     pairs = corrupt_one_row(train_pair_dir, tmp_path / "pairs", row=1, splits=("test",))
-    assert main(["-q", "evaluate", "--data", str(pairs), "--size", "64", "--json"]) == 0
+    assert main(["-q", "evaluate", "--data", str(pairs), "--size", "64", "--json"]) == 1  # 1: a row failed
     result = json.loads(capsys.readouterr().out)
     assert list(result["failed"]) == [f"{pairs}[1]"] and result["images"] == 2
 
