@@ -27,7 +27,7 @@ from .data import TINT_MINOR_SPREAD
 from .errors import ColorGANError, OptionError
 from .extras import missing_extra
 from .files import check_output_file, check_output_folder, check_writable_folder, real_path, write_atomic
-from .images import WRITABLE_FORMATS, find_images
+from .images import WRITABLE_FORMATS, find_images, max_pixels_setting
 from .models import vividness_architectures
 from .pipeline import DEFAULT_SIZE, MAX_SIZE, check_options, warn_if_vividness_ignored
 from .registry import run_generator
@@ -184,6 +184,7 @@ def _check_colorize_args(args: argparse.Namespace) -> None:
         args.format = fmt
     if args.device:
         resolve_device(args.device)
+    max_pixels_setting()  # a bad COLORGAN_MAX_PIXELS is said once, here, not once for every photo
     check_output_folder(args.output_dir, "-o")
 
 

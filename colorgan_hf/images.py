@@ -65,14 +65,17 @@ def find_images(folder: str | os.PathLike) -> list[Path]:
 
 
 def max_pixels_setting() -> int:
-    """The pixel limit in force: ``COLORGAN_MAX_PIXELS`` if set, else the default."""
-    value = os.environ.get("COLORGAN_MAX_PIXELS")
-    if value is None:
+    """The pixel limit in force: ``COLORGAN_MAX_PIXELS`` if set (and not empty), else the default."""
+    value = os.environ.get("COLORGAN_MAX_PIXELS", "").strip()
+    if not value:  # set but empty (``COLORGAN_MAX_PIXELS= colorgan ...``) is unset, as shells mean it
         return DEFAULT_MAX_PIXELS
     try:
-        return int(value)
+        limit = int(value)
     except ValueError:
-        raise ImageLoadError(f"COLORGAN_MAX_PIXELS must be an integer, got {value!r}") from None
+        limit = 0
+    if limit < 1:  # a limit of 0 or below would refuse every photo, one line each
+        raise ImageLoadError(f"COLORGAN_MAX_PIXELS must be a whole number of pixels, at least 1; got {value!r}")
+    return limit
 
 
 @dataclass

@@ -191,3 +191,23 @@ def test_fuzz_mutated_real_jpeg(tmp_path_factory, cut, flips):
         load_image(path)
     except ImageLoadError:
         pass
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "many", "1e8x"])
+def test_a_bad_pixel_limit_is_said_once_before_any_work(value, hostile_dir, tmp_path, monkeypatch, capsys, caplog):
+    folder, photo = hostile_dir
+    monkeypatch.setenv("COLORGAN_MAX_PIXELS", value)
+    with pytest.raises(ImageLoadError, match="COLORGAN_MAX_PIXELS must be a whole number of pixels, at least 1"):
+        load_image(folder / "colour_photo.jpg")
+    assert main(["-q", "colorize", str(folder / "colour_photo.jpg"), str(photo), "-o", str(tmp_path / "out")]) == 1
+    said = capsys.readouterr().err + caplog.text
+    assert said.count("COLORGAN_MAX_PIXELS") == 1, said
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_empty_pixel_limit_is_the_default(hostile_dir, monkeypatch):
+    folder, _ = hostile_dir
+    monkeypatch.setenv("COLORGAN_MAX_PIXELS", "")
+    assert load_image(folder / "colour_photo.jpg").size == Image.open(folder / "colour_photo.jpg").size
+    with pytest.raises(ImageLoadError, match="over the limit of 100,000,000"):
+        load_image(folder / "bomb_30000x30000.png")
