@@ -219,14 +219,20 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     jobs, inside_output = _collect_inputs(args.inputs, out_dir)
     if not jobs:
         if inside_output:
+            # `-o .` has no name of its own: the suggestion is built from the folder it is.
+            suggestion = real_path(out_dir)
+            suggestion = suggestion.with_name(f"{suggestion.name}{OUTPUT_SUFFIX}") if suggestion.name else Path("colorized")
             logger.error("no images to colorize in %s: its %d image(s) lie in the output folder %s, which is never read as "
                          "input (so that outputs are not colorized again); write to another folder, e.g. -o %s",
-                         ", ".join(args.inputs), inside_output, out_dir, out_dir.with_name(f"{out_dir.name}{OUTPUT_SUFFIX}"))
+                         ", ".join(args.inputs), inside_output, out_dir, suggestion)
         else:
             logger.error("no images found in %s", ", ".join(args.inputs))
         return 1
     args.hint_list = _load_hints(args, len(jobs))
-    check_writable_folder(out_dir, "-o")
+    targets = _output_paths(jobs, out_dir, args.format)  # the same on every process: from the full sorted list
+    # A finished run re-checked with --skip-existing writes nothing: a read-only archive of it is fine.
+    if not (args.skip_existing and all(target.exists() for target in targets)):
+        check_writable_folder(out_dir, "-o")
     try:
         model = _generator(run_generator(args.model))  # an .onnx file runs with onnxruntime
     except (ColorGANError, OSError, ValueError) as error:
@@ -237,8 +243,7 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     if getattr(model, "input_size", None) is None and args.size < stride:
         raise ColorGANError(f"--size must be at least the model's stride {stride} (and at most {MAX_SIZE}), got {args.size}")
     input_files = {real_path(file) for file, _ in jobs}
-    targets = _output_paths(jobs, out_dir, args.format)  # the same on every process: from the full sorted list
-    if args.skip_existing:
+    if args.skip_existing and int(os.environ.get("RANK", "0")) == 0:  # said once, by the main process of a launch
         _warn_renamed_outputs(jobs, targets, out_dir, args.format)
     return _colorize_jobs(args, model, [(file, target) for (file, _), target in zip(jobs, targets)], input_files, out_dir)
 
@@ -368,7 +373,7 @@ def _check_suggest_outputs(args: argparse.Namespace) -> None:
 def _carried_hints(hints_file: Path, output: Path) -> list:
     """The entries of a hints file as they were, for a new hints file at ``output``: a mask file
     named relative to the old file's folder is named relative to the new one's."""
-    data = json.loads(hints_file.read_text(encoding="utf-8-sig"))  # already read and checked by load_hints_file
+    data = json.loads(hints_file.read_bytes())  # as load_hints_file read it (any UTF, a BOM or not), which checked it
     entries = data["hints"] if isinstance(data, dict) else data
     carried = []
     for entry in entries:
@@ -454,8 +459,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _check_evaluate_args(args: argparse.Namespace) -> None:
     """What evaluate can refuse before the scoring (minutes to hours) rather than after it."""
-    if not 1 <= args.size <= MAX_SIZE:
-        raise OptionError(f"--size must be between 16 and {MAX_SIZE} (the working resolution's short side), got {args.size}")
+    if not 1 <= args.size <= MAX_SIZE:  # the model's own stride is checked when it is loaded
+        raise OptionError(f"--size must be between 1 and {MAX_SIZE} (the working resolution's short side), got {args.size}")
     data = Path(args.data)
     if not args.data:
         raise OptionError("--data: an empty path; name a folder of colour photos, a pair set or a Hub dataset id")

@@ -43,6 +43,7 @@ from PIL import Image, ImageColor, ImageDraw, ImageOps
 
 from .color import rgb_to_lab
 from .errors import ColorGANError, OptionError
+from .images import FLOAT_RANGE_TOLERANCE
 
 logger = logging.getLogger(__name__)
 
@@ -255,7 +256,8 @@ def _load_mask_image(image: Image.Image, where: str = "mask") -> np.ndarray:
         values = np.asarray(image)
         if not np.isfinite(values).all():
             raise HintError(f"{where}: the mask image holds NaN or infinite values")
-        return values >= (128 if values.size and values.max() > 1.0 else 128 / 255)
+        # A resampled 0/1 mask overshoots 1 by a hair: as for a photo, that is still the 0-1 range.
+        return values >= (128 if values.size and values.max() > 1.0 + FLOAT_RANGE_TOLERANCE else 128 / 255)
     return np.asarray(image.convert("L")) >= 128
 
 

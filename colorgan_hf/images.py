@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Union
@@ -51,12 +51,17 @@ IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", "
 
 def is_batch(source: object) -> bool:
     """Whether :func:`~colorgan_hf.colorize` reads ``source`` as several photos: a list, a tuple or
-    another sequence, but not a str or bytes (a path) nor a bytearray (bytes of one file).
+    any other iterable of them (a generator, ``Path.glob(...)``, ``map``), as it always has.
 
-    Any other iterable is one photo: a file object iterates over lines of its bytes, a numpy
-    array or a torch tensor over rows, a generator can be read only once; none is a batch.
+    What iterates but is one photo (or none) is not a batch: a path (str, bytes, os.PathLike), the
+    bytes of a file, a file object (it iterates over lines of its bytes), a PIL image, a numpy
+    array or a torch tensor (they iterate over rows), a mapping (a hints-like dict is no photo list).
     """
-    return isinstance(source, Sequence) and not isinstance(source, (str, bytes, bytearray, memoryview))
+    if isinstance(source, (*PATH_TYPES, bytearray, memoryview, Image.Image, np.ndarray, LoadedImage, Mapping)):
+        return False
+    if hasattr(source, "read") or isinstance(source, torch.Tensor):
+        return False
+    return isinstance(source, Iterable)
 
 
 def find_images(folder: str | os.PathLike) -> list[Path]:

@@ -210,8 +210,11 @@ def _is_number(value: object) -> bool:
 
 
 def _is_whole_number(value: object) -> bool:
-    """An integer, numpy's included (``np.int64(3)`` from an array's arithmetic); not a bool."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+    """An integer, numpy's included (``np.int64(3)`` from an array's arithmetic), or a float that is
+    one (``256.0`` from a division or a UI slider); not a bool."""
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    return isinstance(value, numbers.Integral) or (isinstance(value, numbers.Real) and float(value).is_integer())
 
 
 def _shown(value: object) -> str:
@@ -316,8 +319,8 @@ def colorize(
     Args:
         image: a path (str, bytes or os.PathLike), PIL image, numpy array or binary file object
             (``open(path, "rb")``, ``io.BytesIO(data)``) of a photo (gray, colour, 16-bit, palette, CMYK,
-            with or without alpha), or a list (or tuple) of them for a batched call; nothing else
-            is a batch. Arrays are (H, W) or (H, W, 1-4), ``uint8``, ``uint16``, ``bool``, floats
+            with or without alpha), or a list (or any other iterable: a tuple, a generator) of them
+            for a batched call. Arrays are (H, W) or (H, W, 1-4), ``uint8``, ``uint16``, ``bool``, floats
             in [0, 1] (outside it is refused: divide 0-255 values by 255), or other integer
             types holding 0-255 (read as 8-bit; other values are refused). A torch tensor is refused.
         model: a :class:`ColorGenerator`, a shipped name (``"default"``, ``"fast"``, ``"vivid"``, ``"paper"``), a
@@ -352,7 +355,7 @@ def colorize(
     """
     check_options(saturation, vividness, batch_size, max_pixels)
     size, batch_size = check_size(size), int(batch_size)  # numpy integers as Python's, for range() and the shapes
-    # Only a list or tuple is a batch: a file object, a tensor or an array is iterable too, but one photo.
+    # A file object, a tensor or an array is iterable too, but one photo (images.is_batch).
     single = not is_batch(image)
     sources = [image] if single else list(image)
     parsed_hints = _parse_hints(hints, single)

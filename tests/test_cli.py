@@ -581,6 +581,11 @@ def test_suggest_hints_never_writes_over_the_photo_or_a_users_file(tmp_path, tin
     carried = json.loads(moved.read_text())[0]
     assert carried == {"mask": os.path.join("..", "masks", "m.png"), "color": "blue"}
     assert (moved.parent / carried["mask"]).is_file()
+    # A hints file in UTF-16 (as some editors save it) is read, and carried, as UTF-8 is.
+    wide = tmp_path / "wide.json"
+    wide.write_bytes(json.dumps(given).encode("utf-16"))
+    assert main(base + ["--hints", str(wide), "-o", str(tmp_path / "from_wide.json")]) == 0
+    assert json.loads((tmp_path / "from_wide.json").read_text())[:1] == given
     # --overwrite replaces a file of the user's, never the photo.
     assert main(base + ["-o", str(mine), "--overwrite"]) == 0 and json.loads(mine.read_text())
     assert main(base + ["-o", str(photo), "--overwrite"]) == 1 and photo.read_bytes() == original
@@ -601,6 +606,10 @@ def test_inputs_that_cannot_mean_what_they_say_are_refused_before_any_work(tmp_p
     _small_gray(folder / "a.png")
     assert main(["-q", "colorize", str(folder), "-o", str(folder)]) == 1
     assert f"its 1 image(s) lie in the output folder {folder}, which is never read as input" in _said(capsys, caplog)
+    monkeypatch.chdir(folder)  # `-o .` has no name of its own: the suggestion is made from the folder's
+    assert main(["-q", "colorize", ".", "-o", "."]) == 1
+    assert f"write to another folder, e.g. -o {tmp_path / 'col_color'}" in _said(capsys, caplog)
+    monkeypatch.chdir(tmp_path)
     # Hints are for one photo: a video with --hints is refused, not colorized without them.
     hints = tmp_path / "h.json"
     hints.write_text('[{"x": 1, "y": 1, "color": "red"}]')
@@ -633,7 +642,11 @@ def test_a_folder_the_run_cannot_write_is_said_once_before_any_work(tmp_path, ca
     def refuse(*args, **kwargs):
         raise PermissionError(1, "Operation not permitted")
 
+    assert main(["-q", "colorize", str(photo), "-o", str(tmp_path / "done"), "--size", "32"]) == 0
     monkeypatch.setattr(files.tempfile, "mkstemp", refuse)
+    # A finished run, read-only now (an archive): --skip-existing writes nothing, so it is no error.
+    assert main(["-q", "colorize", str(photo), "-o", str(tmp_path / "done"), "--skip-existing"]) == 0
+    assert "1 skipped" in _said(capsys, caplog)
     loaded = []
     monkeypatch.setattr("colorgan_hf.cli.run_generator", lambda name: loaded.append(name))
     assert main(["-q", "colorize", str(photo), "-o", str(tmp_path / "ro")]) == 1
@@ -668,7 +681,7 @@ def test_evaluate_refuses_bad_arguments_before_scoring_and_fails_when_a_photo_fa
     for args, message in [
         (["--data", str(photo)], f"--data {photo}: is a file"),
         (["--data", str(tmp_path / "missing")], f"--data {tmp_path / 'missing'}: no such folder"),
-        (["--data", str(folder), "--size", "0"], "--size must be between 16 and 2048"),
+        (["--data", str(folder), "--size", "0"], "--size must be between 1 and 2048"),
         (["--data", str(folder), "--output", str(folder)], f"--output {folder}: is a folder"),
         (["--data", str(folder), "--output", str(photo / "x.json")], f"cannot be created, {photo} is a file"),
     ]:

@@ -162,14 +162,18 @@ def mask_image(kind: str, mask: np.ndarray) -> Image.Image:
         else:  # an alpha that varies: the opaque pixels are the mask, however dark
             rgba[mask, 3] = 255
         return Image.fromarray(rgba)
-    if kind == "float":  # a 0/1 float TIFF (mode F)
-        return Image.fromarray(mask.astype(np.float32))
+    if kind in ("float", "float_overshoot"):  # a 0/1 float TIFF (mode F)
+        values = mask.astype(np.float32)
+        if kind == "float_overshoot":  # resampled: a hair over 1, still the 0-1 range
+            values[mask] = 1.0005
+        return Image.fromarray(values)
     sixteen = mask.astype(np.uint16) * 65535  # 16-bit, with a band of 30% gray: not brighter than mid-gray
     sixteen[18:22] = round(0.3 * 65535)
     return Image.fromarray(sixteen)
 
 
-@pytest.mark.parametrize("kind, suffix", [("opaque", "png"), ("cut_out", "png"), ("float", "tif"), ("sixteen", "png")])
+@pytest.mark.parametrize("kind, suffix", [("opaque", "png"), ("cut_out", "png"), ("float", "tif"), ("float_overshoot", "tif"),
+                                          ("sixteen", "png")])
 def test_mask_images_are_read_as_saved(tmp_path, kind, suffix):
     mask = square_mask()
     image = mask_image(kind, mask)

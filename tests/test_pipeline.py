@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from colorgan_hf import ImageLoadError, colorize, load_default
+from colorgan_hf import ImageLoadError, OptionError, colorize, load_default
 from colorgan_hf.color import gray_from_l, rgb_to_lab
 from colorgan_hf.pipeline import MAX_ASPECT, working_shape
 
@@ -274,6 +274,11 @@ def test_numpy_integers_are_taken_for_count_batch_size_and_size(photo_paths, tin
     assert all(type(v) is int for spot in spots for v in spot)
     outs = colorize(photo_paths[:3], tiny_unet, size=np.int64(32), batch_size=np.int64(2), max_pixels=np.int64(10**8))
     assert [o.size for o in outs] == [Image.open(p).size for p in photo_paths[:3]]
+    # A whole number as a float (a division, a UI slider) is that number; 32.5 is not a size.
+    halved = colorize(photo_paths[0], tiny_unet, size=64 / 2, batch_size=2.0)
+    assert np.array_equal(np.asarray(halved), np.asarray(colorize(photo_paths[0], tiny_unet, size=32)))
+    with pytest.raises(OptionError, match="size must be a whole number, got 32.5"):
+        colorize(photo_paths[0], tiny_unet, size=32.5)
 
 
 def test_file_objects_are_one_photo_named_by_their_name(tmp_path, tiny_unet, photo_paths):
@@ -301,20 +306,22 @@ def test_file_objects_are_one_photo_named_by_their_name(tmp_path, tiny_unet, pho
         colorize(handle, tiny_unet)
 
 
-def test_only_a_list_or_tuple_is_a_batch(photo_paths, tiny_unet):
-    """QA 1: any iterable was a batch: a torch tensor was iterated into (40, 60) rows, None was a
-    TypeError "'NoneType' object is not iterable". A tuple is a batch as a list is; nothing else is."""
+def test_an_iterable_of_photos_is_a_batch_but_a_tensor_or_none_is_refused(photo_paths, tiny_unet):
+    """QA 1: a torch tensor was iterated into (40, 60) rows, None was a TypeError "'NoneType' object
+    is not iterable". A tuple, a generator or a glob is a batch as a list is (as it always was)."""
     from colorgan_hf import suggest_hints
 
-    outs = colorize(tuple(photo_paths[:2]), tiny_unet, size=32)
-    assert isinstance(outs, list) and [o.size for o in outs] == [Image.open(p).size for p in photo_paths[:2]]
+    sizes = [Image.open(p).size for p in photo_paths[:2]]
+    for photos in (tuple(photo_paths[:2]), (p for p in photo_paths[:2]), map(str, photo_paths[:2])):
+        outs = colorize(photos, tiny_unet, size=32)
+        assert isinstance(outs, list) and [o.size for o in outs] == sizes
     for function in (colorize, suggest_hints):
         with pytest.raises(ImageLoadError, match=r"^expected a path, PIL image, numpy array or binary file object, got NoneType$"):
             function(None, tiny_unet)
         with pytest.raises(ImageLoadError, match=r"^<tensor torch\.float32 \(3, 40, 60\)>: .*got a torch tensor"):
             function(torch.rand(3, 40, 60), tiny_unet)
-        with pytest.raises(ImageLoadError, match=r"got generator: for several photos pass a list$"):
-            function((p for p in photo_paths), tiny_unet)
+        with pytest.raises(ImageLoadError, match=r"got dict: for several photos pass a list$"):
+            function({"x": 1}, tiny_unet)
     with pytest.raises(TypeError, match="one photo"):
         suggest_hints(tuple(photo_paths[:2]), tiny_unet)
 
