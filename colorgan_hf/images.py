@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,6 +143,16 @@ def _open_path(path: Path, max_pixels: int) -> Image.Image:
     return _open(path, name, max_pixels)
 
 
+def _warn_if_more_pages(image: Image.Image, name: str) -> None:
+    """A TIFF of several pages (a scanned album, a document) is colorized from its first page
+    only: said, since the others would otherwise be lost without a word. (An animated GIF's first
+    frame is the documented rule, and a phone's MPO JPEG carries a second image that is no page.)"""
+    if image.format == "TIFF" and getattr(image, "n_frames", 1) > 1:
+        warnings.warn(f"{name}: a TIFF of {image.n_frames} pages; only the first is colorized "
+                      "(save each page as its own file to colorize them all)", stacklevel=3)
+        image.seek(0)
+
+
 def _open(source: Path | IO[bytes], name: str, max_pixels: int) -> Image.Image:
     """A path or a binary file object opened and decoded by Pillow, its size checked from the header first."""
     try:
@@ -155,6 +166,7 @@ def _open(source: Path | IO[bytes], name: str, max_pixels: int) -> Image.Image:
         raise ImageLoadError(f"{name}: {_corrupt(error)}") from None
     try:
         _check_pixels(image.width, image.height, name, max_pixels)
+        _warn_if_more_pages(image, name)
         image.load()
     except ImageLoadError:
         image.close()

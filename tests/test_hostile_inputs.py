@@ -211,3 +211,24 @@ def test_an_empty_pixel_limit_is_the_default(hostile_dir, monkeypatch):
     assert load_image(folder / "colour_photo.jpg").size == Image.open(folder / "colour_photo.jpg").size
     with pytest.raises(ImageLoadError, match="over the limit of 100,000,000"):
         load_image(folder / "bomb_30000x30000.png")
+
+
+def test_a_tiff_of_several_pages_says_only_its_first_is_colorized(tmp_path, capsys, caplog):
+    """A scanned album saved as one multi-page TIFF: the first page is colorized, and the others are not lost
+    without a word."""
+    pages = [Image.new("L", (40, 30), 60), Image.new("L", (50, 20), 200), Image.new("L", (20, 20), 120)]
+    album = tmp_path / "album.tif"
+    pages[0].save(album, save_all=True, append_images=pages[1:])
+    with pytest.warns(UserWarning, match=r"album\.tif: a TIFF of 3 pages; only the first is colorized"):
+        assert load_image(album).size == (40, 30)
+    single = tmp_path / "single.tif"
+    pages[0].save(single)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_image(single)  # one page: nothing to say
+    assert main(["-q", "colorize", str(album), "-o", str(tmp_path / "out"), "--size", "32"]) == 0
+    said = capsys.readouterr().err + caplog.text
+    assert said.count("a TIFF of 3 pages; only the first is colorized") == 1, said
+    assert Image.open(tmp_path / "out" / "album_color.tif").size == (40, 30)
