@@ -159,7 +159,9 @@ class Storage:
         self.root, self.limit, self.ttl = root, limit, ttl
         self.permanent: set[str] = set()
         self.lock = threading.Lock()
-        self.session_results: dict[str, Path] = {}
+        # A session's latest result folder for each tab: a result on one tab is still there (to
+        # download, or running) while another tab is used.
+        self.session_results: dict[tuple[str, str], Path] = {}
         self.in_use: list[Path] = []  # files of requests running now: never removed under them
 
     @contextlib.contextmanager
@@ -229,27 +231,37 @@ class Storage:
                 self._remove(child)
             return used + need <= self.limit
 
-    def new_result_dir(self, session: str | None, need: int) -> Path:
-        """A fresh folder for one request's results, with ``need`` bytes of room made for it;
-        the session's previous results (already served) are removed."""
+    def _remove_unless_in_use(self, folder: Path) -> None:
+        """Remove a result folder that no running request uses (one that is, make_room or the
+        TTL removes later)."""
         with self.lock:
-            previous = self.session_results.pop(session, None) if session else None
+            busy = any(p == folder or p.is_relative_to(folder) for p in self.in_use)
+        if not busy:
+            self._remove(folder)
+
+    def new_result_dir(self, session: str | None, need: int, tab: str) -> Path:
+        """A fresh folder for one request's results, with ``need`` bytes of room made for it;
+        the session's previous results on the same ``tab`` (already served) are removed, its
+        results on the other tabs kept."""
+        with self.lock:
+            previous = self.session_results.pop((session, tab), None) if session else None
         if previous is not None:
-            self._remove(previous)
+            self._remove_unless_in_use(previous)
         if not self.make_room(need):
             raise gr.Error(DISK_FULL, print_exception=False)
         folder = self.root / f"result-{uuid.uuid4().hex}"
         folder.mkdir()
         if session:
             with self.lock:
-                self.session_results[session] = folder
+                self.session_results[(session, tab)] = folder
         return folder
 
     def end_session(self, session: str | None) -> None:
         with self.lock:
-            previous = self.session_results.pop(session, None) if session else None
-        if previous is not None:
-            self._remove(previous)
+            keys = [key for key in self.session_results if key[0] == session] if session else []
+            previous = [self.session_results.pop(key) for key in keys]
+        for folder in previous:
+            self._remove_unless_in_use(folder)
 
     def remove_all(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -318,9 +330,17 @@ def load_video_models(default: str | None, models: dict[str, colorgan_hf.ColorGe
     return models
 
 
+# The package speaks to developers; the page to people with a family photo.
+PLAIN_WORDS = {"not an image file, or a format Pillow cannot read":
+               "not an image file, or not a kind of photo this page can open (JPEG, PNG, TIFF, WebP, BMP and GIF are)"}
+
+
 def readable(error: Exception, upload: str) -> str:
-    """The package's error with the server's temporary path replaced by the file's own name."""
-    return str(error).replace(upload, Path(upload).name)
+    """The package's error with the server's temporary path replaced by the file's own name, in plain words."""
+    message = str(error).replace(upload, Path(upload).name)
+    for technical, plain in PLAIN_WORDS.items():
+        message = message.replace(technical, plain)
+    return message
 
 
 def gray_preview(path: str) -> Image.Image:
@@ -387,7 +407,7 @@ def make_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage
                 load_image(image, max_pixels=MAX_PIXELS)  # the package's clear message: unreadable, or over the limit
             # Each request gets its own folder inside the private cache (Gradio serves it as it
             # is, without a copy): concurrent uploads of same-named photos never share a file.
-            request_dir = storage.new_result_dir(session, pixels * DISK_BYTES_PER_PIXEL)
+            request_dir = storage.new_result_dir(session, pixels * DISK_BYTES_PER_PIXEL, "photo")
             with storage.using(request_dir):
                 after = colorize(image, models[model_name], size=int(size), saturation=saturation, max_pixels=MAX_PIXELS,
                                  auto_contrast=auto_contrast)
@@ -402,7 +422,9 @@ def make_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage
         except OSError as error:
             raise gr.Error(f"{Path(image).name}: could not be colorized ({type(error).__name__})", print_exception=False) from None
         elapsed = time.perf_counter() - start
-        info = (f"Colorized {width}x{height} ({width * height / 1e6:.1f} MP) with the {model_name} model: "
+        # The settings this result was made with: a setting changed since shows until Colorize is pressed again.
+        settings = f"working size {int(size)}, saturation {saturation:g}" + (", faded photo" if auto_contrast else "")
+        info = (f"Colorized {width}x{height} ({width * height / 1e6:.1f} MP) with the {model_name} model ({settings}): "
                 f"{elapsed:.2f} s on the server, reading and writing the files included.")
         return (str(before), str(download)), str(download), info
 
@@ -421,7 +443,7 @@ def make_batch_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: S
         saturation = checked_saturation(saturation)
         need = sum(min(pixels_of(f), MAX_PIXELS) for f in files) * DISK_BYTES_PER_PIXEL
         with storage.using(*files):
-            request_dir = storage.new_result_dir(session_of(request), need)
+            request_dir = storage.new_result_dir(session_of(request), need, "batch")
             with storage.using(request_dir):
                 return colorize_all(files, request_dir, size, saturation, model_name, bool(auto_contrast), start)
 
@@ -526,7 +548,7 @@ def make_hints_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: S
                              max_pixels=MAX_PIXELS, auto_contrast=bool(auto_contrast))
         except ColorGANError as error:
             raise gr.Error(str(error), print_exception=False) from None
-        request_dir = storage.new_result_dir(session_of(request), width * height * DISK_BYTES_PER_PIXEL)
+        request_dir = storage.new_result_dir(session_of(request), width * height * DISK_BYTES_PER_PIXEL, "hints")
         with storage.using(request_dir):
             download = save_image_atomic(after, request_dir / "photo_hints_color.png")
             before = save_image_atomic(Image.fromarray(photo).convert("L"), request_dir / "photo_gray.jpg")
@@ -558,7 +580,7 @@ def make_suggest_handler(models: dict[str, colorgan_hf.ColorGenerator], storage:
                                   auto_contrast=bool(auto_contrast), hints=painted or None)
         except ColorGANError as error:
             raise gr.Error(str(error), print_exception=False) from None
-        request_dir = storage.new_result_dir(session_of(request), width * height * DISK_BYTES_PER_PIXEL)
+        request_dir = storage.new_result_dir(session_of(request), width * height * DISK_BYTES_PER_PIXEL, "suggest")
         with storage.using(request_dir):
             marked = save_image_atomic(mark_spots(Image.fromarray(photo).convert("L"), spots), request_dir / "photo_spots.png")
         where = ", ".join(f"{n} at ({x}, {y})" for n, (x, y) in enumerate(spots, start=1))
@@ -601,15 +623,18 @@ def hints_tab(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage) -
     # latest only, when they come faster than the server).
     editor.change(live, inputs, outputs, api_name=False, trigger_mode="always_last", concurrency_id="colorize",
                   show_progress="minimal")
-    for control in (size, saturation):
-        control.release(live, inputs, outputs, api_name=False, trigger_mode="always_last", concurrency_id="colorize")
-    for control in (model_name, auto_contrast):
+    # .change, not .release: a number typed in a slider's box changes it without a release. A
+    # drag's many changes cost one run and the latest (always_last).
+    for control in (size, saturation, model_name, auto_contrast):
         control.change(live, inputs, outputs, api_name=False, trigger_mode="always_last", concurrency_id="colorize")
     suggest.click(make_suggest_handler(models, storage), [editor, size, model_name, auto_contrast, count], [spots, spots_info],
                   api_name=SUGGEST_API_NAME, concurrency_id="colorize")
+    # Clearing the editor from the server does not fire its .change: the result is re-run here,
+    # so that it shows the model's own colours again, as the editor does.
     clear.click(lambda value: None if not value or value.get("background") is None else
                 {"background": value["background"], "layers": [], "composite": value["background"]},
-                [editor], [editor], api_name=False, queue=False)
+                [editor], [editor], api_name=False, queue=False).then(
+        live, inputs, outputs, api_name=False, trigger_mode="always_last", concurrency_id="colorize")
 
 
 # The Video tab (issue 18): limits of the public demo, each changed by an environment variable.
@@ -657,7 +682,7 @@ def make_video_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: S
                 info = probe_video(video)
                 frames = min(info.frames or VIDEO_MAX_FRAMES, VIDEO_MAX_FRAMES)
                 need = int(info.width * info.height * frames * VIDEO_DISK_BYTES_PER_PIXEL_FRAME) + os.path.getsize(video)
-                request_dir = storage.new_result_dir(session_of(request), need)
+                request_dir = storage.new_result_dir(session_of(request), need, "video")
                 with storage.using(request_dir):
                     result = colorize_video(video, request_dir / f"{Path(video).stem}_color.mp4", models[model_name],
                                             size=DEFAULT_VIDEO_SIZE, stability=float(stability), saturation=saturation,

@@ -355,6 +355,27 @@ def test_a_session_keeps_only_its_latest_result_and_the_disk_stays_bounded(space
     assert "Traceback" not in SPACE["log"].read_text()[log_start:]
 
 
+def test_a_result_on_one_tab_stays_while_another_tab_is_used(space_url, photo_paths):
+    """QA of the demo: one result folder per session served every tab, so a batch removed the Photo
+    tab's result (its download then answered 403, and a photo still running failed with
+    FileNotFoundError). Each tab keeps its own latest result; the same tab's next request replaces it."""
+    from gradio_client import Client, handle_file
+
+    def result_dirs() -> set[Path]:
+        return {p for p in app_cache().iterdir() if p.name.startswith("result-")}
+
+    client = Client(space_url, verbose=False)
+    before = result_dirs()
+    client.predict(handle_file(str(photo_paths[0])), 128, 1.0, "default (ours)", api_name="/colorize")
+    (photo_result,) = result_dirs() - before
+    client.predict([handle_file(str(photo_paths[1]))], 128, 1.0, "default (ours)", api_name="/colorize_batch")
+    assert photo_result.is_dir() and any(photo_result.iterdir()), "the Photo tab's result is still there to download"
+    assert len(result_dirs() - before) == 2
+    client.predict(handle_file(str(photo_paths[2])), 128, 1.0, "default (ours)", api_name="/colorize")
+    assert not photo_result.exists(), "the Photo tab's next result replaced its own earlier one"
+    assert len(result_dirs() - before) == 2
+
+
 def test_colorize_without_a_photo_is_a_message_and_no_traceback(space_url):
     """Issue 14.7: Colorize with no photo printed a traceback in the server log."""
     log_start = len(SPACE["log"].read_text())
@@ -374,6 +395,8 @@ def test_slider_after_image_is_the_full_resolution_png_download(space_url, photo
     assert Image.open(after).format == "PNG" and Image.open(after).size == Image.open(photo_paths[0]).size
     assert Path(after).read_bytes() == Path(download).read_bytes()
     assert "on the server" in info
+    # The line says which settings made this result (a setting changed since shows until Colorize is pressed).
+    assert "with the default (ours) model (working size 128, saturation 1):" in info, info
 
 
 def test_batch_tab_gives_a_zip_with_one_png_per_photo_and_the_errors(space_url, photo_paths, tmp_path):
@@ -391,6 +414,8 @@ def test_batch_tab_gives_a_zip_with_one_png_per_photo_and_the_errors(space_url, 
     archive, info = Client(space_url, verbose=False).predict([handle_file(str(p)) for p in inputs], 128, 1.0, "default (ours)",
                                                              api_name="/colorize_batch")
     assert "3 of 4" in info and "notes.jpg" in info and "not an image" in info, info
+    # In plain words: the page is for people with a family photo, not for developers.
+    assert "Pillow" not in info and "a kind of photo this page can open (JPEG, PNG" in info, info
     with zipfile.ZipFile(archive) as bundle:
         names = sorted(bundle.namelist())
         assert len([n for n in names if n.endswith(".png")]) == 3, names
