@@ -145,6 +145,12 @@ class UploadedFiles(gr.File):
         return [checked_upload(path) for path in (files if isinstance(files, list) else [files])]
 
 
+# Measured (model card, "Input resizing"): 128-256 colour alike, above 256 worse, since the network
+# learned objects at 256; a larger number is not a sharper result (the photo keeps its own detail).
+SIZE_INFO = (f"The size the model looks at, not the result's: {DEFAULT_SIZE} suits most photos, and a larger one "
+             "does not make it sharper (the download keeps your photo's full resolution).")
+
+
 class Storage:
     """Everything the app writes lives in one private folder (Gradio's upload cache, pointed
     there by :func:`use_private_cache`), bounded in total by ``limit`` bytes.
@@ -600,7 +606,8 @@ def hints_tab(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage) -
                                         brush=gr.Brush(colors=HINT_COLORS, default_color=HINT_COLORS[0], color_mode="defaults"),
                                         elem_id="hints-editor")
                 model_name = gr.Radio(list(models), value=DEFAULT_LABEL, label="Model")
-                size = gr.Slider(64, 1024, value=DEFAULT_SIZE, step=16, label="Working resolution (short side)", elem_id="hints-size")
+                size = gr.Slider(64, 1024, value=DEFAULT_SIZE, step=16, label="Working resolution (short side)", info=SIZE_INFO,
+                                 elem_id="hints-size")
                 saturation = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Saturation")
                 auto_contrast = gr.Checkbox(False, label="Faded photo", info=AUTO_CONTRAST_INFO, elem_id="hints-auto-contrast")
                 with gr.Row():
@@ -752,8 +759,7 @@ def build_demo(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage,
                     image = UploadedImage(label="Black-and-white photo", type="filepath", sources=["upload", "clipboard", "webcam"],
                                           elem_id="input-image")
                     model_name = gr.Radio(list(models), value=DEFAULT_LABEL, label="Model", info=MODEL_INFO)
-                    size = gr.Slider(64, 1024, value=DEFAULT_SIZE, step=16, label="Working resolution (short side)",
-                                     info="The network sees the photo at this size; the output keeps full resolution.")
+                    size = gr.Slider(64, 1024, value=DEFAULT_SIZE, step=16, label="Working resolution (short side)", info=SIZE_INFO)
                     saturation = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Saturation")
                     auto_contrast = gr.Checkbox(False, label="Faded photo", info=AUTO_CONTRAST_INFO, elem_id="auto-contrast")
                     button = gr.Button("Colorize", variant="primary", elem_id="colorize-button")
@@ -772,7 +778,8 @@ def build_demo(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage,
                     batch_files = UploadedFiles(label=f"Photos (up to {BATCH_MAX_FILES}, {MAX_UPLOAD.upper()} in all)",
                                                 file_count="multiple", file_types=["image"], type="filepath", elem_id="batch-files")
                     batch_model = gr.Radio(list(models), value=DEFAULT_LABEL, label="Model", info=MODEL_INFO)
-                    batch_size = gr.Slider(64, 1024, value=DEFAULT_SIZE, step=16, label="Working resolution (short side)")
+                    batch_size = gr.Slider(64, 1024, value=DEFAULT_SIZE, step=16, label="Working resolution (short side)",
+                                           info=SIZE_INFO)
                     batch_saturation = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Saturation")
                     batch_auto_contrast = gr.Checkbox(False, label="Faded photos", info=AUTO_CONTRAST_INFO,
                                                       elem_id="batch-auto-contrast")

@@ -376,6 +376,18 @@ def test_a_result_on_one_tab_stays_while_another_tab_is_used(space_url, photo_pa
     assert len(result_dirs() - before) == 2
 
 
+def test_every_working_size_slider_says_a_larger_one_is_not_sharper(space_url):
+    """QA of the demo: a person took "Working resolution" for the result's, chose 512 for a small photo and got
+    worse colours. Each tab's slider says what it is and that the default suits most photos."""
+    from gradio_client import Client
+
+    sliders = [c["props"] for c in Client(space_url, verbose=False).config["components"]
+               if c.get("type") == "slider" and c["props"].get("label") == "Working resolution (short side)"]
+    assert len(sliders) == 3, sliders  # Photo, Batch, Colour hints
+    for props in sliders:
+        assert "256 suits most photos, and a larger one does not make it sharper" in props["info"], props
+
+
 def test_colorize_without_a_photo_is_a_message_and_no_traceback(space_url):
     """Issue 14.7: Colorize with no photo printed a traceback in the server log."""
     log_start = len(SPACE["log"].read_text())
