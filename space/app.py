@@ -351,13 +351,17 @@ def readable(error: Exception, upload: str) -> str:
 
 def gray_preview(path: str) -> Image.Image:
     """The photo as the person sees it (EXIF rotation applied), in gray, at full size: 8-bit
-    photos through Pillow (no float copy of a 50 MP photo), deeper ones through the package."""
+    photos through Pillow (no float copy of a 50 MP photo), deeper ones through the package.
+    A photo with transparency keeps it ("LA"), as the colorized one does: the pixels it hides
+    are not shown in the "before" either."""
     with Image.open(path) as image:
         if image.mode not in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
             try:
                 image = ImageOps.exif_transpose(image)
             except Exception:  # a broken EXIF block must not cost the preview
                 pass
+            if "A" in image.getbands() or "transparency" in image.info:
+                return image.convert("RGBA").convert("LA")
             return image.convert("L")
     pixels = load_image(path, max_pixels=MAX_PIXELS).pixels[0]
     return Image.fromarray(pixels.float().mul(255).add(0.5).clamp(0, 255).byte().numpy(), mode="L")
@@ -422,7 +426,9 @@ def make_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage
                 # The slider's "after" and the download are the same full-resolution PNG.
                 download = save_image_atomic(after, request_dir / f"{stem}_color.png")
                 del after  # the gray preview is decoded once the result is written: their memory never adds up
-                before = save_image_atomic(gray_preview(image), request_dir / f"{stem}_gray.jpg")
+                preview = gray_preview(image)
+                # JPEG for the usual gray preview (small); PNG where it must keep the photo's transparency.
+                before = save_image_atomic(preview, request_dir / f"{stem}_gray.{'png' if preview.mode == 'LA' else 'jpg'}")
         except ColorGANError as error:
             raise gr.Error(readable(error, image), print_exception=False) from None
         except OSError as error:
@@ -472,11 +478,13 @@ def make_batch_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: S
                     n += 1
                     out_name = f"{stem}_{n}_color.png"
                 names.add(out_name)
-                with bundle.open(out_name, "w", force_zip64=True) as handle:
+                # Dated now, not zipfile's default of 1980-01-01, which is what unzipping would show.
+                member = zipfile.ZipInfo(out_name, date_time=time.localtime()[:6])
+                with bundle.open(member, "w", force_zip64=True) as handle:
                     result.save(handle, format="PNG")
                 done += 1
             if failures:
-                bundle.writestr("errors.txt", "\n".join(failures) + "\n")
+                bundle.writestr(zipfile.ZipInfo("errors.txt", date_time=time.localtime()[:6]), "\n".join(failures) + "\n")
         elapsed = time.perf_counter() - start
         lines = [f"Colorized {done} of {len(files)} photo(s) in {elapsed:.2f} s on the server."]
         lines += [f"- {line}" for line in failures]

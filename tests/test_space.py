@@ -1,5 +1,6 @@
 """The Gradio Space: launched on 127.0.0.1, driven with gradio_client and a real headless Chromium."""
 
+import datetime
 import io
 import os
 import shutil
@@ -376,6 +377,24 @@ def test_a_result_on_one_tab_stays_while_another_tab_is_used(space_url, photo_pa
     assert len(result_dirs() - before) == 2
 
 
+def test_a_transparent_photos_before_keeps_its_transparency(space_url, photo_paths, tmp_path):
+    """QA of the demo: the "after" kept a transparent PNG's transparency, the "before" (a JPEG) showed the
+    pixels it hides."""
+    from gradio_client import Client, handle_file
+
+    rgba = Image.open(photo_paths[0]).convert("RGBA")
+    alpha = Image.new("L", rgba.size, 0)
+    alpha.paste(255, (rgba.width // 4, rgba.height // 4, 3 * rgba.width // 4, 3 * rgba.height // 4))
+    rgba.putalpha(alpha)
+    rgba.save(tmp_path / "cut_out.png")
+    (before, after), _, _ = Client(space_url, verbose=False).predict(
+        handle_file(str(tmp_path / "cut_out.png")), 128, 1.0, "default (ours)", api_name="/colorize")
+    before, after = Image.open(before), Image.open(after)
+    assert before.mode == "LA" and after.mode == "RGBA", (before.mode, after.mode)
+    assert np.array_equal(np.asarray(before.getchannel("A")), np.asarray(alpha))
+    assert np.array_equal(np.asarray(after.getchannel("A")), np.asarray(alpha))
+
+
 def test_every_working_size_slider_says_a_larger_one_is_not_sharper(space_url):
     """QA of the demo: a person took "Working resolution" for the result's, chose 512 for a small photo and got
     worse colours. Each tab's slider says what it is and that the default suits most photos."""
@@ -432,6 +451,10 @@ def test_batch_tab_gives_a_zip_with_one_png_per_photo_and_the_errors(space_url, 
         names = sorted(bundle.namelist())
         assert len([n for n in names if n.endswith(".png")]) == 3, names
         assert "errors.txt" in names
+        # Dated when they were made (zipfile's default is 1980-01-01, which unzipping showed).
+        for name in names:
+            made = datetime.datetime(*bundle.getinfo(name).date_time)
+            assert abs(datetime.datetime.now() - made) < datetime.timedelta(hours=1), (name, made)
         sizes = sorted(Image.open(bundle.open(n)).size for n in names if n.endswith(".png"))
     assert sizes == sorted(Image.open(p).size for p in (photo_paths[0], photo_paths[1], photo_paths[2]))
 
