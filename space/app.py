@@ -542,6 +542,14 @@ def editor_hints(editor: dict) -> tuple[np.ndarray, list]:
     return np.ascontiguousarray(photo), hints
 
 
+def place(x: int, y: int, width: int, height: int) -> str:
+    """Where (x, y) lies in a photo, in the words a person uses ("top left", "centre"): pixel
+    coordinates alone mean little to someone looking at a family photo."""
+    row = ("top", "", "bottom")[min(2, 3 * y // max(1, height))]
+    column = ("left", "", "right")[min(2, 3 * x // max(1, width))]
+    return f"{row} {column}".strip() or "centre"
+
+
 def make_hints_handler(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage, live: bool = False):
     """Colorize the editor's photo with its painted hints. ``live`` (on each stroke or setting
     change): no photo yet gives an empty result rather than an error."""
@@ -597,8 +605,8 @@ def make_suggest_handler(models: dict[str, colorgan_hf.ColorGenerator], storage:
         request_dir = storage.new_result_dir(session_of(request), width * height * DISK_BYTES_PER_PIXEL, "suggest")
         with storage.using(request_dir):
             marked = save_image_atomic(mark_spots(Image.fromarray(photo).convert("L"), spots), request_dir / "photo_spots.png")
-        where = ", ".join(f"{n} at ({x}, {y})" for n, (x, y) in enumerate(spots, start=1))
-        return str(marked), f"Paint the colour you know at spot 1 first, then 2, and so on: {where}."
+        where = ", ".join(f"{n} {place(x, y, width, height)} at ({x}, {y})" for n, (x, y) in enumerate(spots, start=1))
+        return str(marked), f"Paint the colour you know at spot 1 first, then 2, and so on (the numbered rings below): {where}."
 
     return run_suggest
 

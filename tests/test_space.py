@@ -664,6 +664,12 @@ def test_where_should_i_paint_rings_the_packages_suggested_spots(space_url, phot
     listed = spots_listed(info)
     # Another process's threads may sum in another order: a region's border pixel could change hands.
     assert len(listed) == 5 and len(set(listed) & set(expected)) >= 4, (listed, expected)
+    # Each spot is also named in words, as a person would find it on the photo.
+    named = [part.split(" at (")[0].split(" ", 1)[1] for part in info.split(": ", 1)[1].split("), ")]
+    for (x, y), words in zip(listed, named):
+        row = "top" if y < gray.height / 3 else "bottom" if y >= 2 * gray.height / 3 else None
+        column = "left" if x < gray.width / 3 else "right" if x >= 2 * gray.width / 3 else None
+        assert words == (" ".join(w for w in (row, column) if w) or "centre"), (x, y, words, info)
     image = Image.open(marked)
     assert image.size == gray.size
     drawn = np.abs(np.asarray(image.convert("L"), dtype=np.int16) - np.asarray(gray, dtype=np.int16)) > 60
