@@ -780,7 +780,7 @@ def build_demo(models: dict[str, colorgan_hf.ColorGenerator], storage: Storage,
                     auto_contrast = gr.Checkbox(False, label="Faded photo", info=AUTO_CONTRAST_INFO, elem_id="auto-contrast")
                     button = gr.Button("Colorize", variant="primary", elem_id="colorize-button")
                 with gr.Column(scale=2):
-                    slider = gr.ImageSlider(label="Before / after (the download gives the full-resolution PNG)", type="filepath",
+                    slider = gr.ImageSlider(label="Before / after", type="filepath",
                                             format="png", elem_id="result-slider")
                     download = gr.File(label="Download the colorized photo (original size, PNG)", elem_id="download")
                     timing = gr.Markdown(elem_id="timing")
