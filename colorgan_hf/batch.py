@@ -442,6 +442,15 @@ def launched_processes() -> int:
         return 1
 
 
+def launched_rank() -> int:
+    """This process's rank in a launch (``accelerate launch`` and ``torchrun`` set RANK); 0 alone.
+    For what must be said once, before the processes' collectives are set up."""
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
+
+
 def resolve_device(device: str | torch.device) -> torch.device:
     """``device`` as a torch device this process can use, else an :class:`OptionError` naming it and why.
 

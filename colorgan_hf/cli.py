@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from . import __version__
-from .batch import DEFAULT_BATCH_SIZE, resolve_device
+from .batch import DEFAULT_BATCH_SIZE, launched_rank, resolve_device
 from .data import TINT_MINOR_SPREAD
 from .errors import ColorGANError, OptionError
 from .extras import missing_extra
@@ -100,7 +100,7 @@ def _warn_renamed_outputs(jobs: list[tuple[Path, Path]], targets: list[Path], ou
     a match for a photo whose output is now NAME_EXT_color.EXT (a photo of the same name but another
     format was added beside it): say so, once, rather than let the earlier file go stale unnoticed."""
     for (source, relative), target in zip(jobs, targets):
-        plain = out_dir / relative.parent / f"{relative.stem}{OUTPUT_SUFFIX}{_output_suffix(relative, fmt)}"
+        plain = _plain_output(relative, out_dir, fmt)
         if target != plain and plain.exists() and not target.exists():
             logger.warning("%s exists from an earlier run, but %s now shares that name with another input of the same "
                            "name, so its output is %s (and the others' are named likewise); remove %s if it is stale",
@@ -114,11 +114,16 @@ def _output_suffix(relative: Path, fmt: str | None) -> str:
     return relative.suffix.lower() if relative.suffix.lower() in KEEP_FORMATS else ".png"
 
 
+def _plain_output(relative: Path, out_dir: Path, fmt: str | None) -> Path:
+    """NAME_color.EXT under ``out_dir``: an input's output name unless another input shares it."""
+    return out_dir / relative.parent / f"{relative.stem}{OUTPUT_SUFFIX}{_output_suffix(relative, fmt)}"
+
+
 def _output_paths(jobs: list[tuple[Path, Path]], out_dir: Path, fmt: str | None) -> list[Path]:
     """One output per input, never shared: NAME_color.EXT, or, where several inputs would get
     the same name (a.jpg a.JPG a.png a.gif a.bmp), NAME_EXT_color.EXT (and a number if still
     needed). Names are compared without case, as on a case-insensitive disk."""
-    plain = [out_dir / relative.parent / f"{relative.stem}{OUTPUT_SUFFIX}{_output_suffix(relative, fmt)}" for _, relative in jobs]
+    plain = [_plain_output(relative, out_dir, fmt) for _, relative in jobs]
     counts: dict[str, int] = {}
     for path in plain:
         counts[str(path).lower()] = counts.get(str(path).lower(), 0) + 1
@@ -243,7 +248,7 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     if getattr(model, "input_size", None) is None and args.size < stride:
         raise ColorGANError(f"--size must be at least the model's stride {stride} (and at most {MAX_SIZE}), got {args.size}")
     input_files = {real_path(file) for file, _ in jobs}
-    if args.skip_existing and int(os.environ.get("RANK", "0")) == 0:  # said once, by the main process of a launch
+    if args.skip_existing and launched_rank() == 0:  # said once, by the main process of a launch
         _warn_renamed_outputs(jobs, targets, out_dir, args.format)
     return _colorize_jobs(args, model, [(file, target) for (file, _), target in zip(jobs, targets)], input_files, out_dir)
 
@@ -323,7 +328,7 @@ def cmd_colorize_dataset(args: argparse.Namespace) -> int:
 
 
 def cmd_suggest_hints(args: argparse.Namespace) -> int:
-    from .hints import load_hints_file, mark_spots
+    from .hints import mark_spots, read_hints_file
     from .images import load_image, save_image_atomic, to_pil
     from .pipeline import _generator, suggest_hints
 
@@ -332,7 +337,7 @@ def cmd_suggest_hints(args: argparse.Namespace) -> int:
     stride = getattr(model, "stride", 1)
     if getattr(model, "input_size", None) is None and not stride <= args.size <= MAX_SIZE:
         raise ColorGANError(f"--size must be between the model's stride {stride} and {MAX_SIZE}, got {args.size}")
-    known = load_hints_file(args.hints) if args.hints else None
+    known, written = read_hints_file(args.hints) if args.hints else (None, [])
     loaded = load_image(args.photo)  # read once: for the spots and for the marked copy
     spots = suggest_hints(loaded, model, args.count, size=args.size, auto_contrast=args.auto_contrast, hints=known)
     print("spot\tx\ty")
@@ -341,7 +346,7 @@ def cmd_suggest_hints(args: argparse.Namespace) -> int:
     if args.output:
         # A hints file for `colorgan colorize --hints`: the hints already given, as they were, then
         # each new spot with its colour left for the person to fill in.
-        entries = (_carried_hints(Path(args.hints), Path(args.output)) if args.hints else []) + [
+        entries = (_carried_hints(written, Path(args.hints), Path(args.output)) if args.hints else []) + [
             {"x": x, "y": y, "color": None} for x, y in spots]
         _write_output(args.output, "-o", lambda path: write_atomic(
             path, "[\n" + ",\n".join(f"  {json.dumps(entry)}" for entry in entries) + "\n]\n"))
@@ -370,11 +375,9 @@ def _check_suggest_outputs(args: argparse.Namespace) -> None:
         check_output_file(args.marked, "--marked", protected=protected, overwrite=args.overwrite)
 
 
-def _carried_hints(hints_file: Path, output: Path) -> list:
-    """The entries of a hints file as they were, for a new hints file at ``output``: a mask file
+def _carried_hints(entries: list, hints_file: Path, output: Path) -> list:
+    """The ``entries`` of ``hints_file`` as they were, for a new hints file at ``output``: a mask file
     named relative to the old file's folder is named relative to the new one's."""
-    data = json.loads(hints_file.read_bytes())  # as load_hints_file read it (any UTF, a BOM or not), which checked it
-    entries = data["hints"] if isinstance(data, dict) else data
     carried = []
     for entry in entries:
         mask = entry.get("mask") if isinstance(entry, dict) else None

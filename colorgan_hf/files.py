@@ -66,13 +66,19 @@ def input_file_problem(path: Path, kind: str) -> str | None:
     return None
 
 
+def nearest_existing(path: str | os.PathLike) -> Path | None:
+    """``path`` if it exists, else the nearest of its parents that does (None: none does)."""
+    path = Path(path)
+    return next((p for p in (path, *path.parents) if p.exists()), None)
+
+
 def check_output_folder(path: str | os.PathLike, option: str) -> None:
     """Refuse an output folder that cannot be one before any work is done: ``path``, or the
     nearest of its parents that exists, is a file. ``option`` names where it came from ("-o")."""
     if not str(path):
         raise OptionError(f"{option}: an empty path (an unset shell variable?); name a folder")
     path = Path(path)
-    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    existing = nearest_existing(path)
     if existing is None or existing.is_dir():
         return
     if existing == path:
@@ -86,7 +92,7 @@ def check_writable_folder(path: str | os.PathLike, option: str) -> None:
     into is said once, before any work, in the user's own terms (permission bits say nothing of
     a read-only disk or an immutable folder, nor to root). Nothing is created or left behind."""
     path = Path(path)
-    existing = next((p for p in (path, *path.parents) if p.is_dir()), Path("."))
+    existing = nearest_existing(path) or Path(".")
     try:
         fd, scratch = tempfile.mkstemp(prefix=".colorgan-write-check.", suffix=".check", dir=existing)
         os.close(fd)

@@ -321,6 +321,12 @@ def parse_hints(values: Iterable[HintInput] | Mapping[str, Any], base_dir: str |
 def load_hints_file(path: str | os.PathLike) -> list[Hint]:
     """Hints from a JSON file (README, "Colour hints"); mask paths are relative to its folder.
     UTF-8 with or without a byte-order mark (as Notepad saves it), or UTF-16/32."""
+    return read_hints_file(path)[0]
+
+
+def read_hints_file(path: str | os.PathLike) -> tuple[list[Hint], list]:
+    """As :func:`load_hints_file`, with the file's entries as they were written beside the parsed hints
+    (for a tool that writes them back, such as ``colorgan suggest-hints -o``), the file read once."""
     path = Path(path)
     try:
         # Bytes, not text: json detects the encoding and skips a UTF-8 byte-order mark.
@@ -332,9 +338,10 @@ def load_hints_file(path: str | os.PathLike) -> list[Hint]:
     except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, an int of over 4300 digits
         raise HintError(f"{path}: not valid JSON ({error})") from None
     try:
-        return parse_hints(data, base_dir=path.parent)
+        hints = parse_hints(data, base_dir=path.parent)
     except HintError as error:
         raise HintError(f"{path}: {error}") from None
+    return hints, list(data["hints"] if isinstance(data, Mapping) else data)
 
 
 def check_hints(hints: Sequence[Hint], width: int, height: int) -> None:

@@ -60,7 +60,7 @@ def is_batch(source: object) -> bool:
     """
     if isinstance(source, (*PATH_TYPES, bytearray, memoryview, Image.Image, np.ndarray, LoadedImage, Mapping)):
         return False
-    if hasattr(source, "read") or isinstance(source, torch.Tensor):
+    if _is_file_object(source) or isinstance(source, torch.Tensor):
         return False
     return isinstance(source, Iterable)
 

@@ -24,15 +24,13 @@ from torch import nn
 
 from .errors import ModelLoadError, OptionError
 from .extras import require
-from .files import atomic_path
+from .files import atomic_path, nearest_existing
+from .pipeline import MAX_SIZE
 
 OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "l", "ab"
 # The sidecar's keys, as export_onnx writes them; "stride" is the only one a model cannot do without.
 SIDECAR_KEYS = ("stride", "input_size", "vividness", "architecture")
-# The largest stride or fixed input side a sidecar may ask for: the pipeline's largest working size
-# (colorgan_hf.pipeline.MAX_SIZE; a stride above it leaves no size to run at).
-MAX_SIDE = 2048
 
 
 class _PredictAB(nn.Module):
@@ -56,7 +54,7 @@ def _check_export_path(path: Path) -> None:
     if path.suffix.lower() != ".onnx":
         raise OptionError(f"{path}: an ONNX model's path must end in .onnx (its settings go beside it as "
                           f"NAME.onnx.json, and colorize() knows an ONNX model by the suffix): try {path}.onnx")
-    existing = next((parent for parent in path.parents if parent.exists()), None)
+    existing = nearest_existing(path.parent)
     if existing is not None and not existing.is_dir():  # the folder to write in cannot be made
         raise OptionError(f"{path}: cannot be written: {existing} is a file, not a folder")
     for target in (path, _sidecar(path)):
@@ -130,8 +128,9 @@ def _read_sidecar(path: Path) -> dict:
         raise bad('no "stride"')
 
     def whole(key: str, value: object) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SIDE:
-            raise bad(f'"{key}" must be a whole number from 1 to {MAX_SIDE}, got {value!r}')
+        # Up to the pipeline's largest working size: a stride above it leaves no size to run at.
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SIZE:
+            raise bad(f'"{key}" must be a whole number from 1 to {MAX_SIZE}, got {value!r}')
         return value
 
     checked = {"stride": whole("stride", info["stride"]), "input_size": None, "vividness": None, "architecture": None}
